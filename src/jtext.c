@@ -1,0 +1,480 @@
+/*
+ * jtext.c — a small recursive-descent JSON scanner over raw bytes.
+ *
+ * One scanner serves three jobs: validate, re-indent (copying every scalar
+ * token verbatim) and locate the elements of a page's data.results.
+ */
+#include "jtext.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct scan {
+    const char *p;
+    const char *end;
+    int depth;
+    struct buf *out;   /* NULL: validate only */
+    int indent;
+};
+
+static void skip_ws(struct scan *s)
+{
+    while (s->p < s->end &&
+           (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static void emit(struct scan *s, const char *p, size_t n)
+{
+    if (s->out)
+        buf_add(s->out, p, n);
+}
+
+static void newline(struct scan *s)
+{
+    if (!s->out)
+        return;
+    buf_reserve(s->out, 1 + (size_t)s->indent * 2);
+    buf_addc(s->out, '\n');
+    for (int i = 0; i < s->indent; i++)
+        buf_add(s->out, "  ", 2);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A string token starting at s->p ('"'); copied verbatim. */
+static int scan_string(struct scan *s)
+{
+    const char *start = s->p++;
+    while (s->p < s->end) {
+        unsigned char c = (unsigned char)*s->p;
+        if (c == '"') {
+            s->p++;
+            emit(s, start, (size_t)(s->p - start));
+            return 0;
+        }
+        if (c < 0x20)
+            return -1;
+        if (c == '\\') {
+            if (++s->p >= s->end)
+                return -1;
+            switch (*s->p) {
+            case '"': case '\\': case '/': case 'b': case 'f':
+            case 'n': case 'r': case 't':
+                break;
+            case 'u':
+                if (s->end - s->p < 5)
+                    return -1;
+                for (int i = 1; i <= 4; i++)
+                    if (hexval(s->p[i]) < 0)
+                        return -1;
+                s->p += 4;
+                break;
+            default:
+                return -1;
+            }
+        }
+        s->p++;
+    }
+    return -1;
+}
+
+static int is_digit(const struct scan *s)
+{
+    return s->p < s->end && *s->p >= '0' && *s->p <= '9';
+}
+
+static int scan_number(struct scan *s)
+{
+    const char *start = s->p;
+    if (*s->p == '-')
+        s->p++;
+    if (!is_digit(s))
+        return -1;
+    if (*s->p == '0')
+        s->p++;
+    else
+        while (is_digit(s))
+            s->p++;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (!is_digit(s))
+            return -1;
+        while (is_digit(s))
+            s->p++;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (!is_digit(s))
+            return -1;
+        while (is_digit(s))
+            s->p++;
+    }
+    emit(s, start, (size_t)(s->p - start));
+    return 0;
+}
+
+static int scan_literal(struct scan *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+        return -1;
+    emit(s, s->p, n);
+    s->p += n;
+    return 0;
+}
+
+static int scan_value(struct scan *s);
+
+/* Shared by objects and arrays: `close` is '}' or ']'. */
+static int scan_container(struct scan *s, char close)
+{
+    int is_obj = close == '}';
+    emit(s, s->p, 1);
+    s->p++;
+    if (++s->depth > JTEXT_MAX_DEPTH)
+        return -1;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        emit(s, s->p, 1);
+        s->p++;
+        s->depth--;
+        return 0;
+    }
+    s->indent++;
+    for (;;) {
+        newline(s);
+        skip_ws(s);
+        if (is_obj) {
+            if (s->p >= s->end || *s->p != '"' || scan_string(s) < 0)
+                return -1;
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':')
+                return -1;
+            s->p++;
+            emit(s, ": ", 2);
+        }
+        if (scan_value(s) < 0)
+            return -1;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == ',') {
+            s->p++;
+            emit(s, ",", 1);
+            continue;
+        }
+        if (*s->p != close)
+            return -1;
+        s->p++;
+        s->indent--;
+        newline(s);
+        emit(s, &close, 1);
+        s->depth--;
+        return 0;
+    }
+}
+
+static int scan_value(struct scan *s)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return -1;
+    switch (*s->p) {
+    case '{':
+        return scan_container(s, '}');
+    case '[':
+        return scan_container(s, ']');
+    case '"':
+        return scan_string(s);
+    case 't':
+        return scan_literal(s, "true");
+    case 'f':
+        return scan_literal(s, "false");
+    case 'n':
+        return scan_literal(s, "null");
+    default:
+        return scan_number(s);
+    }
+}
+
+static int scan_whole(struct scan *s)
+{
+    if (scan_value(s) < 0)
+        return -1;
+    skip_ws(s);
+    return s->p == s->end ? 0 : -1;
+}
+
+int jtext_validate(const char *text, size_t len)
+{
+    struct scan s = { text, text + len, 0, NULL, 0 };
+    return scan_whole(&s);
+}
+
+int jtext_pretty(const char *text, size_t len, struct buf *out)
+{
+    size_t mark = out->len;
+    struct scan s = { text, text + len, 0, out, 0 };
+    if (scan_whole(&s) < 0) {
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = '\0';
+        return -1;
+    }
+    buf_addc(out, '\n');
+    return 0;
+}
+
+/* ---- the page envelope ---- */
+
+/* Compare the string token at s->p (not yet consumed) with `key`,
+ * consume it, and report whether it matched. Keys with escapes never match. */
+static int take_key(struct scan *s, const char *key, int *match)
+{
+    const char *start = s->p + 1;
+    if (scan_string(s) < 0)
+        return -1;
+    size_t n = (size_t)(s->p - 1 - start);
+    *match = n == strlen(key) && memcmp(start, key, n) == 0;
+    return 0;
+}
+
+/* Decode the string token at s->p into a new C string (NULL on error or
+ * on an escaped NUL). Only what cursors need: all escapes, \u as UTF-8. */
+static char *take_string(struct scan *s)
+{
+    const char *start = s->p + 1;
+    if (scan_string(s) < 0)
+        return NULL;
+    const char *end = s->p - 1;
+    struct buf b = BUF_INIT;
+    for (const char *q = start; q < end; q++) {
+        if (*q != '\\') {
+            buf_addc(&b, *q);
+            continue;
+        }
+        q++;
+        switch (*q) {
+        case 'b': buf_addc(&b, '\b'); break;
+        case 'f': buf_addc(&b, '\f'); break;
+        case 'n': buf_addc(&b, '\n'); break;
+        case 'r': buf_addc(&b, '\r'); break;
+        case 't': buf_addc(&b, '\t'); break;
+        case 'u': {
+            unsigned cp = 0;
+            for (int i = 1; i <= 4; i++)
+                cp = cp * 16 + (unsigned)hexval(q[i]);
+            q += 4;
+            if (cp == 0) {
+                buf_free(&b);
+                return NULL;
+            }
+            if (cp < 0x80) {
+                buf_addc(&b, (char)cp);
+            } else if (cp < 0x800) {
+                buf_addc(&b, (char)(0xC0 | (cp >> 6)));
+                buf_addc(&b, (char)(0x80 | (cp & 0x3F)));
+            } else {
+                buf_addc(&b, (char)(0xE0 | (cp >> 12)));
+                buf_addc(&b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+                buf_addc(&b, (char)(0x80 | (cp & 0x3F)));
+            }
+            break;
+        }
+        default: buf_addc(&b, *q); break;
+        }
+    }
+    return buf_detach(&b);
+}
+
+/* Iterate over an object's members: calls fn for each key, with s->p at the
+ * value; fn must consume the value. */
+typedef int (*member_fn)(struct scan *s, const char *kstart, size_t klen,
+                         void *ctx);
+
+static int each_member(struct scan *s, member_fn fn, void *ctx)
+{
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != '{')
+        return -1;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != '"')
+            return -1;
+        const char *k = s->p + 1;
+        if (scan_string(s) < 0)
+            return -1;
+        size_t klen = (size_t)(s->p - 1 - k);
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return -1;
+        s->p++;
+        skip_ws(s);
+        if (fn(s, k, klen, ctx) < 0)
+            return -1;
+        skip_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == '}') {
+            s->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+struct page_ctx {
+    struct jtext_page *page;
+    const char *body;
+    int status_ok;
+    int have_data;
+    int have_next;
+    int have_results;
+    const char *msg;
+};
+
+static int key_is(const char *k, size_t klen, const char *want)
+{
+    return klen == strlen(want) && memcmp(k, want, klen) == 0;
+}
+
+static int scan_results(struct scan *s, struct page_ctx *c)
+{
+    size_t cap = 0;
+    if (s->p >= s->end || *s->p != '[') {
+        c->msg = "data.results is not an array";
+        return -1;
+    }
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(s);
+        const char *start = s->p;
+        if (scan_value(s) < 0)
+            return -1;
+        if (c->page->nresults == cap) {
+            cap = cap ? cap * 2 : 64;
+            void *p = realloc(c->page->results, cap * sizeof *c->page->results);
+            if (!p)
+                abort();
+            c->page->results = p;
+        }
+        c->page->results[c->page->nresults].off = (size_t)(start - c->body);
+        c->page->results[c->page->nresults].len = (size_t)(s->p - start);
+        c->page->nresults++;
+        skip_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == ']') {
+            s->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int data_member(struct scan *s, const char *k, size_t klen, void *ctx)
+{
+    struct page_ctx *c = ctx;
+    if (key_is(k, klen, "next")) {
+        c->have_next = 1;
+        if (*s->p == '"') {
+            free(c->page->next);
+            c->page->next = take_string(s);
+            if (!c->page->next) {
+                c->msg = "data.next is not a valid string";
+                return -1;
+            }
+            if (!c->page->next[0]) {
+                free(c->page->next);
+                c->page->next = NULL;
+            }
+            return 0;
+        }
+        if (scan_literal(s, "null") == 0)
+            return 0;
+        c->msg = "data.next is neither a string nor null";
+        return -1;
+    }
+    if (key_is(k, klen, "results")) {
+        c->have_results = 1;
+        return scan_results(s, c);
+    }
+    return scan_value(s);
+}
+
+static int top_member(struct scan *s, const char *k, size_t klen, void *ctx)
+{
+    struct page_ctx *c = ctx;
+    if (key_is(k, klen, "status")) {
+        int match = 0;
+        if (*s->p != '"' || take_key(s, "success", &match) < 0)
+            return scan_value(s);
+        c->status_ok = match;
+        return 0;
+    }
+    if (key_is(k, klen, "data")) {
+        c->have_data = 1;
+        return each_member(s, data_member, c);
+    }
+    return scan_value(s);
+}
+
+int jtext_page_parse(const char *body, size_t len, struct jtext_page *page,
+                     const char **msg)
+{
+    struct scan s = { body, body + len, 0, NULL, 0 };
+    struct page_ctx c = { page, body, 0, 0, 0, 0, NULL };
+    memset(page, 0, sizeof *page);
+    int rc = each_member(&s, top_member, &c);
+    if (rc == 0) {
+        skip_ws(&s);
+        if (s.p != s.end)
+            rc = -1;
+    }
+    if (rc < 0) {
+        *msg = c.msg ? c.msg : "the body is not valid JSON";
+    } else if (!c.status_ok) {
+        *msg = "status is not \"success\"";
+        rc = -1;
+    } else if (!c.have_data || !c.have_next || !c.have_results) {
+        *msg = "the body lacks data.next or data.results";
+        rc = -1;
+    }
+    if (rc < 0)
+        jtext_page_free(page);
+    return rc;
+}
+
+void jtext_page_free(struct jtext_page *page)
+{
+    free(page->next);
+    free(page->results);
+    memset(page, 0, sizeof *page);
+}

@@ -1,0 +1,48 @@
+/*
+ * jtext.h — JSON as text: validation, re-indentation and the Kombo page
+ * envelope, working on the raw bytes so that every string and number of a
+ * record reaches its file exactly as Kombo sent it (no float re-formatting,
+ * no integer overflow, no re-escaping).
+ *
+ * Ownership: inputs are borrowed byte ranges; outputs are appended to a
+ * caller-owned struct buf, or returned in caller-owned structs whose heap
+ * members are released with the matching *_free function.
+ */
+#ifndef KOMBOFS_JTEXT_H
+#define KOMBOFS_JTEXT_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Maximum nesting of arrays/objects accepted (deeper input is invalid). */
+#define JTEXT_MAX_DEPTH 200
+
+/* 0 if text[0..len) is exactly one JSON value (surrounding white space
+ * allowed, RFC 8259, UTF-8 not re-checked), -1 otherwise. */
+int jtext_validate(const char *text, size_t len);
+
+/* Append the value in text[0..len) re-indented with two spaces ("key": value,
+ * empty containers as {} and []) and a final newline. Returns -1 (appending
+ * nothing) if the text is not one valid JSON value. */
+int jtext_pretty(const char *text, size_t len, struct buf *out);
+
+struct jtext_span {
+    size_t off;
+    size_t len;
+};
+
+/* A Kombo list response: {"status":"success","data":{"next":…,"results":[…]}} */
+struct jtext_page {
+    char *next;                 /* decoded cursor, NULL when next is null or "" */
+    struct jtext_span *results; /* byte range of each element of data.results */
+    size_t nresults;
+};
+
+/* Parse a list response. Returns 0 on success; -1 if the body is not valid
+ * JSON or not the success envelope (then *msg says why, a static string). */
+int jtext_page_parse(const char *body, size_t len, struct jtext_page *page,
+                     const char **msg);
+void jtext_page_free(struct jtext_page *page);
+
+#endif

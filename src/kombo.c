@@ -1,0 +1,341 @@
+#include "kombo.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "log.h"
+#include "version.h"
+
+struct kombo {
+    CURL *curl;
+    char *base;             /* api_url without a trailing '/' */
+    char *api_key;
+    struct curl_slist *headers;
+    struct kombo_retry retry;
+    const atomic_int *cancel;
+    struct buf body;
+    long retry_after_ms;    /* from the last response's headers, -1 if none */
+    long requests;
+    long retries;
+    unsigned rng;
+};
+
+int kombo_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+const char *kombo_result_str(enum kombo_result r)
+{
+    switch (r) {
+    case KOMBO_OK: return "ok";
+    case KOMBO_TRANSIENT: return "unavailable";
+    case KOMBO_AUTH: return "unauthorized";
+    case KOMBO_NOT_FOUND: return "not-found";
+    case KOMBO_CONFLICT: return "conflict";
+    case KOMBO_CLIENT: return "rejected";
+    case KOMBO_ABORTED: return "aborted";
+    }
+    return "?";
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+    struct kombo *k = ctx;
+    buf_add(&k->body, p, size * n);
+    return size * n;
+}
+
+static long parse_seconds(const char *v)
+{
+    char *end;
+    while (*v == ' ')
+        v++;
+    double s = strtod(v, &end);
+    if (end == v || s < 0)
+        return -1;
+    return (long)(s * 1000.0);
+}
+
+/* Retry-After (seconds; HTTP dates are not used by APIs of this kind) or
+ * ratelimit-reset (seconds until the window resets). */
+static size_t on_header(char *p, size_t size, size_t n, void *ctx)
+{
+    struct kombo *k = ctx;
+    size_t len = size * n;
+    char line[256];
+    if (len >= sizeof line)
+        return len;
+    memcpy(line, p, len);
+    line[len] = '\0';
+    if (strncasecmp(line, "HTTP/", 5) == 0)
+        k->retry_after_ms = -1;     /* a new response (after a redirect or 100) */
+    else if (strncasecmp(line, "retry-after:", 12) == 0)
+        k->retry_after_ms = parse_seconds(line + 12);
+    else if (strncasecmp(line, "ratelimit-reset:", 16) == 0 && k->retry_after_ms < 0)
+        k->retry_after_ms = parse_seconds(line + 16);
+    return len;
+}
+
+struct kombo *kombo_new(const char *api_url, const char *api_key,
+                        const char *integration)
+{
+    struct kombo *k = calloc(1, sizeof *k);
+    struct buf h = BUF_INIT;
+    if (!k)
+        abort();
+    k->curl = curl_easy_init();
+    if (!k->curl)
+        abort();
+    k->base = strdup(api_url);
+    size_t bl = strlen(k->base);
+    while (bl && k->base[bl - 1] == '/')
+        k->base[--bl] = '\0';
+    k->api_key = strdup(api_key ? api_key : "");
+    k->retry = (struct kombo_retry){ 6, 200, 30000, 120000 };
+    k->rng = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)k;
+
+    buf_printf(&h, "Authorization: Bearer %s", k->api_key);
+    k->headers = curl_slist_append(k->headers, h.data);
+    memset(h.data, 0, h.len);
+    buf_reset(&h);
+    buf_printf(&h, "X-Integration-Id: %s", integration);
+    k->headers = curl_slist_append(k->headers, h.data);
+    buf_free(&h);
+    k->headers = curl_slist_append(k->headers, "Accept: application/json");
+
+    CURL *c = k->curl;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, k->headers);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "kombofs/" KOMBOFS_VERSION);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, k);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, k);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 600L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    return k;
+}
+
+void kombo_free(struct kombo *k)
+{
+    if (!k)
+        return;
+    curl_easy_cleanup(k->curl);
+    curl_slist_free_all(k->headers);   /* holds the key: freed, and wiped below */
+    if (k->api_key) {
+        volatile char *p = k->api_key;
+        while (*p)
+            *p++ = 0;
+    }
+    free(k->api_key);
+    free(k->base);
+    buf_free(&k->body);
+    free(k);
+}
+
+void kombo_set_retry(struct kombo *k, const struct kombo_retry *r)
+{
+    k->retry = *r;
+}
+
+void kombo_set_cancel(struct kombo *k, const atomic_int *flag)
+{
+    k->cancel = flag;
+}
+
+long kombo_requests(const struct kombo *k)
+{
+    return k->requests;
+}
+
+long kombo_retries(const struct kombo *k)
+{
+    return k->retries;
+}
+
+static int cancelled(const struct kombo *k)
+{
+    return k->cancel && atomic_load(k->cancel);
+}
+
+/* Sleep ms milliseconds in small steps, waking early on cancel. */
+static void nap(const struct kombo *k, long ms)
+{
+    while (ms > 0 && !cancelled(k)) {
+        long step = ms < 100 ? ms : 100;
+        struct timespec ts = { step / 1000, (step % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+}
+
+/* Exponential backoff with full jitter: uniform in [base*2^n / 2, base*2^n]. */
+static long backoff_ms(struct kombo *k, int attempt)
+{
+    long d = k->retry.base_ms;
+    for (int i = 0; i < attempt && d < k->retry.cap_ms; i++)
+        d *= 2;
+    if (d > k->retry.cap_ms)
+        d = k->retry.cap_ms;
+    long half = d / 2;
+    return half + (half > 0 ? (long)(rand_r(&k->rng) % (unsigned)(half + 1)) : 0);
+}
+
+/* Fill err from a Kombo error body, if the body is one. */
+static void error_from_body(const struct buf *body, long status,
+                            struct kombo_error *err)
+{
+    err->http_status = status;
+    err->code[0] = '\0';
+    snprintf(err->message, sizeof err->message, "HTTP %ld", status);
+    json_t *j = body->len ? json_loadb(body->data, body->len, 0, NULL) : NULL;
+    json_t *e = j ? json_object_get(j, "error") : NULL;
+    if (json_is_object(e)) {
+        const char *code = json_string_value(json_object_get(e, "code"));
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        if (code)
+            snprintf(err->code, sizeof err->code, "%s", code);
+        if (msg)
+            snprintf(err->message, sizeof err->message, "HTTP %ld %s: %s", status,
+                     code ? code : "", msg);
+        /* one line: messages end up in .status and the log */
+        for (char *p = err->message; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+    } else if (body->len && body->data[0] == '<') {
+        snprintf(err->message, sizeof err->message, "HTTP %ld with an HTML body (a proxy or load balancer?)", status);
+    }
+    json_decref(j);
+}
+
+static enum kombo_result classify(long status)
+{
+    if (status == 401 || status == 403)
+        return KOMBO_AUTH;
+    if (status == 404)
+        return KOMBO_NOT_FOUND;
+    if (status == 409)
+        return KOMBO_CONFLICT;
+    if (status == 429 || status >= 500 || status == 408)
+        return KOMBO_TRANSIENT;
+    return KOMBO_CLIENT;
+}
+
+/* One GET with retries; on KOMBO_OK the parsed page is in *page and the body in k->body. */
+static enum kombo_result get_page(struct kombo *k, const char *url,
+                                  struct jtext_page *page,
+                                  struct kombo_error *err)
+{
+    enum kombo_result res = KOMBO_TRANSIENT;
+    for (int attempt = 0; attempt < k->retry.max_attempts; attempt++) {
+        if (cancelled(k))
+            break;
+        if (attempt > 0)
+            k->retries++;
+        buf_reset(&k->body);
+        k->retry_after_ms = -1;
+        curl_easy_setopt(k->curl, CURLOPT_URL, url);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        CURLcode cc = curl_easy_perform(k->curl);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        k->requests++;
+        long status = 0, wait = -1;
+        long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (cc != CURLE_OK) {
+            err->http_status = 0;
+            err->code[0] = '\0';
+            snprintf(err->message, sizeof err->message, "network error: %s",
+                     curl_easy_strerror(cc));
+            log_debug("GET %s: %s (%ld ms)", url + strlen(k->base), err->message, ms);
+        } else {
+            curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &status);
+            log_debug("GET %s: %ld, %zu bytes (%ld ms)", url + strlen(k->base), status,
+                      k->body.len, ms);
+            if (status == 200) {
+                const char *why;
+                if (jtext_page_parse(k->body.data ? k->body.data : "", k->body.len,
+                                     page, &why) == 0)
+                    return KOMBO_OK;
+                err->http_status = 200;
+                err->code[0] = '\0';
+                snprintf(err->message, sizeof err->message, "malformed page: %s", why);
+            } else {
+                error_from_body(&k->body, status, err);
+                res = classify(status);
+                if (res != KOMBO_TRANSIENT)
+                    return res;
+                if (status == 429 && k->retry_after_ms >= 0)
+                    wait = k->retry_after_ms < k->retry.max_wait_ms
+                               ? k->retry_after_ms : k->retry.max_wait_ms;
+            }
+        }
+        res = KOMBO_TRANSIENT;
+        if (attempt + 1 < k->retry.max_attempts) {
+            if (wait < 0)
+                wait = backoff_ms(k, attempt);
+            log_debug("retrying in %ld ms: %s", wait, err->message);
+            nap(k, wait);
+        }
+    }
+    if (cancelled(k)) {
+        snprintf(err->message, sizeof err->message, "cancelled");
+        return KOMBO_ABORTED;
+    }
+    return res;
+}
+
+enum kombo_result kombo_list(struct kombo *k, const char *path,
+                             const char *query, kombo_page_fn fn, void *ctx,
+                             struct kombo_error *err)
+{
+    struct buf url = BUF_INIT;
+    char *cursor = NULL;
+    enum kombo_result res;
+    memset(err, 0, sizeof *err);
+    for (;;) {
+        buf_reset(&url);
+        buf_printf(&url, "%s%s?%s", k->base, path, query);
+        if (cursor) {
+            char *esc = curl_easy_escape(k->curl, cursor, 0);
+            if (!esc)
+                abort();
+            buf_printf(&url, "%scursor=%s", query[0] ? "&" : "", esc);
+            curl_free(esc);
+        }
+        struct jtext_page page;
+        res = get_page(k, url.data, &page, err);
+        if (res != KOMBO_OK)
+            break;
+        free(cursor);
+        cursor = page.next ? strdup(page.next) : NULL;
+        int rc = fn(ctx, k->body.data, &page);
+        jtext_page_free(&page);
+        if (rc < 0) {
+            res = KOMBO_ABORTED;
+            if (!err->message[0])
+                snprintf(err->message, sizeof err->message, "stopped while storing a page");
+            break;
+        }
+        if (!cursor)
+            break;
+    }
+    free(cursor);
+    buf_free(&url);
+    if (k->body.cap > (4u << 20))
+        buf_free(&k->body);     /* do not keep a huge page's buffer around */
+    return res;
+}

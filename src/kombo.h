@@ -1,0 +1,71 @@
+/*
+ * kombo.h — the Kombo HTTP client (libcurl): auth headers, cursor
+ * pagination, retries with backoff, the error envelope. Knows nothing of
+ * SQLite or FUSE.
+ *
+ * One struct kombo is one keep-alive connection; use it from one thread at
+ * a time. Ownership: kombo_new() copies its string arguments; the API key
+ * copy is wiped by kombo_free(). Page bodies passed to callbacks are
+ * borrowed and valid only during the callback.
+ */
+#ifndef KOMBOFS_KOMBO_H
+#define KOMBOFS_KOMBO_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "jtext.h"
+
+enum kombo_result {
+    KOMBO_OK = 0,
+    KOMBO_TRANSIENT,    /* 429/5xx/network/malformed body, retries exhausted */
+    KOMBO_AUTH,         /* 401/403: the key or the integration's permissions */
+    KOMBO_NOT_FOUND,    /* 404 */
+    KOMBO_CONFLICT,     /* 409, e.g. INTEGRATION.SETUP_SYNC_PENDING */
+    KOMBO_CLIENT,       /* another 4xx */
+    KOMBO_ABORTED,      /* the page callback failed, or cancelled */
+};
+
+struct kombo_error {
+    long http_status;   /* 0 when no HTTP answer */
+    char code[64];      /* Kombo's error.code, or "" */
+    char message[512];  /* one line, never holds a secret */
+};
+
+struct kombo_retry {
+    int max_attempts;       /* per request, default 6 */
+    long base_ms;           /* first backoff, default 200 ms, doubled each time */
+    long cap_ms;            /* backoff cap, default 30 s */
+    long max_wait_ms;       /* cap on a 429's Retry-After/ratelimit-reset, default 120 s */
+};
+
+struct kombo;
+
+struct kombo *kombo_new(const char *api_url, const char *api_key,
+                        const char *integration);
+void kombo_free(struct kombo *k);
+void kombo_set_retry(struct kombo *k, const struct kombo_retry *r);
+/* Waits and retries stop early once *flag becomes non-zero. */
+void kombo_set_cancel(struct kombo *k, const atomic_int *flag);
+
+/* Called for each page, in order. Return 0 to go on, -1 to stop
+ * (kombo_list then returns KOMBO_ABORTED). */
+typedef int (*kombo_page_fn)(void *ctx, const char *body,
+                             const struct jtext_page *page);
+
+/* GET path?query, then every following page (query + "&cursor=…") until
+ * data.next is null. `query` is already URL-encoded. Fills *err on failure. */
+enum kombo_result kombo_list(struct kombo *k, const char *path,
+                             const char *query, kombo_page_fn fn, void *ctx,
+                             struct kombo_error *err);
+
+/* Requests made and retried since kombo_new (for .status and logs). */
+long kombo_requests(const struct kombo *k);
+long kombo_retries(const struct kombo *k);
+
+const char *kombo_result_str(enum kombo_result r);
+
+/* Call once at start-up, before any thread (curl_global_init). */
+int kombo_global_init(void);
+
+#endif

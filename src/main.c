@@ -1,0 +1,272 @@
+/*
+ * main.c — start-up order, daemonising, signals and shutdown (SPEC §1).
+ *
+ *   kombofs personio:Q4vX8kLm2PzR7tYb3NcW9sHd /srv/hr --api-key-file=/etc/kombofs/key -f
+ *
+ * Order: options (exit 2 on anything wrong, before anything is mounted) →
+ * [fork: the parent waits until the child is mounted or failed] → cache →
+ * FUSE session → initial full fetch if the cache has no snapshot → mount →
+ * notifier and sync worker → request loop → clean shutdown.
+ */
+#define FUSE_USE_VERSION 35
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "kombo.h"
+#include "log.h"
+#include "models.h"
+#include "notify.h"
+#include "options.h"
+#include "store.h"
+#include "sync.h"
+#include "version.h"
+
+#define EXIT_USAGE 2
+
+/* The write end of the pipe the waiting parent reads; -1 in the foreground. */
+static int ready_fd = -1;
+
+/* Tell the parent (background) how start-up ended; it exits with `status`. */
+static void report_ready(int status)
+{
+    if (ready_fd < 0)
+        return;
+    unsigned char b = (unsigned char)status;
+    ssize_t n = write(ready_fd, &b, 1);
+    (void)n;
+    close(ready_fd);
+    ready_fd = -1;
+    if (status == 0) {
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+            if (null > 2)
+                close(null);
+        }
+        log_to_syslog();
+    }
+}
+
+/* Fork; the parent waits for the child's start-up status and exits with it. */
+static int daemonize(void)
+{
+    int fds[2];
+    if (pipe(fds) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0) {
+        unsigned char b = 1;
+        close(fds[1]);
+        ssize_t n;
+        do
+            n = read(fds[0], &b, 1);
+        while (n < 0 && errno == EINTR);
+        _exit(n == 1 ? b : 1);
+    }
+    close(fds[0]);
+    ready_fd = fds[1];
+    setsid();
+    if (chdir("/") < 0)
+        return -1;
+    return 0;
+}
+
+/* systemd's readiness protocol (Type=notify), without libsystemd. */
+static void sd_notify_msg(const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    memcpy(sa.sun_path, path, strlen(path));
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len) < 0)
+        log_debug("sd_notify: %s", strerror(errno));
+    close(fd);
+}
+
+static int mkdir_parent(const char *path)
+{
+    char *dir = strdup(path);
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        struct stat st;
+        if (stat(dir, &st) < 0) {
+            for (char *p = dir + 1; *p; p++) {
+                if (*p != '/')
+                    continue;
+                *p = '\0';
+                if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                    rc = -1;
+                *p = '/';
+            }
+            if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                rc = -1;
+        }
+    }
+    free(dir);
+    return rc;
+}
+
+struct daemon {
+    struct options o;
+    struct store *st;
+    struct kombo *k;
+    struct sync *sync;
+    struct notify *nt;
+    struct fs *fs;
+    struct fuse_session *se;
+    int mounted;
+    int handlers;
+};
+
+static void teardown(struct daemon *d)
+{
+    if (d->sync)
+        sync_stop(d->sync);
+    if (d->nt)
+        notify_stop(d->nt);
+    if (d->mounted)
+        fuse_session_unmount(d->se);
+    if (d->handlers)
+        fuse_remove_signal_handlers(d->se);
+    if (d->se)
+        fuse_session_destroy(d->se);
+    sync_free(d->sync);
+    notify_free(d->nt);
+    fs_free(d->fs);
+    kombo_free(d->k);
+    store_close(d->st);
+    options_free(&d->o);
+}
+
+/* Fetch a first complete snapshot of every model that lacks one. */
+static int initial_sync(struct daemon *d)
+{
+    unsigned missing = sync_models_without_snapshot(d->sync);
+    if (!missing || d->o.offline)
+        return 0;
+    sync_set_state(d->sync, "initial-sync");
+    log_info("cache %s has no complete snapshot: fetching everything before mounting",
+             store_path(d->st));
+    int rc = sync_run_now(d->sync, missing, SYNC_FULL);
+    sync_set_state(d->sync, "ready");
+    return rc;
+}
+
+static int run(struct daemon *d)
+{
+    char err[1024];
+    if (d->o.cache && mkdir_parent(d->o.cache) < 0)
+        log_warn("cannot create the directory of %s", d->o.cache);
+    d->st = store_open(d->o.cache, err, sizeof err);
+    if (!d->st) {
+        log_warnx("%s", err);
+        return EXIT_USAGE;
+    }
+    if (!d->o.offline) {
+        if (kombo_global_init() < 0) {
+            log_warnx("cannot initialise libcurl");
+            return 1;
+        }
+        d->k = kombo_new(d->o.api_url, d->o.api_key, d->o.integration);
+    }
+    d->sync = sync_new(d->st, d->k, &d->o);
+    d->nt = notify_new(1);
+    d->fs = fs_new(d->st, d->sync, d->nt, &d->o);
+    d->se = fs_session(d->fs);
+    if (!d->se)
+        return EXIT_USAGE;
+    if (fuse_set_signal_handlers(d->se) < 0)
+        return 1;
+    d->handlers = 1;
+    int warm = sync_models_without_snapshot(d->sync) == 0;
+    if (initial_sync(d) < 0) {
+        log_warnx("the initial fetch failed; nothing was mounted (see the messages above)");
+        return 1;
+    }
+    if (fuse_session_exited(d->se))
+        return 0;       /* a signal arrived during the initial fetch */
+    if (fuse_session_mount(d->se, d->o.mountpoint) < 0)
+        return 1;
+    d->mounted = 1;
+    log_info("mounted %s on %s", d->o.integration, d->o.mountpoint);
+
+    if (notify_start(d->nt, d->se) < 0)
+        return 1;
+    sync_set_listener(d->sync, fs_changed, d->fs);
+    if (!d->o.offline) {
+        if (sync_start(d->sync) < 0)
+            return 1;
+        if (warm)
+            sync_request(d->sync, MODELS_ALL, SYNC_DELTA, 0);
+    }
+    report_ready(0);
+    sd_notify_msg("READY=1\nSTATUS=mounted");
+
+    int rc;
+    if (d->o.single_thread) {
+        rc = fuse_session_loop(d->se);
+    } else {
+        struct fuse_loop_config cfg = { .clone_fd = 0, .max_idle_threads = 10 };
+        rc = fuse_session_loop_mt(d->se, &cfg);
+    }
+    sd_notify_msg("STOPPING=1");
+    log_info("unmounting %s", d->o.mountpoint);
+    return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d;
+    char err[1024];
+    memset(&d, 0, sizeof d);
+    log_init(0);
+    if (options_parse(argc, argv, &d.o, err, sizeof err) < 0) {
+        fprintf(stderr, "kombofs: %s\n", err);
+        options_free(&d.o);
+        return EXIT_USAGE;
+    }
+    if (d.o.show_help) {
+        fputs(options_usage, stdout);
+        options_free(&d.o);
+        return 0;
+    }
+    if (d.o.show_version) {
+        printf("kombofs %s (libfuse %s, %s)\n", KOMBOFS_VERSION, fuse_pkgversion(),
+               "SQLite, libcurl, jansson");
+        options_free(&d.o);
+        return 0;
+    }
+    log_init(d.o.debug);
+    if (!d.o.foreground && daemonize() < 0) {
+        fprintf(stderr, "kombofs: cannot go to the background: %s\n", strerror(errno));
+        options_free(&d.o);
+        return 1;
+    }
+    int status = run(&d);
+    report_ready(status);
+    teardown(&d);
+    return status;
+}

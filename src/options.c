@@ -1,0 +1,480 @@
+#include "options.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "fsname.h"
+#include "models.h"
+
+const char options_usage[] =
+    "usage: kombofs [SOURCE] MOUNTPOINT [options]\n"
+    "\n"
+    "Mirror one Kombo HRIS integration as read-only files.\n"
+    "\n"
+    "  --integration=ID            integration to mirror (env KOMBO_INTEGRATION_ID; default SOURCE)\n"
+    "  --api-url=URL               API base URL (env KOMBO_API_URL; default https://api.kombo.dev/v1)\n"
+    "  --api-key-file=FILE         file holding the API key (env KOMBO_API_KEY)\n"
+    "  --cache=FILE                SQLite cache (env KOMBO_CACHE; default $STATE_DIRECTORY/ID.db\n"
+    "                              or /var/lib/kombofs/ID.db)\n"
+    "  --webhook-listen=ADDR:PORT  start the webhook receiver\n"
+    "  --webhook-path=PATH         path that accepts webhook POSTs (default /webhook)\n"
+    "  --webhook-secret-file=FILE  webhook secret (env KOMBO_WEBHOOK_SECRET)\n"
+    "  --full-sync-interval=DUR    periodic full fetch (default 7d, 0 = on demand only)\n"
+    "  --poll-interval=DUR         delta fetch without webhooks (default 1h, 0 = off)\n"
+    "  --overlap=DUR               subtracted from the watermark (default 60s)\n"
+    "  --models=LIST               directories to mirror (default all nine)\n"
+    "  --changes-retention=DUR     how long changes/ entries are kept (default 30d)\n"
+    "  --offline                   serve the cache, make no API calls\n"
+    "  -f                          stay in the foreground\n"
+    "  -d                          debug output (implies -f)\n"
+    "  -o OPT[,OPT...]             any option above as name=value, or a FUSE option\n"
+    "                              (allow_other, uid=N, gid=N, umask=M, ...)\n"
+    "  --version, --help\n"
+    "\n"
+    "DUR is 90, 90s, 15m, 1h or 7d.\n";
+
+/* A kombofs option: its long name (dashes) and where it goes. */
+enum kind { STR, DUR, FLAG, MODELS };
+
+struct optdef {
+    const char *name;
+    enum kind kind;
+    size_t off;
+};
+
+#define OFF(f) offsetof(struct options, f)
+
+static const struct optdef optdefs[] = {
+    { "integration", STR, OFF(integration) },
+    { "api-url", STR, OFF(api_url) },
+    { "api-key-file", STR, OFF(api_key_file) },
+    { "cache", STR, OFF(cache) },
+    { "webhook-listen", STR, OFF(webhook_listen) },
+    { "webhook-path", STR, OFF(webhook_path) },
+    { "webhook-secret-file", STR, OFF(webhook_secret_file) },
+    { "full-sync-interval", DUR, OFF(full_sync_interval) },
+    { "poll-interval", DUR, OFF(poll_interval) },
+    { "overlap", DUR, OFF(overlap) },
+    { "changes-retention", DUR, OFF(changes_retention) },
+    { "models", MODELS, OFF(models) },
+    { "offline", FLAG, OFF(offline) },
+    { "check", FLAG, OFF(check) },
+};
+
+struct parser {
+    struct options *o;
+    char *err;
+    size_t errlen;
+    struct buf fuse_opts;   /* comma-separated -o options for FUSE */
+};
+
+__attribute__((format(printf, 2, 3)))
+static int fail(struct parser *ps, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->err, ps->errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int options_duration(const char *s, long *secs)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno)
+        return -1;
+    long mul = 1;
+    if (*end) {
+        if (end[1])
+            return -1;
+        switch (*end) {
+        case 's': mul = 1; break;
+        case 'm': mul = 60; break;
+        case 'h': mul = 3600; break;
+        case 'd': mul = 86400; break;
+        default: return -1;
+        }
+    }
+    if (v > LONG_MAX / mul)
+        return -1;
+    *secs = v * mul;
+    return 0;
+}
+
+/* Match `name` (dashes or underscores, length n) against the table. */
+static const struct optdef *find_opt(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof optdefs / sizeof optdefs[0]; i++) {
+        const char *d = optdefs[i].name;
+        if (strlen(d) != n)
+            continue;
+        size_t j = 0;
+        while (j < n && (name[j] == d[j] || (name[j] == '_' && d[j] == '-')))
+            j++;
+        if (j == n)
+            return &optdefs[i];
+    }
+    return NULL;
+}
+
+static int set_opt(struct parser *ps, const struct optdef *d, const char *val)
+{
+    char *field = (char *)ps->o + d->off;
+    switch (d->kind) {
+    case FLAG:
+        if (val)
+            return fail(ps, "option '%s' takes no value", d->name);
+        *(int *)field = 1;
+        return 0;
+    case STR:
+        if (!val || !*val)
+            return fail(ps, "option '%s' needs a value", d->name);
+        free(*(char **)field);
+        *(char **)field = strdup(val);
+        return 0;
+    case DUR:
+        if (!val || options_duration(val, (long *)field) < 0)
+            return fail(ps, "option '%s': bad duration '%s' (use 90, 90s, 15m, 1h, 7d)",
+                        d->name, val ? val : "");
+        return 0;
+    case MODELS: {
+        const char *bad;
+        int badlen;
+        if (!val || !*val)
+            return fail(ps, "option 'models' needs a value");
+        if (models_parse_list(val, (unsigned *)field, &bad, &badlen) < 0)
+            return fail(ps, "option 'models': unknown directory '%.*s'", badlen, bad);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static int parse_id(struct parser *ps, const char *name, const char *val,
+                    unsigned long *out, int base)
+{
+    char *end;
+    if (!val || !*val)
+        return fail(ps, "option '%s' needs a value", name);
+    errno = 0;
+    unsigned long v = strtoul(val, &end, base);
+    if (errno || *end || *val == '-' || v > 0xFFFFFFFFul)
+        return fail(ps, "option '%s': bad value '%s'", name, val);
+    *out = v;
+    return 0;
+}
+
+/* One item of a -o list. */
+static int o_item(struct parser *ps, const char *item)
+{
+    const char *eq = strchr(item, '=');
+    size_t n = eq ? (size_t)(eq - item) : strlen(item);
+    const char *val = eq ? eq + 1 : NULL;
+    unsigned long v;
+
+    if (n == 0)
+        return 0;
+    if ((n == 7 && memcmp(item, "api_key", 7) == 0) ||
+        (n == 7 && memcmp(item, "api-key", 7) == 0))
+        return fail(ps, "the API key is never accepted as an option (it would show in ps): use api_key_file= or KOMBO_API_KEY");
+    if ((n == 14 && memcmp(item, "webhook_secret", 14) == 0))
+        return fail(ps, "the webhook secret is never accepted as an option: use webhook_secret_file= or KOMBO_WEBHOOK_SECRET");
+    const struct optdef *d = find_opt(item, n);
+    if (d)
+        return set_opt(ps, d, val);
+    if (n == 3 && memcmp(item, "uid", 3) == 0) {
+        if (parse_id(ps, "uid", val, &v, 10) < 0)
+            return -1;
+        ps->o->uid = (uid_t)v;
+        ps->o->uid_set = 1;
+        return 0;
+    }
+    if (n == 3 && memcmp(item, "gid", 3) == 0) {
+        if (parse_id(ps, "gid", val, &v, 10) < 0)
+            return -1;
+        ps->o->gid = (gid_t)v;
+        ps->o->gid_set = 1;
+        return 0;
+    }
+    if (n == 5 && memcmp(item, "umask", 5) == 0) {
+        if (parse_id(ps, "umask", val, &v, 8) < 0 || v > 0777)
+            return fail(ps, "option 'umask': bad value '%s'", val ? val : "");
+        ps->o->umask = (mode_t)v;
+        return 0;
+    }
+    if (strcmp(item, "allow_other") == 0)
+        ps->o->allow_other = 1;
+    /* default_permissions is always on; the rest is FUSE's. */
+    if (strcmp(item, "default_permissions") == 0)
+        return 0;
+    if (ps->fuse_opts.len)
+        buf_addc(&ps->fuse_opts, ',');
+    buf_adds(&ps->fuse_opts, item);
+    return 0;
+}
+
+static int o_list(struct parser *ps, const char *list)
+{
+    char *copy = strdup(list);
+    char *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
+         tok = strtok_r(NULL, ",", &save))
+        rc = o_item(ps, tok);
+    free(copy);
+    return rc;
+}
+
+static int long_opt(struct parser *ps, int argc, char **argv, int *i)
+{
+    const char *arg = argv[*i] + 2;
+    const char *eq = strchr(arg, '=');
+    size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+
+    if (strcmp(arg, "help") == 0)
+        return ps->o->show_help = 1, 0;
+    if (strcmp(arg, "version") == 0)
+        return ps->o->show_version = 1, 0;
+    if (n == 7 && memcmp(arg, "api-key", 7) == 0)
+        return o_item(ps, "api_key");
+    if (n == 14 && memcmp(arg, "webhook-secret", 14) == 0)
+        return o_item(ps, "webhook_secret");
+    const struct optdef *d = find_opt(arg, n);
+    if (!d)
+        return fail(ps, "unknown option '--%.*s' (see --help)", (int)n, arg);
+    const char *val = eq ? eq + 1 : NULL;
+    if (!val && d->kind != FLAG) {
+        if (*i + 1 >= argc)
+            return fail(ps, "option '--%s' needs a value", d->name);
+        val = argv[++*i];
+    }
+    return set_opt(ps, d, val);
+}
+
+/* Read a secret from a file: at most 4 KiB, trailing white space removed. */
+static int read_secret(struct parser *ps, const char *what, const char *path,
+                       char **out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(ps, "cannot read %s file '%s': %s", what, path, strerror(errno));
+    char tmp[4097];
+    size_t n = fread(tmp, 1, sizeof tmp, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err)
+        return fail(ps, "cannot read %s file '%s'", what, path);
+    if (n == sizeof tmp)
+        return fail(ps, "%s file '%s' is larger than 4 KiB", what, path);
+    while (n && (tmp[n - 1] == '\n' || tmp[n - 1] == '\r' ||
+                 tmp[n - 1] == ' ' || tmp[n - 1] == '\t'))
+        n--;
+    if (n == 0 || memchr(tmp, '\0', n))
+        return fail(ps, "%s file '%s' is empty or not text", what, path);
+    *out = strndup(tmp, n);
+    memset(tmp, 0, sizeof tmp);
+    return 0;
+}
+
+static void from_env(char **field, const char *var)
+{
+    const char *v = getenv(var);
+    if (!*field && v && *v)
+        *field = strdup(v);
+}
+
+static int positional(struct parser *ps, const char *arg)
+{
+    struct options *o = ps->o;
+    if (!o->mountpoint) {
+        o->mountpoint = strdup(arg);
+        return 0;
+    }
+    if (!o->source) {
+        o->source = o->mountpoint;
+        o->mountpoint = strdup(arg);
+        return 0;
+    }
+    return fail(ps, "unexpected argument '%s' (usage: kombofs [SOURCE] MOUNTPOINT [options])", arg);
+}
+
+static int parse_argv(struct parser *ps, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int rc = 0;
+        if (strncmp(a, "--", 2) == 0 && a[2]) {
+            rc = long_opt(ps, argc, argv, &i);
+        } else if (strcmp(a, "-o") == 0) {
+            if (i + 1 >= argc)
+                return fail(ps, "option '-o' needs a value");
+            rc = o_list(ps, argv[++i]);
+        } else if (strncmp(a, "-o", 2) == 0) {
+            rc = o_list(ps, a + 2);
+        } else if (strcmp(a, "-f") == 0) {
+            ps->o->foreground = 1;
+        } else if (strcmp(a, "-d") == 0) {
+            ps->o->debug = ps->o->foreground = 1;
+        } else if (strcmp(a, "-s") == 0) {
+            ps->o->single_thread = 1;
+        } else if (strcmp(a, "-h") == 0) {
+            ps->o->show_help = 1;
+        } else if (strcmp(a, "-V") == 0) {
+            ps->o->show_version = 1;
+        } else if (a[0] == '-' && a[1]) {
+            rc = fail(ps, "unknown option '%s' (see --help)", a);
+        } else {
+            rc = positional(ps, a);
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_and_fill(struct parser *ps)
+{
+    struct options *o = ps->o;
+    struct stat st;
+
+    from_env(&o->integration, "KOMBO_INTEGRATION_ID");
+    if (!o->integration && o->source)
+        o->integration = strdup(o->source);
+    from_env(&o->api_url, "KOMBO_API_URL");
+    if (!o->api_url)
+        o->api_url = strdup("https://api.kombo.dev/v1");
+    from_env(&o->cache, "KOMBO_CACHE");
+    if (!o->webhook_path)
+        o->webhook_path = strdup("/webhook");
+
+    if (!o->mountpoint)
+        return fail(ps, "no mount point given (usage: kombofs [SOURCE] MOUNTPOINT [options])");
+    if (stat(o->mountpoint, &st) < 0)
+        return fail(ps, "mount point '%s': %s", o->mountpoint, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return fail(ps, "mount point '%s' is not a directory", o->mountpoint);
+    if (!o->integration || !*o->integration)
+        return fail(ps, "no integration given: pass SOURCE, --integration=ID or KOMBO_INTEGRATION_ID");
+    if (strncmp(o->api_url, "http://", 7) != 0 && strncmp(o->api_url, "https://", 8) != 0)
+        return fail(ps, "--api-url '%s' is not an http(s) URL", o->api_url);
+
+    if (o->api_key_file) {
+        if (read_secret(ps, "API key", o->api_key_file, &o->api_key) < 0)
+            return -1;
+    } else {
+        from_env(&o->api_key, "KOMBO_API_KEY");
+    }
+    if (!o->api_key && !o->offline)
+        return fail(ps, "no API key: pass --api-key-file=FILE or set KOMBO_API_KEY");
+
+    if (o->webhook_secret_file) {
+        if (read_secret(ps, "webhook secret", o->webhook_secret_file, &o->webhook_secret) < 0)
+            return -1;
+    } else {
+        from_env(&o->webhook_secret, "KOMBO_WEBHOOK_SECRET");
+    }
+    if (o->webhook_listen && !o->webhook_secret)
+        return fail(ps, "--webhook-listen needs --webhook-secret-file=FILE or KOMBO_WEBHOOK_SECRET");
+    if (o->webhook_path[0] != '/')
+        return fail(ps, "--webhook-path '%s' must start with '/'", o->webhook_path);
+
+    if (!o->cache) {
+        const char *dir = getenv("STATE_DIRECTORY");
+        struct buf b = BUF_INIT;
+        /* systemd may pass several directories separated by ':'. */
+        if (dir && *dir)
+            buf_add(&b, dir, strcspn(dir, ":"));
+        else
+            buf_adds(&b, "/var/lib/kombofs");
+        buf_addc(&b, '/');
+        fsname_escape(o->integration, strlen(o->integration), &b);
+        buf_adds(&b, ".db");
+        o->cache = buf_detach(&b);
+    }
+    return 0;
+}
+
+static void build_fuse_argv(struct parser *ps)
+{
+    struct options *o = ps->o;
+    o->fuse_argv = calloc(8, sizeof *o->fuse_argv);
+    if (!o->fuse_argv)
+        abort();
+    o->fuse_argv[o->fuse_argc++] = strdup("kombofs");
+    if (o->debug)
+        o->fuse_argv[o->fuse_argc++] = strdup("-d");
+    struct buf b = BUF_INIT;
+    buf_adds(&b, "default_permissions,fsname=");
+    /* fsname is shown in mount(8); the integration id has no commas. */
+    for (const char *p = o->integration; *p; p++)
+        if (*p != ',' && *p != '\\')
+            buf_addc(&b, *p);
+    buf_adds(&b, ",subtype=kombofs");
+    if (ps->fuse_opts.len) {
+        buf_addc(&b, ',');
+        buf_add(&b, ps->fuse_opts.data, ps->fuse_opts.len);
+    }
+    o->fuse_argv[o->fuse_argc++] = strdup("-o");
+    o->fuse_argv[o->fuse_argc++] = buf_detach(&b);
+}
+
+int options_parse(int argc, char **argv, struct options *o, char *err,
+                  size_t errlen)
+{
+    struct parser ps = { o, err, errlen, BUF_INIT };
+    memset(o, 0, sizeof *o);
+    o->full_sync_interval = 7 * 86400;
+    o->poll_interval = 3600;
+    o->overlap = 60;
+    o->changes_retention = 30 * 86400;
+    o->models = MODELS_ALL;
+    o->umask = 0;
+
+    int rc = parse_argv(&ps, argc, argv);
+    if (rc == 0 && !o->show_help && !o->show_version) {
+        rc = check_and_fill(&ps);
+        if (rc == 0)
+            build_fuse_argv(&ps);
+    }
+    buf_free(&ps.fuse_opts);
+    return rc;
+}
+
+static void wipe(char *s)
+{
+    if (s) {
+        volatile char *p = s;
+        while (*p)
+            *p++ = 0;
+        free(s);
+    }
+}
+
+void options_free(struct options *o)
+{
+    free(o->source);
+    free(o->mountpoint);
+    free(o->integration);
+    free(o->api_url);
+    wipe(o->api_key);
+    free(o->api_key_file);
+    free(o->cache);
+    free(o->webhook_listen);
+    free(o->webhook_path);
+    wipe(o->webhook_secret);
+    free(o->webhook_secret_file);
+    for (int i = 0; i < o->fuse_argc; i++)
+        free(o->fuse_argv[i]);
+    free(o->fuse_argv);
+    memset(o, 0, sizeof *o);
+}

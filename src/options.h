@@ -1,0 +1,67 @@
+/*
+ * options.h — the command line of SPEC §1: kombofs [SOURCE] MOUNTPOINT [options].
+ *
+ * Every long option also works as -o name=value (dashes become underscores).
+ * Environment variables fill what the command line leaves unset.
+ * Options that are FUSE's own (allow_other, ro, nosuid, …) are collected in
+ * fuse_argv for fuse_session_new(); uid=, gid= and umask= are kombofs's own
+ * because the low-level API leaves them to the file system.
+ *
+ * Ownership: options_parse() fills a struct options whose strings are heap
+ * copies owned by it; options_free() releases them (and wipes the secrets).
+ */
+#ifndef KOMBOFS_OPTIONS_H
+#define KOMBOFS_OPTIONS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct options {
+    char *source;
+    char *mountpoint;
+    char *integration;
+    char *api_url;
+    char *api_key;              /* secret: never logged */
+    char *api_key_file;
+    char *cache;
+    char *webhook_listen;
+    char *webhook_path;
+    char *webhook_secret;       /* secret: never logged */
+    char *webhook_secret_file;
+    long full_sync_interval;    /* seconds; 0 = only on demand */
+    long poll_interval;         /* seconds; 0 = off */
+    long overlap;               /* seconds */
+    long changes_retention;     /* seconds */
+    unsigned models;            /* bit mask over models_table */
+    int offline;
+    int foreground;
+    int debug;
+    int single_thread;
+    int allow_other;
+    int uid_set, gid_set;
+    uid_t uid;
+    gid_t gid;
+    mode_t umask;               /* applied to the default modes */
+    int show_version;
+    int show_help;
+    int check;                  /* --check: validate and exit, no mount */
+    int fuse_argc;              /* argv for fuse_session_new, [0] = "kombofs" */
+    char **fuse_argv;
+};
+
+/* Parse argv and the environment. Returns 0 on success. On a bad command
+ * line returns -1 with a one-line message (no trailing newline) in err.
+ * Reads the key and secret files. With --help or --version, returns 0
+ * without checking the rest. */
+int options_parse(int argc, char **argv, struct options *o, char *err,
+                  size_t errlen);
+
+/* "90", "90s", "15m", "1h", "7d" -> seconds. Returns 0, or -1 if invalid. */
+int options_duration(const char *s, long *secs);
+
+void options_free(struct options *o);
+
+/* The usage text for --help. */
+extern const char options_usage[];
+
+#endif

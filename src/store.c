@@ -1,0 +1,806 @@
+/*
+ * store.c — schema, migrations and every SQL statement of kombofs.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* The writer's statements, prepared once. */
+enum wstmt {
+    W_BEGIN, W_COMMIT, W_ROLLBACK,
+    W_REC_GET, W_REC_INSERT, W_REC_UPDATE, W_REC_TOUCH, W_REC_DELETE,
+    W_REC_STALE, W_REC_COUNT,
+    W_EP_GET, W_EP_ENSURE, W_EP_WATERMARK, W_EP_GEN, W_EP_FULL_AT, W_EP_STATUS,
+    W_CH_INSERT, W_CH_BODY, W_CH_PRUNE,
+    W_META_GET, W_META_SET,
+    W_COUNT
+};
+
+static const char *const wsql[W_COUNT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_REC_GET] = "SELECT ino, body, changed_at FROM records WHERE model = ?1 AND name = ?2",
+    [W_REC_INSERT] = "INSERT INTO records (model, id, name, body, size, changed_at, remote_id, mtime, gen)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [W_REC_UPDATE] = "UPDATE records SET body = ?4, size = ?5, changed_at = ?6, remote_id = ?7,"
+                     " mtime = ?8, gen = ?9, id = ?2 WHERE model = ?1 AND name = ?3",
+    [W_REC_TOUCH] = "UPDATE records SET gen = ?2 WHERE ino = ?1",
+    [W_REC_DELETE] = "DELETE FROM records WHERE ino = ?1",
+    [W_REC_STALE] = "SELECT ino, id, name, body, size FROM records WHERE model = ?1 AND gen < ?2"
+                    " ORDER BY ino LIMIT ?3",
+    [W_REC_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
+    [W_EP_GET] = "SELECT watermark, gen, full_at, status FROM endpoints WHERE model = ?1",
+    [W_EP_ENSURE] = "INSERT OR IGNORE INTO endpoints (model) VALUES (?1)",
+    [W_EP_WATERMARK] = "UPDATE endpoints SET watermark = ?2 WHERE model = ?1",
+    [W_EP_GEN] = "UPDATE endpoints SET gen = ?2 WHERE model = ?1",
+    [W_EP_FULL_AT] = "UPDATE endpoints SET full_at = ?2 WHERE model = ?1",
+    [W_EP_STATUS] = "UPDATE endpoints SET status = ?2 WHERE model = ?1",
+    [W_CH_INSERT] = "INSERT INTO changes (at, body, size) VALUES (?1, x'', 0)",
+    [W_CH_BODY] = "UPDATE changes SET body = ?2, size = ?3 WHERE seq = ?1",
+    [W_CH_PRUNE] = "DELETE FROM changes WHERE at < ?1",
+    [W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [W_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                   " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+};
+
+enum rstmt {
+    R_LOOKUP, R_ATTR, R_LIST, R_BODY, R_META,
+    R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_RANGE, R_COUNT, R_WATERMARK,
+    R_NSTMT
+};
+
+static const char *const rsql[R_NSTMT] = {
+    [R_LOOKUP] = "SELECT ino, size, mtime FROM records WHERE model = ?1 AND name = ?2",
+    [R_ATTR] = "SELECT model, size, mtime FROM records WHERE ino = ?1",
+    [R_LIST] = "SELECT ino, name, size, mtime FROM records WHERE model = ?1 AND ino > ?2"
+               " ORDER BY ino LIMIT ?3",
+    [R_BODY] = "SELECT body FROM records WHERE ino = ?1",
+    [R_META] = "SELECT id, remote_id, changed_at FROM records WHERE ino = ?1",
+    [R_CH_ATTR] = "SELECT size, at FROM changes WHERE seq = ?1",
+    [R_CH_LIST] = "SELECT seq, size, at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [R_CH_BODY] = "SELECT body FROM changes WHERE seq = ?1",
+    [R_CH_RANGE] = "SELECT (SELECT min(seq) FROM changes),"
+                   " (SELECT seq FROM sqlite_sequence WHERE name = 'changes')",
+    [R_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
+    [R_WATERMARK] = "SELECT watermark FROM endpoints WHERE model = ?1",
+};
+
+struct store_reader {
+    sqlite3 *db;
+    sqlite3_stmt *st[R_NSTMT];
+    struct store_reader *next;
+};
+
+struct store {
+    char *path;
+    sqlite3 *db;
+    sqlite3_stmt *st[W_COUNT];
+    pthread_mutex_t readers_lock;
+    struct store_reader *readers;
+};
+
+static _Thread_local struct store_reader *tl_reader;
+static _Thread_local const struct store *tl_reader_owner;
+
+static const char schema_v1[] =
+    "CREATE TABLE records ("
+    "  ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  model INTEGER NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  changed_at TEXT,"
+    "  remote_id TEXT,"
+    "  mtime INTEGER NOT NULL,"
+    "  gen INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE UNIQUE INDEX records_name ON records (model, name);"
+    "CREATE INDEX records_model ON records (model, ino);"
+    "CREATE TABLE endpoints ("
+    "  model INTEGER PRIMARY KEY,"
+    "  watermark TEXT,"
+    "  gen INTEGER NOT NULL DEFAULT 0,"
+    "  full_at INTEGER NOT NULL DEFAULT 0,"
+    "  status TEXT"
+    ");"
+    "CREATE TABLE changes ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  size INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX changes_at ON changes (at);"
+    "CREATE TABLE webhook_events ("
+    "  id TEXT PRIMARY KEY,"
+    "  received_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+    "INSERT INTO meta (key, value) VALUES ('application', 'kombofs');"
+    "PRAGMA user_version = 1;";
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int *out)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* A new file is created here with 0600, before SQLite opens it. */
+static int create_private(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create cache '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static int check_schema(struct store *st, char *err, size_t errlen)
+{
+    int version = 0, tables = 0;
+    if (pragma_int(st->db, "PRAGMA user_version", &version) < 0 ||
+        pragma_int(st->db, "SELECT count(*) FROM sqlite_master", &tables) < 0) {
+        snprintf(err, errlen, "cache '%s' is not a SQLite database or is corrupt: %s",
+                 st->path, sqlite3_errmsg(st->db));
+        return -1;
+    }
+    if (version == 0 && tables == 0)
+        return exec(st->db, schema_v1, err, errlen) < 0 ? -1 : 0;
+    if (version > STORE_SCHEMA_VERSION) {
+        snprintf(err, errlen, "cache '%s' has schema version %d, newer than this kombofs (%d): refusing to touch it",
+                 st->path, version, STORE_SCHEMA_VERSION);
+        return -1;
+    }
+    if (version < 1) {
+        snprintf(err, errlen, "cache '%s' is not a kombofs cache (a SQLite file with other tables)", st->path);
+        return -1;
+    }
+    int quick = 0;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            const char *r = (const char *)sqlite3_column_text(s, 0);
+            quick = r && strcmp(r, "ok") == 0;
+        }
+        sqlite3_finalize(s);
+    }
+    if (!quick) {
+        snprintf(err, errlen, "cache '%s' is corrupt (PRAGMA quick_check failed); move it away to start afresh",
+                 st->path);
+        return -1;
+    }
+    return 0;
+}
+
+struct store *store_open(const char *path, char *err, size_t errlen)
+{
+    struct store *st = calloc(1, sizeof *st);
+    if (!st)
+        abort();
+    st->path = strdup(path);
+    pthread_mutex_init(&st->readers_lock, NULL);
+
+    if (access(path, F_OK) < 0 && create_private(path, err, errlen) < 0)
+        goto fail;
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open cache '%s': %s", path,
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->db, 5000);
+    if (exec(st->db, "PRAGMA journal_mode = WAL", err, errlen) < 0) {
+        snprintf(err, errlen, "cache '%s' is not a SQLite database or is corrupt", path);
+        goto fail;
+    }
+    if (exec(st->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF", err, errlen) < 0)
+        goto fail;
+    if (check_schema(st, err, errlen) < 0)
+        goto fail;
+    for (int i = 0; i < W_COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, wsql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &st->st[i], NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "cache '%s': %s", path, sqlite3_errmsg(st->db));
+            goto fail;
+        }
+    }
+    return st;
+fail:
+    store_close(st);
+    return NULL;
+}
+
+static void reader_close(struct store_reader *r)
+{
+    for (int i = 0; i < R_NSTMT; i++)
+        sqlite3_finalize(r->st[i]);
+    sqlite3_close(r->db);
+    free(r);
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&st->readers_lock);
+    struct store_reader *r = st->readers;
+    st->readers = NULL;
+    pthread_mutex_unlock(&st->readers_lock);
+    while (r) {
+        struct store_reader *next = r->next;
+        reader_close(r);
+        r = next;
+    }
+    for (int i = 0; i < W_COUNT; i++)
+        sqlite3_finalize(st->st[i]);
+    if (st->db)
+        sqlite3_close(st->db);
+    pthread_mutex_destroy(&st->readers_lock);
+    free(st->path);
+    free(st);
+}
+
+const char *store_path(const struct store *st)
+{
+    return st->path;
+}
+
+/* ---- writer helpers ---- */
+
+static sqlite3_stmt *w(struct store *st, enum wstmt i)
+{
+    sqlite3_stmt *s = st->st[i];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+static int done(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_warnx("cache: %s: %s", what, sqlite3_errmsg(st->db));
+        return -1;
+    }
+    return 0;
+}
+
+static char *col_strdup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+int store_begin(struct store *st)
+{
+    return done(st, w(st, W_BEGIN), "begin");
+}
+
+int store_commit(struct store *st)
+{
+    return done(st, w(st, W_COMMIT), "commit");
+}
+
+void store_rollback(struct store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        done(st, w(st, W_ROLLBACK), "rollback");
+}
+
+void store_record_free(struct store_record *r)
+{
+    free(r->body);
+    free(r->changed_at);
+    memset(r, 0, sizeof *r);
+}
+
+int store_record_get(struct store *st, int model, const char *name,
+                     struct store_record *out)
+{
+    sqlite3_stmt *s = w(st, W_REC_GET);
+    memset(out, 0, sizeof *out);
+    sqlite3_bind_int(s, 1, model);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->ino = (uint64_t)sqlite3_column_int64(s, 0) + STORE_INO_RECORD_BASE;
+        int n = sqlite3_column_bytes(s, 1);
+        const void *b = sqlite3_column_blob(s, 1);
+        out->body = malloc((size_t)n + 1);
+        if (!out->body)
+            abort();
+        if (n)
+            memcpy(out->body, b, (size_t)n);
+        out->body[n] = '\0';
+        out->size = (size_t)n;
+        out->changed_at = col_strdup(s, 2);
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    log_warnx("cache: record lookup: %s", sqlite3_errmsg(st->db));
+    return -1;
+}
+
+uint64_t store_record_put(struct store *st, int model, const char *id,
+                          const char *name, const char *body, size_t size,
+                          const char *changed_at, const char *remote_id,
+                          int64_t mtime_ns, int64_t gen)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        sqlite3_stmt *s = w(st, pass == 0 ? W_REC_UPDATE : W_REC_INSERT);
+        sqlite3_bind_int(s, 1, model);
+        sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 4, body, (int)size, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, (sqlite3_int64)size);
+        if (changed_at)
+            sqlite3_bind_text(s, 6, changed_at, -1, SQLITE_STATIC);
+        if (remote_id)
+            sqlite3_bind_text(s, 7, remote_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 8, mtime_ns);
+        sqlite3_bind_int64(s, 9, gen);
+        if (done(st, s, "record write") < 0)
+            return 0;
+        if (pass == 1)
+            return (uint64_t)sqlite3_last_insert_rowid(st->db) + STORE_INO_RECORD_BASE;
+        if (sqlite3_changes(st->db) > 0) {
+            struct store_record r;
+            if (store_record_get(st, model, name, &r) != 1)
+                return 0;
+            uint64_t ino = r.ino;
+            store_record_free(&r);
+            return ino;
+        }
+    }
+    return 0;
+}
+
+int store_record_touch(struct store *st, uint64_t ino, int64_t gen)
+{
+    sqlite3_stmt *s = w(st, W_REC_TOUCH);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    sqlite3_bind_int64(s, 2, gen);
+    return done(st, s, "record touch");
+}
+
+int store_record_delete(struct store *st, uint64_t ino)
+{
+    sqlite3_stmt *s = w(st, W_REC_DELETE);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    return done(st, s, "record delete");
+}
+
+int store_records_stale(struct store *st, int model, int64_t gen, int max,
+                        store_stale_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = w(st, W_REC_STALE);
+    int n = 0, rc;
+    sqlite3_bind_int(s, 1, model);
+    sqlite3_bind_int64(s, 2, gen);
+    sqlite3_bind_int(s, 3, max);
+    /* Copy the rows first: fn may delete them, which would disturb the cursor. */
+    struct row { uint64_t ino; char *id, *name, *body; size_t size; } *rows = NULL;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct row *p = realloc(rows, (size_t)(n + 1) * sizeof *rows);
+        if (!p)
+            abort();
+        rows = p;
+        rows[n].ino = (uint64_t)sqlite3_column_int64(s, 0) + STORE_INO_RECORD_BASE;
+        rows[n].id = col_strdup(s, 1);
+        rows[n].name = col_strdup(s, 2);
+        rows[n].size = (size_t)sqlite3_column_bytes(s, 3);
+        rows[n].body = malloc(rows[n].size + 1);
+        if (!rows[n].body)
+            abort();
+        memcpy(rows[n].body, sqlite3_column_blob(s, 3), rows[n].size);
+        rows[n].body[rows[n].size] = '\0';
+        n++;
+    }
+    sqlite3_reset(s);
+    int result = rc == SQLITE_DONE ? n : -1;
+    for (int i = 0; i < n; i++) {
+        if (result >= 0 && fn(ctx, rows[i].ino, rows[i].id, rows[i].name,
+                              rows[i].body, rows[i].size) < 0)
+            result = -1;
+        free(rows[i].id);
+        free(rows[i].name);
+        free(rows[i].body);
+    }
+    free(rows);
+    return result;
+}
+
+long store_record_count(struct store *st, int model)
+{
+    sqlite3_stmt *s = w(st, W_REC_COUNT);
+    long n = -1;
+    sqlite3_bind_int(s, 1, model);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        n = (long)sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return n;
+}
+
+/* ---- endpoints ---- */
+
+void store_endpoint_free(struct store_endpoint *e)
+{
+    free(e->watermark);
+    free(e->status_json);
+    memset(e, 0, sizeof *e);
+}
+
+static int ensure_endpoint(struct store *st, int model)
+{
+    sqlite3_stmt *s = w(st, W_EP_ENSURE);
+    sqlite3_bind_int(s, 1, model);
+    return done(st, s, "endpoint");
+}
+
+int store_endpoint_get(struct store *st, int model, struct store_endpoint *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = w(st, W_EP_GET);
+    sqlite3_bind_int(s, 1, model);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->watermark = col_strdup(s, 0);
+        out->gen = sqlite3_column_int64(s, 1);
+        out->full_at = sqlite3_column_int64(s, 2);
+        out->status_json = col_strdup(s, 3);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int ep_update(struct store *st, enum wstmt i, int model,
+                     const char *text, int64_t num)
+{
+    if (ensure_endpoint(st, model) < 0)
+        return -1;
+    sqlite3_stmt *s = w(st, i);
+    sqlite3_bind_int(s, 1, model);
+    if (i == W_EP_GEN || i == W_EP_FULL_AT)
+        sqlite3_bind_int64(s, 2, num);
+    else if (text)
+        sqlite3_bind_text(s, 2, text, -1, SQLITE_STATIC);
+    return done(st, s, "endpoint update");
+}
+
+int store_endpoint_set_watermark(struct store *st, int model, const char *wm)
+{
+    return ep_update(st, W_EP_WATERMARK, model, wm, 0);
+}
+
+int store_endpoint_set_gen(struct store *st, int model, int64_t gen)
+{
+    return ep_update(st, W_EP_GEN, model, NULL, gen);
+}
+
+int store_endpoint_set_full_at(struct store *st, int model, int64_t full_at)
+{
+    return ep_update(st, W_EP_FULL_AT, model, NULL, full_at);
+}
+
+int store_endpoint_set_status(struct store *st, int model, const char *json)
+{
+    return ep_update(st, W_EP_STATUS, model, json, 0);
+}
+
+/* ---- change log ---- */
+
+int64_t store_change_add(struct store *st, int64_t at_ns, store_change_fn fn,
+                         void *ctx)
+{
+    sqlite3_stmt *s = w(st, W_CH_INSERT);
+    sqlite3_bind_int64(s, 1, at_ns);
+    if (done(st, s, "change insert") < 0)
+        return -1;
+    int64_t seq = sqlite3_last_insert_rowid(st->db);
+    char *body = fn(ctx, seq);
+    if (!body)
+        return -1;
+    size_t len = strlen(body);
+    s = w(st, W_CH_BODY);
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_blob(s, 2, body, (int)len, free);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)len);
+    return done(st, s, "change body") < 0 ? -1 : seq;
+}
+
+long store_changes_prune(struct store *st, int64_t before_ns)
+{
+    sqlite3_stmt *s = w(st, W_CH_PRUNE);
+    sqlite3_bind_int64(s, 1, before_ns);
+    if (done(st, s, "change prune") < 0)
+        return -1;
+    return sqlite3_changes(st->db);
+}
+
+/* ---- meta ---- */
+
+char *store_meta_get(struct store *st, const char *key)
+{
+    sqlite3_stmt *s = w(st, W_META_GET);
+    char *v = NULL;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = col_strdup(s, 0);
+    sqlite3_reset(s);
+    return v;
+}
+
+int store_meta_set(struct store *st, const char *key, const char *value)
+{
+    sqlite3_stmt *s = w(st, W_META_SET);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+    return done(st, s, "meta");
+}
+
+/* ---- readers ---- */
+
+struct store_reader *store_reader(struct store *st)
+{
+    if (tl_reader && tl_reader_owner == st)
+        return tl_reader;
+    struct store_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        abort();
+    if (sqlite3_open_v2(st->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_busy_timeout(r->db, 5000);
+    for (int i = 0; i < R_NSTMT; i++)
+        if (sqlite3_prepare_v3(r->db, rsql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &r->st[i], NULL) != SQLITE_OK)
+            goto fail;
+    pthread_mutex_lock(&st->readers_lock);
+    r->next = st->readers;
+    st->readers = r;
+    pthread_mutex_unlock(&st->readers_lock);
+    tl_reader = r;
+    tl_reader_owner = st;
+    return r;
+fail:
+    log_warnx("cache: cannot open a reader: %s", r->db ? sqlite3_errmsg(r->db) : "no memory");
+    reader_close(r);
+    return NULL;
+}
+
+static sqlite3_stmt *rs(struct store_reader *r, enum rstmt i)
+{
+    sqlite3_stmt *s = r->st[i];
+    sqlite3_reset(s);
+    return s;
+}
+
+static void fill_attr(sqlite3_stmt *s, int ino_col, uint64_t base, int size_col,
+                      int mtime_col, struct store_attr *out)
+{
+    out->ino = (uint64_t)sqlite3_column_int64(s, ino_col) + base;
+    out->size = (uint64_t)sqlite3_column_int64(s, size_col);
+    out->mtime_ns = sqlite3_column_int64(s, mtime_col);
+}
+
+static int row_result(struct store_reader *r, int rc)
+{
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    log_warnx("cache: read: %s", sqlite3_errmsg(r->db));
+    return -1;
+}
+
+int store_read_lookup(struct store_reader *r, int model, const char *name,
+                      struct store_attr *out)
+{
+    sqlite3_stmt *s = rs(r, R_LOOKUP);
+    sqlite3_bind_int(s, 1, model);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        fill_attr(s, 0, STORE_INO_RECORD_BASE, 1, 2, out);
+    rc = row_result(r, rc);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_read_record_attr(struct store_reader *r, uint64_t ino, int *model,
+                           struct store_attr *out)
+{
+    sqlite3_stmt *s = rs(r, R_ATTR);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *model = sqlite3_column_int(s, 0);
+        out->ino = ino;
+        out->size = (uint64_t)sqlite3_column_int64(s, 1);
+        out->mtime_ns = sqlite3_column_int64(s, 2);
+    }
+    rc = row_result(r, rc);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_read_list(struct store_reader *r, int model, uint64_t after, int max,
+                    store_list_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = rs(r, R_LIST);
+    int n = 0, rc;
+    sqlite3_bind_int(s, 1, model);
+    sqlite3_bind_int64(s, 2, after >= STORE_INO_RECORD_BASE
+                                 ? (sqlite3_int64)(after - STORE_INO_RECORD_BASE) : 0);
+    sqlite3_bind_int(s, 3, max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_attr a;
+        fill_attr(s, 0, STORE_INO_RECORD_BASE, 2, 3, &a);
+        if (fn(ctx, (const char *)sqlite3_column_text(s, 1), &a))
+            break;
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        n = row_result(r, rc);
+    sqlite3_reset(s);
+    return n;
+}
+
+static long read_blob(struct store_reader *r, enum rstmt i, int64_t key,
+                      char *dst, size_t off, size_t n)
+{
+    sqlite3_stmt *s = rs(r, i);
+    sqlite3_bind_int64(s, 1, key);
+    int rc = sqlite3_step(s);
+    long copied = -1;
+    if (rc == SQLITE_ROW) {
+        const char *body = sqlite3_column_blob(s, 0);
+        size_t size = (size_t)sqlite3_column_bytes(s, 0);
+        copied = 0;
+        if (off < size) {
+            copied = (long)(size - off < n ? size - off : n);
+            memcpy(dst, body + off, (size_t)copied);
+        }
+    } else {
+        row_result(r, rc);
+    }
+    sqlite3_reset(s);
+    return copied;
+}
+
+long store_read_body(struct store_reader *r, uint64_t ino, char *dst,
+                     size_t off, size_t n)
+{
+    return read_blob(r, R_BODY, (int64_t)(ino - STORE_INO_RECORD_BASE), dst, off, n);
+}
+
+int store_read_meta(struct store_reader *r, uint64_t ino, char **id,
+                    char **remote_id, char **changed_at)
+{
+    sqlite3_stmt *s = rs(r, R_META);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *id = col_strdup(s, 0);
+        *remote_id = col_strdup(s, 1);
+        *changed_at = col_strdup(s, 2);
+    }
+    rc = row_result(r, rc);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_read_change_attr(struct store_reader *r, int64_t seq,
+                           struct store_attr *out)
+{
+    sqlite3_stmt *s = rs(r, R_CH_ATTR);
+    sqlite3_bind_int64(s, 1, seq);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->ino = STORE_INO_CHANGE_BASE + (uint64_t)seq;
+        out->size = (uint64_t)sqlite3_column_int64(s, 0);
+        out->mtime_ns = sqlite3_column_int64(s, 1);
+    }
+    rc = row_result(r, rc);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_read_change_list(struct store_reader *r, int64_t after, int max,
+                           store_list_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = rs(r, R_CH_LIST);
+    int n = 0, rc;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_attr a;
+        char name[32];
+        fill_attr(s, 0, STORE_INO_CHANGE_BASE, 1, 2, &a);
+        snprintf(name, sizeof name, "%012lld.json", (long long)sqlite3_column_int64(s, 0));
+        if (fn(ctx, name, &a))
+            break;
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        n = row_result(r, rc);
+    sqlite3_reset(s);
+    return n;
+}
+
+long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
+                            size_t off, size_t n)
+{
+    return read_blob(r, R_CH_BODY, seq, dst, off, n);
+}
+
+int store_read_change_range(struct store_reader *r, int64_t *first,
+                            int64_t *last)
+{
+    sqlite3_stmt *s = rs(r, R_CH_RANGE);
+    int rc = sqlite3_step(s);
+    *first = *last = 0;
+    if (rc == SQLITE_ROW) {
+        *first = sqlite3_column_int64(s, 0);
+        *last = sqlite3_column_int64(s, 1);
+    }
+    rc = row_result(r, rc);
+    sqlite3_reset(s);
+    return rc < 0 ? -1 : 0;
+}
+
+long store_read_count(struct store_reader *r, int model)
+{
+    sqlite3_stmt *s = rs(r, R_COUNT);
+    long n = -1;
+    sqlite3_bind_int(s, 1, model);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        n = (long)sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return n;
+}
+
+char *store_read_watermark(struct store_reader *r, int model)
+{
+    sqlite3_stmt *s = rs(r, R_WATERMARK);
+    char *v = NULL;
+    sqlite3_bind_int(s, 1, model);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = col_strdup(s, 0);
+    sqlite3_reset(s);
+    return v;
+}

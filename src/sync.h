@@ -1,0 +1,68 @@
+/*
+ * sync.h — the sync engine: delta and full fetches per endpoint (SPEC §5),
+ * the change log (SPEC §3), and the coalescing job queue with its worker
+ * thread and schedule (periodic full fetch, poll fallback).
+ *
+ * Threads: the worker thread is the only writer to the store once started;
+ * before sync_start() the caller may run sync_run_now() itself (start-up).
+ * sync_request() may be called from any thread (FUSE .control, webhooks).
+ *
+ * Ownership: struct sync borrows the store, the options and the client
+ * passed to sync_new(); they must outlive it. Strings returned are malloc'd
+ * copies the caller frees.
+ */
+#ifndef KOMBOFS_SYNC_H
+#define KOMBOFS_SYNC_H
+
+#include <stdint.h>
+
+#include "kombo.h"
+#include "options.h"
+#include "store.h"
+
+enum sync_kind { SYNC_DELTA = 0, SYNC_FULL = 1 };
+
+struct sync;
+
+/* Called by the worker after each committed transaction, for each record
+ * or change-log file created, changed or removed (ino, its directory's
+ * model index or -1 for changes/, its file name). Must not block long. */
+typedef void (*sync_changed_fn)(void *ctx, int model, uint64_t ino,
+                                const char *name, int removed);
+
+struct sync *sync_new(struct store *st, struct kombo *k,
+                      const struct options *o);
+void sync_free(struct sync *s);
+void sync_set_listener(struct sync *s, sync_changed_fn fn, void *ctx);
+
+/* Run one fetch of `kind` for every model in `mask`, in this thread.
+ * Returns 0 if all succeeded, -1 otherwise (details in the status). */
+int sync_run_now(struct sync *s, unsigned mask, enum sync_kind kind);
+
+/* Mask of mirrored models that have never completed a full fetch. */
+unsigned sync_models_without_snapshot(struct sync *s);
+
+/* Start / stop the worker thread (stop waits for it; a fetch in progress
+ * is cancelled and leaves its watermark unchanged). */
+int sync_start(struct sync *s);
+void sync_stop(struct sync *s);
+
+/* Queue a fetch. With wait, block until a fetch that started after this
+ * call has finished for every model in mask; returns 0 if all succeeded,
+ * -1 if any failed. Without wait, returns 0 at once. */
+int sync_request(struct sync *s, unsigned mask, enum sync_kind kind, int wait);
+
+/* The state of the daemon for .status: a JSON text (malloc'd). */
+char *sync_status_json(struct sync *s);
+
+/* The daemon-wide state shown in .status ("initial-sync", "ready", ...),
+ * and the webhook receiver's facts for it. */
+void sync_set_state(struct sync *s, const char *state);
+void sync_set_integration_event(struct sync *s, const char *key,
+                                const char *json);
+
+/* Current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (>= 25 bytes). */
+void sync_format_time(int64_t ns, char *out, size_t n);
+int64_t sync_now_ns(void);
+
+#endif

@@ -1,0 +1,138 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "models.h"
+#include "options.h"
+#include "tap.h"
+
+static char keyfile[64], err[1024];
+
+static int parse(struct options *o, const char *const *args)
+{
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = "kombofs";
+    for (; *args; args++)
+        argv[argc++] = (char *)*args;
+    argv[argc] = NULL;
+    err[0] = '\0';
+    return options_parse(argc, argv, o, err, sizeof err);
+}
+
+#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static int has_fuse_opt(const struct options *o, const char *needle)
+{
+    for (int i = 0; i < o->fuse_argc; i++)
+        if (strstr(o->fuse_argv[i], needle))
+            return 1;
+    return 0;
+}
+
+static void test_durations(void)
+{
+    long s;
+    ok(options_duration("90", &s) == 0 && s == 90, "90");
+    ok(options_duration("90s", &s) == 0 && s == 90, "90s");
+    ok(options_duration("15m", &s) == 0 && s == 900, "15m");
+    ok(options_duration("1h", &s) == 0 && s == 3600, "1h");
+    ok(options_duration("7d", &s) == 0 && s == 604800, "7d");
+    ok(options_duration("0", &s) == 0 && s == 0, "0");
+    ok(options_duration("", &s) < 0 && options_duration("h", &s) < 0 &&
+       options_duration("-1", &s) < 0 && options_duration("1w", &s) < 0 &&
+       options_duration("1hh", &s) < 0 && options_duration("99999999999999999999d", &s) < 0,
+       "bad durations refused");
+}
+
+static void test_good(void)
+{
+    struct options o;
+    unsetenv("KOMBO_API_KEY");
+    int rc = parse(&o, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile,
+                            "-o", "cache=/tmp/x.db,overlap=5m,allow_other,uid=7,umask=027",
+                            "--models=employees,groups", "-f"));
+    ok(rc == 0, "fstab-style command line parses (%s)", err);
+    ok(rc == 0 && strcmp(o.integration, "personio:abc") == 0, "SOURCE is the integration");
+    ok(rc == 0 && strcmp(o.api_key, "secret-key") == 0, "key read from file, newline stripped");
+    ok(rc == 0 && strcmp(o.cache, "/tmp/x.db") == 0 && o.overlap == 300, "-o name=value");
+    ok(rc == 0 && o.allow_other && has_fuse_opt(&o, "allow_other"), "allow_other passed to FUSE");
+    ok(rc == 0 && o.uid_set && o.uid == 7 && o.umask == 027 && !has_fuse_opt(&o, "uid="),
+       "uid and umask are ours");
+    ok(rc == 0 && has_fuse_opt(&o, "default_permissions") && has_fuse_opt(&o, "subtype=kombofs"),
+       "default_permissions and subtype always");
+    ok(rc == 0 && o.models == ((1u << models_by_dir("employees")->index) |
+                               (1u << models_by_dir("groups")->index)), "--models");
+    ok(rc == 0 && o.foreground && o.full_sync_interval == 604800 && o.poll_interval == 3600 &&
+       o.changes_retention == 30 * 86400, "defaults");
+    ok(rc == 0 && strcmp(o.api_url, "https://api.kombo.dev/v1") == 0 &&
+       strcmp(o.webhook_path, "/webhook") == 0, "default URL and webhook path");
+    options_free(&o);
+
+    setenv("KOMBO_API_KEY", "env-key", 1);
+    setenv("KOMBO_INTEGRATION_ID", "workday:xyz", 1);
+    unsetenv("STATE_DIRECTORY");
+    rc = parse(&o, ARGS("/tmp"));
+    ok(rc == 0 && strcmp(o.integration, "workday:xyz") == 0 && strcmp(o.api_key, "env-key") == 0,
+       "environment fills in (%s)", err);
+    ok(rc == 0 && strcmp(o.cache, "/var/lib/kombofs/workday:xyz.db") == 0, "default cache path");
+    options_free(&o);
+    setenv("STATE_DIRECTORY", "/run/state:/other", 1);
+    rc = parse(&o, ARGS("/tmp", "--integration=a/b"));
+    ok(rc == 0 && strcmp(o.cache, "/run/state/a%2Fb.db") == 0, "STATE_DIRECTORY, escaped id");
+    options_free(&o);
+    unsetenv("STATE_DIRECTORY");
+    unsetenv("KOMBO_INTEGRATION_ID");
+    unsetenv("KOMBO_API_KEY");
+}
+
+static void expect_error(const char *const *args, const char *needle, const char *desc)
+{
+    struct options o;
+    int rc = parse(&o, args);
+    ok(rc < 0 && strstr(err, needle) && !strchr(err, '\n'), "%s: %s", desc, err);
+    options_free(&o);
+}
+
+static void test_bad(void)
+{
+    expect_error(ARGS("personio:abc"), "mount point", "no mount point");
+    expect_error(ARGS("personio:abc", "/nonexistent-dir-kombofs", "--api-key-file", keyfile),
+                 "No such file", "missing mount point");
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile), "no integration", "no integration");
+    expect_error(ARGS("x:y", "/tmp"), "no API key", "no key");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file=/nonexistent"), "cannot read API key",
+                 "unreadable key file");
+    expect_error(ARGS("x:y", "/tmp", "--api-key=abc"), "never accepted", "key as an option");
+    expect_error(ARGS("x:y", "/tmp", "-o", "api_key=abc"), "never accepted", "key as -o");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--webhook-listen=127.0.0.1:1"),
+                 "webhook-secret", "receiver without a secret");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--overlap=5x"), "bad duration",
+                 "bad duration");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--models=employees,foo"),
+                 "unknown directory 'foo'", "bad model");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--frobnicate"), "unknown option",
+                 "unknown option");
+    expect_error(ARGS("x:y", "/tmp", "/tmp", "--api-key-file", keyfile), "unexpected argument",
+                 "three positionals");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "uid=abc"), "bad value",
+                 "bad uid");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--api-url=ftp://x"), "not an http",
+                 "bad URL");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--cache"), "needs a value",
+                 "missing value");
+}
+
+int main(void)
+{
+    snprintf(keyfile, sizeof keyfile, "/tmp/kombofs-test-key-%d", (int)getpid());
+    FILE *f = fopen(keyfile, "w");
+    fputs("secret-key\n", f);
+    fclose(f);
+    test_durations();
+    test_good();
+    test_bad();
+    unlink(keyfile);
+    return tap_done_testing();
+}

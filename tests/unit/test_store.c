@@ -1,0 +1,151 @@
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "tap.h"
+
+static char path[128], err[512];
+
+static char *body_fn(void *ctx, int64_t seq)
+{
+    char *s = malloc(64);
+    snprintf(s, 64, "{\"seq\": %lld, \"tag\": \"%s\"}\n", (long long)seq, (const char *)ctx);
+    return s;
+}
+
+static int count_cb(void *ctx, const char *name, const struct store_attr *a)
+{
+    (void)name;
+    (void)a;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int stale_cb(void *ctx, uint64_t ino, const char *id, const char *name,
+                    const char *body, size_t size)
+{
+    struct store *st = ctx;
+    (void)id;
+    (void)name;
+    (void)body;
+    (void)size;
+    return store_record_delete(st, ino);
+}
+
+static void remove_db(void)
+{
+    char p[160];
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+}
+
+static void test_records(void)
+{
+    struct stat sb;
+    struct store *st = store_open(path, err, sizeof err);
+    ok(st != NULL, "a new cache opens (%s)", err);
+    ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "created with mode 0600");
+
+    ok(store_begin(st) == 0, "begin");
+    uint64_t a = store_record_put(st, 0, "A", "A.json", "{}\n", 3, "t1", "r1", 111, 1);
+    uint64_t b = store_record_put(st, 0, "B", "B.json", "[1]\n", 4, NULL, NULL, 222, 1);
+    uint64_t c = store_record_put(st, 2, "A", "A.json", "\"g\"\n", 4, NULL, NULL, 333, 1);
+    ok(a >= STORE_INO_RECORD_BASE && b > a && c > b, "inodes from rowids, increasing");
+    struct store_reader *r = store_reader(st);
+    struct store_attr at;
+    ok(r && store_read_lookup(r, 0, "A.json", &at) == 0, "readers do not see uncommitted rows");
+    ok(store_commit(st) == 0, "commit");
+    ok(store_read_lookup(r, 0, "A.json", &at) == 1 && at.ino == a && at.size == 3 &&
+       at.mtime_ns == 111, "lookup after commit");
+    ok(store_read_lookup(r, 2, "A.json", &at) == 1 && at.ino == c, "same id in another model");
+
+    uint64_t a2 = store_record_put(st, 0, "A", "A.json", "{\"x\":1}\n", 8, "t2", "r1", 444, 1);
+    ok(a2 == a, "an update keeps the inode");
+    char buf[16];
+    long n = store_read_body(r, a, buf, 2, sizeof buf);
+    ok(n == 6 && memcmp(buf, "x\":1}\n", 6) == 0, "read at an offset");
+    ok(store_read_body(r, a, buf, 100, sizeof buf) == 0, "read past the end");
+    char *id = NULL, *rid = NULL, *chg = NULL;
+    ok(store_read_meta(r, a, &id, &rid, &chg) == 1 && strcmp(id, "A") == 0 &&
+       strcmp(rid, "r1") == 0 && strcmp(chg, "t2") == 0, "metadata for xattrs");
+    free(id), free(rid), free(chg);
+    int seen = 0;
+    ok(store_read_list(r, 0, 0, 100, count_cb, &seen) == 2 && seen == 2, "list a model");
+
+    ok(store_record_touch(st, b, 2) == 0, "touch marks a generation");
+    ok(store_records_stale(st, 0, 2, 10, stale_cb, st) == 1 &&
+       store_read_lookup(r, 0, "A.json", &at) == 0 && store_read_lookup(r, 0, "B.json", &at) == 1,
+       "sweep removes what the generation did not see");
+    uint64_t a3 = store_record_put(st, 0, "A", "A.json", "{}\n", 3, NULL, NULL, 1, 2);
+    ok(a3 > c, "a record that comes back gets a new inode (never reused)");
+
+    int64_t s1 = store_change_add(st, 1000, body_fn, "one");
+    int64_t s2 = store_change_add(st, 2000, body_fn, "two");
+    ok(s1 == 1 && s2 == 2, "sequence numbers");
+    n = store_read_change_body(r, s2, buf, 0, 10);
+    ok(n == 10 && memcmp(buf, "{\"seq\": 2,", 10) == 0, "change body built with its seq");
+    ok(store_changes_prune(st, 1500) == 1, "retention removes old entries");
+    int64_t first, last;
+    ok(store_read_change_range(r, &first, &last) == 0 && first == 2 && last == 2, "range");
+    ok(store_endpoint_set_watermark(st, 0, "2026-01-01T00:00:00.000Z") == 0 &&
+       store_endpoint_set_full_at(st, 0, 77) == 0, "endpoint state");
+    store_close(st);
+
+    st = store_open(path, err, sizeof err);
+    ok(st != NULL, "reopens");
+    r = store_reader(st);
+    struct store_endpoint ep;
+    ok(store_endpoint_get(st, 0, &ep) == 0 && ep.full_at == 77 &&
+       strcmp(ep.watermark, "2026-01-01T00:00:00.000Z") == 0, "endpoint state survives");
+    store_endpoint_free(&ep);
+    ok(store_change_add(st, 3000, body_fn, "three") == 3, "numbering goes on after a restart");
+    ok(store_changes_prune(st, 10000) == 2, "prune all");
+    ok(store_change_add(st, 3000, body_fn, "four") == 4, "numbering never restarts");
+    ok(store_read_change_range(r, &first, &last) == 0 && first == 4 && last == 4, "range again");
+    store_close(st);
+}
+
+static void test_refusals(void)
+{
+    sqlite3 *db;
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
+    sqlite3_close(db);
+    struct store *st = store_open(path, err, sizeof err);
+    ok(!st && strstr(err, "newer"), "a newer schema is refused: %s", err);
+    remove_db();
+
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 1000; i++)
+        fputs("this is not a database ", f);
+    fclose(f);
+    st = store_open(path, err, sizeof err);
+    ok(!st && strstr(err, "corrupt"), "a corrupt file is refused: %s", err);
+    struct stat sb;
+    ok(stat(path, &sb) == 0 && sb.st_size == 23000, "and left untouched");
+    remove_db();
+
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "CREATE TABLE other (x); PRAGMA user_version = 0", NULL, NULL, NULL);
+    sqlite3_close(db);
+    st = store_open(path, err, sizeof err);
+    ok(!st && strstr(err, "not a kombofs cache"), "another program's database is refused: %s", err);
+    remove_db();
+}
+
+int main(void)
+{
+    snprintf(path, sizeof path, "/tmp/kombofs-test-store-%d.db", (int)getpid());
+    remove_db();
+    test_records();
+    remove_db();
+    test_refusals();
+    return tap_done_testing();
+}
