@@ -78,14 +78,14 @@ say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 say "ls $mnt"
 ls "$mnt"
 say "ls $mnt/employees | head -3"
-ls "$mnt/employees" | head -3
+ls "$mnt/employees" | sed -n 1,3p
 say "ls $mnt/employees | wc -l"
 ls "$mnt/employees" | wc -l
-first=$(ls "$mnt/employees" | head -1)
+first=$(ls "$mnt/employees" | sed -n 1p)
 say "jq '{display_full_name, job_title, work_email}' $mnt/employees/$first"
 jq '{display_full_name, job_title, work_email}' "$mnt/employees/$first"
 say "jq -r 'select(.employment_status == \"ACTIVE\") | .display_full_name' $mnt/employees/*.json | head -5"
-jq -r 'select(.employment_status == "ACTIVE") | .display_full_name' "$mnt"/employees/*.json | head -5
+jq -r 'select(.employment_status == "ACTIVE") | .display_full_name' "$mnt"/employees/*.json | sed -n 1,5p
 
 # 5. Proof: every file equals the sandbox's record (jq -S on both sides).
 say "check: every employee file equals the sandbox's record"

@@ -513,7 +513,8 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     if (ok) {
         ms->last_error[0] = '\0';
         if (kind == SYNC_FULL) {
-            ms->drift = f.changed;
+            /* The first snapshot corrects nothing: it is where the mirror starts. */
+            ms->drift = ms->full_at > 0 ? f.changed : 0;
             ms->full_at = sync_now_ns() / 1000000000;
         }
     } else {
