@@ -30,6 +30,7 @@
 #include "store.h"
 #include "sync.h"
 #include "version.h"
+#include "webhook.h"
 
 #define EXIT_USAGE 2
 
@@ -137,12 +138,15 @@ struct daemon {
     struct notify *nt;
     struct fs *fs;
     struct fuse_session *se;
+    struct store *wh_store;     /* the receiver's own connection */
+    struct webhook *wh;
     int mounted;
     int handlers;
 };
 
 static void teardown(struct daemon *d)
 {
+    webhook_stop(d->wh);
     if (d->sync)
         sync_stop(d->sync);
     if (d->nt)
@@ -157,6 +161,7 @@ static void teardown(struct daemon *d)
     notify_free(d->nt);
     fs_free(d->fs);
     kombo_free(d->k);
+    store_close(d->wh_store);
     store_close(d->st);
     options_free(&d->o);
 }
@@ -173,6 +178,26 @@ static int initial_sync(struct daemon *d)
     int rc = sync_run_now(d->sync, missing, SYNC_FULL);
     sync_set_state(d->sync, "ready");
     return rc;
+}
+
+static void *webhook_status(void *ctx)
+{
+    return webhook_status_json(ctx);
+}
+
+static int start_webhooks(struct daemon *d)
+{
+    char err[512];
+    d->wh_store = store_open(d->o.cache, err, sizeof err);
+    if (d->wh_store)
+        d->wh = webhook_start(&d->o, d->sync, d->wh_store, err, sizeof err);
+    if (!d->wh) {
+        log_warnx("webhook receiver: %s", err);
+        return -1;
+    }
+    sync_set_status_extra(d->sync, webhook_status, d->wh);
+    log_info("webhook receiver listening on %s%s", d->o.webhook_listen, d->o.webhook_path);
+    return 0;
 }
 
 static int run(struct daemon *d)
@@ -216,6 +241,8 @@ static int run(struct daemon *d)
     if (notify_start(d->nt, d->se) < 0)
         return 1;
     sync_set_listener(d->sync, fs_changed, d->fs);
+    if (d->o.webhook_listen && start_webhooks(d) < 0)
+        return 1;
     if (!d->o.offline) {
         if (sync_start(d->sync) < 0)
             return 1;

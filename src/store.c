@@ -22,7 +22,7 @@ enum wstmt {
     W_REC_STALE, W_REC_COUNT,
     W_EP_GET, W_EP_ENSURE, W_EP_WATERMARK, W_EP_GEN, W_EP_FULL_AT, W_EP_STATUS,
     W_CH_INSERT, W_CH_BODY, W_CH_PRUNE,
-    W_META_GET, W_META_SET,
+    W_META_GET, W_META_SET, W_WH_INSERT, W_WH_PRUNE,
     W_COUNT
 };
 
@@ -52,6 +52,8 @@ static const char *const wsql[W_COUNT] = {
     [W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [W_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [W_WH_INSERT] = "INSERT OR IGNORE INTO webhook_events (id, received_at) VALUES (?1, ?2)",
+    [W_WH_PRUNE] = "DELETE FROM webhook_events WHERE received_at < ?1",
 };
 
 enum rstmt {
@@ -549,6 +551,23 @@ long store_changes_prune(struct store *st, int64_t before_ns)
     if (done(st, s, "change prune") < 0)
         return -1;
     return sqlite3_changes(st->db);
+}
+
+/* ---- webhook event ids ---- */
+
+int store_webhook_record(struct store *st, const char *id, int64_t now_s,
+                         int64_t keep_s)
+{
+    sqlite3_stmt *s = w(st, W_WH_PRUNE);
+    sqlite3_bind_int64(s, 1, now_s - keep_s);
+    if (done(st, s, "webhook prune") < 0)
+        return -1;
+    s = w(st, W_WH_INSERT);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now_s);
+    if (done(st, s, "webhook insert") < 0)
+        return -1;
+    return sqlite3_changes(st->db) > 0 ? 1 : 0;
 }
 
 /* ---- meta ---- */

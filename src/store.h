@@ -97,6 +97,14 @@ int64_t store_change_add(struct store *st, int64_t at_ns, store_change_fn fn,
 /* Remove entries older than before_ns; returns how many or -1. */
 long store_changes_prune(struct store *st, int64_t before_ns);
 
+/* ---- webhook event ids ---- */
+
+/* Record a webhook event id durably (committed when this returns).
+ * Returns 1 if it is new, 0 if it was seen before, -1 on error. Ids older
+ * than keep_s seconds are forgotten on the way. */
+int store_webhook_record(struct store *st, const char *id, int64_t now_s,
+                         int64_t keep_s);
+
 /* ---- meta (small key/value facts) ---- */
 char *store_meta_get(struct store *st, const char *key);
 int store_meta_set(struct store *st, const char *key, const char *value);

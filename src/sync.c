@@ -63,6 +63,9 @@ struct sync {
     char state[24];
     char *integration_deleted;  /* JSON texts of the last webhook facts */
     char *integration_state;
+    char disabled[200];         /* non-empty: syncing stopped, and why */
+    sync_status_extra_fn extra;
+    void *extra_ctx;
 };
 
 /* ---- time ---- */
@@ -465,6 +468,11 @@ static void build_query(struct sync *s, const struct store_endpoint *ep,
 
 static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kind)
 {
+    pthread_mutex_lock(&s->lock);
+    int disabled = s->disabled[0] != '\0';
+    pthread_mutex_unlock(&s->lock);
+    if (disabled)
+        return -1;
     struct store_endpoint ep;
     if (store_endpoint_get(s->st, m->index, &ep) < 0)
         return -1;
@@ -632,7 +640,13 @@ char *sync_status_json(struct sync *s)
         json_object_set_new(j, "integration_deleted", json_loads(s->integration_deleted, 0, NULL));
     if (j && s->integration_state)
         json_object_set_new(j, "integration_state", json_loads(s->integration_state, 0, NULL));
+    sync_status_extra_fn extra = s->extra;
+    void *extra_ctx = s->extra_ctx;
     pthread_mutex_unlock(&s->lock);
+    json_t *wh = extra ? extra(extra_ctx) : NULL;
+    if (j)
+        json_object_set_new(j, "webhooks", wh ? wh : json_pack("{si si si si sn}",
+                            "received", 0, "accepted", 0, "rejected", 0, "duplicates", 0, "last_at"));
     char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     if (!text)
@@ -650,6 +664,25 @@ void sync_set_state(struct sync *s, const char *state)
 {
     pthread_mutex_lock(&s->lock);
     snprintf(s->state, sizeof s->state, "%s", state);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void sync_disable(struct sync *s, const char *why)
+{
+    pthread_mutex_lock(&s->lock);
+    snprintf(s->disabled, sizeof s->disabled, "%s", why);
+    snprintf(s->state, sizeof s->state, "error");
+    for (int m = 0; m < MODEL_COUNT; m++)
+        snprintf(s->ms[m].last_error, sizeof s->ms[m].last_error, "%s", why);
+    pthread_mutex_unlock(&s->lock);
+    log_warnx("syncing stopped: %s", why);
+}
+
+void sync_set_status_extra(struct sync *s, sync_status_extra_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    s->extra = fn;
+    s->extra_ctx = ctx;
     pthread_mutex_unlock(&s->lock);
 }
 

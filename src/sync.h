@@ -61,6 +61,15 @@ void sync_set_state(struct sync *s, const char *state);
 void sync_set_integration_event(struct sync *s, const char *key,
                                 const char *json);
 
+/* Stop fetching for good (e.g. integration-deleted): queued and future
+ * requests fail, .status shows state "error" and `why` as the last error. */
+void sync_disable(struct sync *s, const char *why);
+
+/* A provider of the "webhooks" object of .status: returns a NEW jansson
+ * reference (json_t *) or NULL. Called from FUSE threads. */
+typedef void *(*sync_status_extra_fn)(void *ctx);
+void sync_set_status_extra(struct sync *s, sync_status_extra_fn fn, void *ctx);
+
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (>= 25 bytes). */
 void sync_format_time(int64_t ns, char *out, size_t n);
 int64_t sync_now_ns(void);
