@@ -21,7 +21,7 @@ enum wstmt {
     W_REC_GET, W_REC_INSERT, W_REC_UPDATE, W_REC_TOUCH, W_REC_DELETE,
     W_REC_STALE, W_REC_COUNT,
     W_EP_GET, W_EP_ENSURE, W_EP_WATERMARK, W_EP_GEN, W_EP_FULL_AT, W_EP_STATUS,
-    W_CH_INSERT, W_CH_BODY, W_CH_PRUNE,
+    W_CH_INSERT, W_CH_BODY, W_CH_OLD, W_CH_PRUNE,
     W_META_GET, W_META_SET, W_WH_INSERT, W_WH_PRUNE,
     W_COUNT
 };
@@ -48,6 +48,7 @@ static const char *const wsql[W_COUNT] = {
     [W_EP_STATUS] = "UPDATE endpoints SET status = ?2 WHERE model = ?1",
     [W_CH_INSERT] = "INSERT INTO changes (at, body, size) VALUES (?1, x'', 0)",
     [W_CH_BODY] = "UPDATE changes SET body = ?2, size = ?3 WHERE seq = ?1",
+    [W_CH_OLD] = "SELECT seq FROM changes WHERE at < ?1 ORDER BY seq",
     [W_CH_PRUNE] = "DELETE FROM changes WHERE at < ?1",
     [W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [W_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
@@ -544,9 +545,15 @@ int64_t store_change_add(struct store *st, int64_t at_ns, store_change_fn fn,
     return done(st, s, "change body") < 0 ? -1 : seq;
 }
 
-long store_changes_prune(struct store *st, int64_t before_ns)
+long store_changes_prune(struct store *st, int64_t before_ns, store_seq_fn fn,
+                         void *ctx)
 {
-    sqlite3_stmt *s = w(st, W_CH_PRUNE);
+    sqlite3_stmt *s = w(st, W_CH_OLD);
+    sqlite3_bind_int64(s, 1, before_ns);
+    while (fn && sqlite3_step(s) == SQLITE_ROW)
+        fn(ctx, sqlite3_column_int64(s, 0));
+    sqlite3_reset(s);
+    s = w(st, W_CH_PRUNE);
     sqlite3_bind_int64(s, 1, before_ns);
     if (done(st, s, "change prune") < 0)
         return -1;

@@ -94,8 +94,11 @@ int store_endpoint_set_status(struct store *st, int model, const char *status_js
 typedef char *(*store_change_fn)(void *ctx, int64_t seq);
 int64_t store_change_add(struct store *st, int64_t at_ns, store_change_fn fn,
                          void *ctx);
-/* Remove entries older than before_ns; returns how many or -1. */
-long store_changes_prune(struct store *st, int64_t before_ns);
+/* Remove entries older than before_ns, calling fn(ctx, seq) for each one
+ * removed (fn may be NULL); returns how many or -1. */
+typedef void (*store_seq_fn)(void *ctx, int64_t seq);
+long store_changes_prune(struct store *st, int64_t before_ns, store_seq_fn fn,
+                         void *ctx);
 
 /* ---- webhook event ids ---- */
 

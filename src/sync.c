@@ -453,6 +453,29 @@ static int sweep(struct fetch *f)
 
 static void status_persist(struct sync *s, int m);
 
+static void pruned(void *ctx, int64_t seq)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%012lld.json", (long long)seq);
+    touch(ctx, -1, STORE_INO_CHANGE_BASE + (uint64_t)seq, name, 1);
+}
+
+/* Retention: remove change-log entries older than --changes-retention. */
+static void prune_changes(struct fetch *f)
+{
+    if (f->s->o->changes_retention <= 0)
+        return;
+    int64_t before = sync_now_ns() - (int64_t)f->s->o->changes_retention * 1000000000;
+    if (store_begin(f->s->st) < 0)
+        return;
+    if (store_changes_prune(f->s->st, before, pruned, f) < 0 || store_commit(f->s->st) < 0) {
+        store_rollback(f->s->st);
+        flush_touched(f, 0);
+        return;
+    }
+    flush_touched(f, 1);
+}
+
 /* The query of a fetch; the delta's updated_after is watermark - overlap. */
 static void build_query(struct sync *s, const struct store_endpoint *ep,
                         enum sync_kind kind, struct buf *q)
@@ -510,6 +533,8 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     if (res == KOMBO_OK && rc == 0 && kind == SYNC_FULL)
         rc = store_endpoint_set_full_at(s->st, m->index, sync_now_ns() / 1000000000);
     int ok = res == KOMBO_OK && rc == 0;
+    if (ok)
+        prune_changes(&f);
 
     pthread_mutex_lock(&s->lock);
     struct model_state *ms = &s->ms[m->index];
@@ -559,10 +584,6 @@ int sync_run_now(struct sync *s, unsigned mask, enum sync_kind kind)
         if ((mask & s->o->models & (1u << m)) && !atomic_load(&s->stop))
             if (fetch_model(s, &models_table[m], kind) < 0)
                 rc = -1;
-    if (s->o->changes_retention > 0) {
-        int64_t before = sync_now_ns() - (int64_t)s->o->changes_retention * 1000000000;
-        store_changes_prune(s->st, before);
-    }
     return rc;
 }
 
@@ -796,9 +817,6 @@ static void *worker(void *arg)
             pthread_cond_broadcast(&s->done);
             pthread_mutex_unlock(&s->lock);
         }
-        if (s->o->changes_retention > 0)
-            store_changes_prune(s->st, sync_now_ns() -
-                                           (int64_t)s->o->changes_retention * 1000000000);
         pthread_mutex_lock(&s->lock);
     }
     s->running = 0;

@@ -1,34 +1,856 @@
-/* Placeholder until the receiver lands (issue 6): refuses to start. */
+/*
+ * webhook.c — the webhook receiver (SPEC §6, kombo-api.md §5–§6).
+ *
+ * One libmicrohttpd daemon with its own polling thread (epoll where the
+ * library has it) on a listening socket opened here, so that a port in use
+ * is reported precisely. Every callback below runs on that one thread, so
+ * the store handle (the receiver's own SQLite connection) and the fields
+ * marked "receiver thread" need no lock; the counters are read by FUSE
+ * threads for .status and sit under `lock`.
+ *
+ * A request to the webhook path goes through the access handler three ways:
+ *   1. headers received: method and Content-Length are checked (405 / 413
+ *      at once, without reading the body), per-request state is set up;
+ *   2. body chunks: appended while the total stays within WEBHOOK_MAX_BODY,
+ *      discarded (never buffered) once it does not;
+ *   3. end of body: signature, then parsing, then the answer.
+ * The per-request state is freed in the request-completed callback.
+ */
 #include "webhook.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-struct webhook *webhook_start(const struct options *o, struct sync *sync,
-                              struct store *st, char *err, size_t errlen)
-{
-    (void)o;
-    (void)sync;
-    (void)st;
-    snprintf(err, errlen, "not implemented yet");
-    return NULL;
-}
+#include "log.h"
+#include "models.h"
 
-void webhook_stop(struct webhook *w)
-{
-    (void)w;
-}
+#define SIG_LEN 43                      /* base64url of 32 bytes, no padding */
+#define CONN_LIMIT 64u                  /* concurrent connections */
+#define PER_IP_LIMIT 16u                /* ... from one address */
+#define CONN_TIMEOUT_S 10u              /* idle connection timeout */
+#define CONN_MEMORY ((size_t)32 * 1024) /* per connection: request line, headers, read buffer */
+#define DISCARD_LIMIT ((size_t)4 * WEBHOOK_MAX_BODY) /* then the connection is dropped */
+#define LISTEN_BACKLOG 128
+#define LOG_WINDOW_S 10                 /* rejected-request warnings: at most */
+#define LOG_PER_WINDOW 50               /* ... this many per window */
 
-void *webhook_status_json(struct webhook *w)
+struct webhook {
+    const struct options *o;
+    struct sync *sync;
+    struct store *st;
+    struct MHD_Daemon *daemon;
+
+    pthread_mutex_t lock;               /* guards the counters */
+    long received, accepted, rejected, duplicates, ignored;
+    char last_at[32];                   /* "" until an event is accepted */
+
+    /* receiver thread only */
+    int deleted;                        /* integration-deleted was accepted */
+    time_t log_window;
+    int log_count;
+    long log_suppressed;
+};
+
+/* Per-request state of a POST to the webhook path. */
+struct request {
+    char *body;
+    size_t len, cap;
+    int too_big;
+    size_t discarded;
+};
+
+/* Marks a GET/HEAD /healthz between the first and the final call. */
+static char health_route;
+
+/* ------------------------------------------------------------------------ */
+/* Signature                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void base64url(const unsigned char *in, size_t n, char *out)
 {
-    (void)w;
-    return NULL;
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        size_t left = n - i;
+        if (left > 1)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (left > 2)
+            v |= in[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        if (left > 1)
+            out[o++] = tab[(v >> 6) & 63];
+        if (left > 2)
+            out[o++] = tab[v & 63];
+    }
+    out[o] = '\0';
 }
 
 void webhook_sign(const char *secret, const char *body, size_t len, char out[44])
 {
-    (void)secret;
-    (void)body;
-    (void)len;
+    static const unsigned char empty[1];
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    const char *key = secret ? secret : "";
     out[0] = '\0';
+    if (!HMAC(EVP_sha256(), key, (int)strlen(key),
+              body ? (const unsigned char *)body : empty, len, mac, &maclen) ||
+        maclen != 32)
+        return;
+    base64url(mac, maclen, out);
+    OPENSSL_cleanse(mac, sizeof mac);
+}
+
+int webhook_verify(const char *secret, const char *body, size_t len,
+                   const char *signature)
+{
+    char want[44];
+    char got[SIG_LEN];
+    size_t n = signature ? strlen(signature) : 0;
+    if (!secret || !*secret)
+        return 0;       /* never accept anything without a secret */
+    webhook_sign(secret, body, len, want);
+    memset(got, 0, sizeof got);
+    if (n)
+        memcpy(got, signature, n < SIG_LEN ? n : SIG_LEN);
+    /* Always compare all SIG_LEN bytes; the length is checked afterwards. */
+    int diff = CRYPTO_memcmp(want, got, SIG_LEN);
+    int good = (diff == 0) & (n == SIG_LEN) & (want[0] != '\0');
+    OPENSSL_cleanse(want, sizeof want);
+    return good;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parsing                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* An event id: 1..127 printable ASCII characters without spaces. */
+static int copy_id(const char *s, char *dst, size_t n)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len >= n)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+            return -1;
+    memcpy(dst, s, len + 1);
+    return 0;
+}
+
+/* obj[key] as a string; NULL if absent, null, or (with *bad set) another type. */
+static const char *opt_string(json_t *obj, const char *key, int *bad)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v && !json_is_string(v) && !json_is_null(v))
+        *bad = 1;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int is_ours(const char *id, const char *integration)
+{
+    return integration && strcmp(id, integration) == 0;
+}
+
+static enum webhook_kind parse_data_changed(json_t *data, const char *integration,
+                                            unsigned *mask)
+{
+    json_t *iid = json_object_get(data, "integration_id");
+    if (!json_is_string(iid))
+        return WEBHOOK_INVALID;
+    if (!is_ours(json_string_value(iid), integration))
+        return WEBHOOK_IGNORED;
+    json_t *models = json_object_get(data, "changed_models");
+    if (!json_is_array(models))
+        return WEBHOOK_INVALID;
+    size_t i;
+    json_t *m;
+    json_array_foreach(models, i, m) {
+        json_t *name = json_object_get(m, "name");
+        if (!json_is_object(m) || !json_is_string(name))
+            return WEBHOOK_INVALID;
+        *mask |= models_mask_for_kombo_model(json_string_value(name));
+    }
+    return WEBHOOK_DATA_CHANGED;
+}
+
+static enum webhook_kind parse_deleted(json_t *data, const char *integration)
+{
+    json_t *iid = json_object_get(data, "id");
+    if (!json_is_string(iid))
+        return WEBHOOK_INVALID;
+    if (!is_ours(json_string_value(iid), integration))
+        return WEBHOOK_IGNORED;
+    if (!json_is_string(json_object_get(data, "deleted_at")))
+        return WEBHOOK_INVALID;
+    return WEBHOOK_INTEGRATION_DELETED;
+}
+
+static enum webhook_kind parse_state(json_t *data, const char *integration)
+{
+    static const char *const keys[] = { "state", "setup_status", "qa_status",
+                                        "updated_at" };
+    json_t *iid = json_object_get(data, "integration_id");
+    if (!json_is_string(iid))
+        return WEBHOOK_INVALID;
+    if (!is_ours(json_string_value(iid), integration))
+        return WEBHOOK_IGNORED;
+    int bad = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        opt_string(data, keys[i], &bad);
+    return bad ? WEBHOOK_INVALID : WEBHOOK_INTEGRATION_STATE;
+}
+
+/* Classify; on success (kind != INVALID) *root_out, if given, receives the
+ * parsed document (a new reference). */
+static void parse_event(const char *body, size_t len, const char *integration,
+                        struct webhook_event *ev, json_t **root_out)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->kind = WEBHOOK_INVALID;
+    if (root_out)
+        *root_out = NULL;
+    json_t *root = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *id = json_object_get(root, "id");
+    json_t *type = json_object_get(root, "type");
+    json_t *data = json_object_get(root, "data");
+    if (!json_is_object(root) || !json_is_string(id) || !json_is_string(type) ||
+        !json_is_object(data) ||
+        copy_id(json_string_value(id), ev->id, sizeof ev->id) < 0) {
+        ev->id[0] = '\0';
+        json_decref(root);
+        return;
+    }
+    const char *t = json_string_value(type);
+    if (strcmp(t, "data-changed") == 0)
+        ev->kind = parse_data_changed(data, integration, &ev->mask);
+    else if (strcmp(t, "integration-deleted") == 0)
+        ev->kind = parse_deleted(data, integration);
+    else if (strcmp(t, "integration-state-changed") == 0)
+        ev->kind = parse_state(data, integration);
+    else
+        ev->kind = WEBHOOK_IGNORED;     /* integration-created, sync-finished, ... */
+    if (ev->kind == WEBHOOK_INVALID)
+        ev->mask = 0;
+    if (root_out && ev->kind != WEBHOOK_INVALID)
+        *root_out = root;
+    else
+        json_decref(root);
+}
+
+void webhook_parse(const char *body, size_t len, const char *integration,
+                   struct webhook_event *ev)
+{
+    parse_event(body, len, integration, ev, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* --webhook-listen                                                         */
+/* ------------------------------------------------------------------------ */
+
+static int parse_port(const char *s, in_port_t *port)
+{
+    unsigned long v = 0;
+    size_t n = strlen(s);
+    if (n == 0 || n > 5)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    *port = htons((in_port_t)v);
+    return 0;
+}
+
+static int listen_fail(char *err, size_t errlen, const char *value, const char *why)
+{
+    snprintf(err, errlen, "--webhook-listen=%.100s: %s", value, why);
+    return -1;
+}
+
+int webhook_parse_listen(const char *value, struct sockaddr_storage *sa,
+                         socklen_t *salen, char *err, size_t errlen)
+{
+    char host[64];
+    const char *colon, *addr = value;
+    in_port_t port;
+    memset(sa, 0, sizeof *sa);
+    if (!value || !*value)
+        return listen_fail(err, errlen, "", "expected ADDR:PORT, [IPv6]:PORT or :PORT");
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (!close || close[1] != ':')
+            return listen_fail(err, errlen, value, "expected [IPv6]:PORT");
+        addr = value + 1;
+        colon = close + 1;
+        if ((size_t)(close - addr) >= sizeof host || close == addr)
+            return listen_fail(err, errlen, value, "not an IPv6 address");
+        memcpy(host, addr, (size_t)(close - addr));
+        host[close - addr] = '\0';
+    } else {
+        colon = strchr(value, ':');
+        if (!colon)
+            return listen_fail(err, errlen, value, "expected ADDR:PORT, [IPv6]:PORT or :PORT");
+        if (strchr(colon + 1, ':'))
+            return listen_fail(err, errlen, value, "an IPv6 address must be in brackets: [ADDR]:PORT");
+        if ((size_t)(colon - value) >= sizeof host)
+            return listen_fail(err, errlen, value, "not an IPv4 address");
+        memcpy(host, value, (size_t)(colon - value));
+        host[colon - value] = '\0';
+    }
+    if (parse_port(colon + 1, &port) < 0)
+        return listen_fail(err, errlen, value, "the port must be a number from 1 to 65535");
+
+    if (value[0] == '[' || host[0] == '\0') {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = port;
+        if (host[0] == '\0')
+            s6->sin6_addr = in6addr_any;
+        else if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+            return listen_fail(err, errlen, value, "not an IPv6 address");
+        *salen = sizeof *s6;
+        return 0;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+    s4->sin_family = AF_INET;
+    s4->sin_port = port;
+    if (strcmp(host, "localhost") == 0)
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+        return listen_fail(err, errlen, value, "ADDR must be a numeric IPv4 address, localhost or [IPv6]");
+    *salen = sizeof *s4;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Listening socket                                                         */
+/* ------------------------------------------------------------------------ */
+
+static int is_wildcard6(const struct sockaddr_storage *sa)
+{
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    return sa->ss_family == AF_INET6 &&
+           memcmp(&s6->sin6_addr, &in6addr_any, sizeof in6addr_any) == 0;
+}
+
+/* A host without IPv6: the wildcard becomes 0.0.0.0. */
+static void wildcard_to_ipv4(struct sockaddr_storage *sa, socklen_t *salen)
+{
+    in_port_t port = ((struct sockaddr_in6 *)sa)->sin6_port;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+    memset(sa, 0, sizeof *sa);
+    s4->sin_family = AF_INET;
+    s4->sin_port = port;
+    s4->sin_addr.s_addr = htonl(INADDR_ANY);
+    *salen = sizeof *s4;
+}
+
+static int open_listener(struct sockaddr_storage *sa, socklen_t salen,
+                         const char *listen_value, char *err, size_t errlen)
+{
+    int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 && errno == EAFNOSUPPORT && is_wildcard6(sa)) {
+        wildcard_to_ipv4(sa, &salen);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", listen_value, strerror(errno));
+        return -1;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  /* restart over TIME_WAIT */
+    if (is_wildcard6(sa))
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (bind(fd, (struct sockaddr *)sa, salen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", listen_value, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Counters and logging                                                     */
+/* ------------------------------------------------------------------------ */
+
+enum outcome { O_ACCEPTED, O_REJECTED, O_DUPLICATE, O_IGNORED };
+
+static void count(struct webhook *w, enum outcome what)
+{
+    pthread_mutex_lock(&w->lock);
+    w->received++;
+    switch (what) {
+    case O_ACCEPTED:
+        w->accepted++;
+        sync_format_time(sync_now_ns(), w->last_at, sizeof w->last_at);
+        break;
+    case O_REJECTED:
+        w->rejected++;
+        break;
+    case O_DUPLICATE:
+        w->duplicates++;
+        break;
+    case O_IGNORED:
+        w->ignored++;
+        break;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+void *webhook_status_json(struct webhook *w)
+{
+    if (!w)
+        return NULL;
+    pthread_mutex_lock(&w->lock);
+    json_t *j = json_pack("{sI sI sI sI sI so}",
+                          "received", (json_int_t)w->received,
+                          "accepted", (json_int_t)w->accepted,
+                          "rejected", (json_int_t)w->rejected,
+                          "duplicates", (json_int_t)w->duplicates,
+                          "ignored", (json_int_t)w->ignored,
+                          "last_at", w->last_at[0] ? json_string(w->last_at) : json_null());
+    pthread_mutex_unlock(&w->lock);
+    return j;
+}
+
+/* Copy src into dst with anything outside printable ASCII as '?'. */
+static void printable(char *dst, size_t n, const char *src)
+{
+    size_t i = 0;
+    for (; src && src[i] && i + 1 < n; i++)
+        dst[i] = (unsigned char)src[i] >= 0x20 && (unsigned char)src[i] < 0x7f ? src[i] : '?';
+    dst[i] = '\0';
+}
+
+/* "1.2.3.4:5678" or "[::1]:5678", plus the X-Forwarded-For a proxy added. */
+static void peer_name(struct MHD_Connection *c, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        port = ntohs(s4->sin_port);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        port = ntohs(s6->sin6_port);
+    }
+    int v6 = sa && sa->sa_family == AF_INET6;
+    int k = snprintf(out, n, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    const char *fwd = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
+    if (fwd && k > 0 && (size_t)k < n) {
+        char clean[80];
+        printable(clean, sizeof clean, fwd);
+        snprintf(out + k, n - (size_t)k, " (X-Forwarded-For: %s)", clean);
+    }
+}
+
+/* At most LOG_PER_WINDOW warnings per LOG_WINDOW_S, so a flood cannot fill
+ * the journal; what was left out is summed up in the next window. */
+static int log_allowed(struct webhook *w)
+{
+    time_t now = time(NULL);
+    if (now - w->log_window >= LOG_WINDOW_S) {
+        if (w->log_suppressed)
+            log_warnx("webhook: %ld more rejected requests were not logged",
+                      w->log_suppressed);
+        w->log_window = now;
+        w->log_count = 0;
+        w->log_suppressed = 0;
+    }
+    if (w->log_count >= LOG_PER_WINDOW) {
+        w->log_suppressed++;
+        return 0;
+    }
+    w->log_count++;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Answers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* `text` must be a string literal (the response does not copy it). */
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
+                             const char *text, const char *allow)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* A rejected request to the webhook path: counted, logged, answered. */
+static enum MHD_Result reject(struct webhook *w, struct MHD_Connection *c,
+                              unsigned status, const char *text, const char *why,
+                              const char *allow)
+{
+    count(w, O_REJECTED);
+    if (log_allowed(w)) {
+        char peer[160];
+        peer_name(c, peer, sizeof peer);
+        log_warnx("webhook: rejected a request from %s: %u %s", peer, status, why);
+    }
+    return reply(c, status, text, allow);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void mask_names(unsigned mask, char *out, size_t n)
+{
+    size_t k = 0;
+    out[0] = '\0';
+    for (int m = 0; m < MODEL_COUNT; m++) {
+        if (!(mask & (1u << m)))
+            continue;
+        int r = snprintf(out + k, n - k, "%s%s", k ? "," : "", models_table[m].dir);
+        if (r < 0 || (size_t)r >= n - k)
+            break;
+        k += (size_t)r;
+    }
+    if (!k)
+        snprintf(out, n, "nothing mirrored");
+}
+
+static void act_data_changed(struct webhook *w, const struct webhook_event *ev)
+{
+    char names[160];
+    unsigned mask = ev->mask & w->o->models;
+    mask_names(mask, names, sizeof names);
+    log_debug("webhook: data-changed %s: delta fetch of %s", ev->id, names);
+    if (mask)
+        sync_request(w->sync, mask, SYNC_DELTA, 0);
+}
+
+static void act_deleted(struct webhook *w, const struct webhook_event *ev, json_t *data)
+{
+    char when[48], why[96];
+    printable(when, sizeof when, json_string_value(json_object_get(data, "deleted_at")));
+    snprintf(why, sizeof why, "integration deleted at %s", when);
+    char *text = json_dumps(data, JSON_COMPACT);
+    if (text)
+        sync_set_integration_event(w->sync, "integration_deleted", text);
+    free(text);
+    sync_disable(w->sync, why);
+    w->deleted = 1;
+    log_debug("webhook: integration-deleted %s", ev->id);
+}
+
+static void act_state(struct webhook *w, const struct webhook_event *ev, json_t *data)
+{
+    static const char *const keys[] = { "state", "setup_status", "qa_status",
+                                        "updated_at" };
+    json_t *j = json_object();
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(data, keys[i]);
+        json_object_set(j, keys[i], v ? v : json_null());
+    }
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (text)
+        sync_set_integration_event(w->sync, "integration_state", text);
+    free(text);
+    char state[32];
+    printable(state, sizeof state, json_string_value(json_object_get(data, "state")));
+    log_info("webhook: integration state is now %s", state[0] ? state : "(not given)");
+    log_debug("webhook: integration-state-changed %s", ev->id);
+}
+
+/* A verified, well-formed event for this integration. */
+static enum MHD_Result handle_event(struct webhook *w, struct MHD_Connection *c,
+                                    const struct webhook_event *ev, json_t *root)
+{
+    if (w->deleted && ev->kind != WEBHOOK_INTEGRATION_STATE) {
+        count(w, O_IGNORED);
+        log_debug("webhook: %s ignored: the integration was deleted", ev->id);
+        return reply(c, MHD_HTTP_OK, "ignored\n", NULL);
+    }
+    int rc = store_webhook_record(w->st, ev->id, (int64_t)time(NULL), WEBHOOK_KEEP_IDS_S);
+    if (rc < 0) {
+        /* Not recorded: answer 500 so that Kombo may send it again. */
+        return reject(w, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot record the event\n",
+                      "cannot record the event id in the cache", NULL);
+    }
+    if (rc == 0) {
+        count(w, O_DUPLICATE);
+        log_debug("webhook: %s is a duplicate, nothing to do", ev->id);
+        return reply(c, MHD_HTTP_OK, "duplicate\n", NULL);
+    }
+    json_t *data = json_object_get(root, "data");
+    if (ev->kind == WEBHOOK_DATA_CHANGED)
+        act_data_changed(w, ev);
+    else if (ev->kind == WEBHOOK_INTEGRATION_DELETED)
+        act_deleted(w, ev, data);
+    else
+        act_state(w, ev, data);
+    count(w, O_ACCEPTED);
+    return reply(c, MHD_HTTP_OK, "ok\n", NULL);
+}
+
+/* The whole body is here: verify, parse, act, answer. */
+static enum MHD_Result finish_webhook(struct webhook *w, struct MHD_Connection *c,
+                                      struct request *rq)
+{
+    if (rq->too_big)
+        return reject(w, c, MHD_HTTP_CONTENT_TOO_LARGE, "body too large\n",
+                      "body larger than 1 MiB", NULL);
+    const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Kombo-Signature");
+    if (!sig)
+        return reject(w, c, MHD_HTTP_UNAUTHORIZED, "unauthorized\n",
+                      "no X-Kombo-Signature header", NULL);
+    if (!webhook_verify(w->o->webhook_secret, rq->body, rq->len, sig))
+        return reject(w, c, MHD_HTTP_UNAUTHORIZED, "unauthorized\n",
+                      "X-Kombo-Signature does not match the body", NULL);
+    struct webhook_event ev;
+    json_t *root = NULL;
+    parse_event(rq->body, rq->len, w->o->integration, &ev, &root);
+    enum MHD_Result r;
+    if (ev.kind == WEBHOOK_INVALID) {
+        r = reject(w, c, MHD_HTTP_BAD_REQUEST, "not a Kombo webhook event\n",
+                   "signed, but not JSON or not a Kombo event envelope", NULL);
+    } else if (ev.kind == WEBHOOK_IGNORED) {
+        count(w, O_IGNORED);
+        log_debug("webhook: %s ignored (another integration or an unhandled type)", ev.id);
+        r = reply(c, MHD_HTTP_OK, "ignored\n", NULL);
+    } else {
+        r = handle_event(w, c, &ev, root);
+    }
+    json_decref(root);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The access handler                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Content-Length, or -1 when absent (chunked) or unparsable. */
+static long long content_length(struct MHD_Connection *c)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!v || !*v)
+        return -1;
+    unsigned long long n = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        if (n > (unsigned long long)WEBHOOK_MAX_BODY * 16)
+            return (long long)WEBHOOK_MAX_BODY * 16;   /* large: the exact value does not matter */
+        n = n * 10 + (unsigned)(*p - '0');
+    }
+    return (long long)n;
+}
+
+/* First call for the webhook path: check what can be checked from the headers. */
+static enum MHD_Result begin_webhook(struct webhook *w, struct MHD_Connection *c,
+                                     const char *method, void **con_cls)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return reject(w, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
+                      "method is not POST", MHD_HTTP_METHOD_POST);
+    long long cl = content_length(c);
+    if (cl > WEBHOOK_MAX_BODY)
+        return reject(w, c, MHD_HTTP_CONTENT_TOO_LARGE, "body too large\n",
+                      "Content-Length larger than 1 MiB", NULL);
+    struct request *rq = calloc(1, sizeof *rq);
+    if (!rq)
+        return MHD_NO;
+    if (cl > 0) {
+        rq->body = malloc((size_t)cl);
+        if (!rq->body) {
+            free(rq);
+            return MHD_NO;
+        }
+        rq->cap = (size_t)cl;
+    }
+    *con_cls = rq;
+    return MHD_YES;
+}
+
+/* Append a body chunk while the total stays within the cap; past it, drop
+ * what was buffered and only count. Returns -1 when the connection must go. */
+static int append_body(struct request *rq, const char *data, size_t n)
+{
+    if (!rq->too_big && n > WEBHOOK_MAX_BODY - rq->len) {
+        rq->too_big = 1;
+        free(rq->body);
+        rq->body = NULL;
+        rq->len = rq->cap = 0;
+    }
+    if (rq->too_big) {
+        rq->discarded += n;
+        return rq->discarded > DISCARD_LIMIT ? -1 : 0;
+    }
+    if (rq->len + n > rq->cap) {
+        size_t cap = rq->cap ? rq->cap : 4096;
+        while (cap < rq->len + n)
+            cap *= 2;
+        if (cap > WEBHOOK_MAX_BODY)
+            cap = WEBHOOK_MAX_BODY;
+        char *b = realloc(rq->body, cap);
+        if (!b)
+            return -1;
+        rq->body = b;
+        rq->cap = cap;
+    }
+    memcpy(rq->body + rq->len, data, n);
+    rq->len += n;
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct webhook *w = cls;
+    (void)version;
+    if (*con_cls == &health_route)
+        return reply(c, MHD_HTTP_OK, "ok\n", NULL);
+    if (*con_cls) {
+        struct request *rq = *con_cls;
+        if (*upload_data_size) {
+            int rc = append_body(rq, upload_data, *upload_data_size);
+            *upload_data_size = 0;
+            return rc < 0 ? MHD_NO : MHD_YES;
+        }
+        return finish_webhook(w, c, rq);
+    }
+    if (strcmp(url, w->o->webhook_path) == 0 &&
+        !(strcmp(url, "/healthz") == 0 && strcmp(method, MHD_HTTP_METHOD_POST) != 0))
+        return begin_webhook(w, c, method, con_cls);
+    if (strcmp(url, "/healthz") == 0) {
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+            return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", "GET, HEAD");
+        *con_cls = &health_route;
+        return MHD_YES;
+    }
+    log_debug("webhook: 404 for a request to another path");
+    return reply(c, MHD_HTTP_NOT_FOUND, "not found\n", NULL);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (*con_cls && *con_cls != &health_route) {
+        struct request *rq = *con_cls;
+        free(rq->body);
+        free(rq);
+    }
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_warnx("webhook receiver: %s", msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Start and stop                                                           */
+/* ------------------------------------------------------------------------ */
+
+struct webhook *webhook_start(const struct options *o, struct sync *sync,
+                              struct store *st, char *err, size_t errlen)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen = 0;
+    if (!o->webhook_secret || !*o->webhook_secret) {
+        snprintf(err, errlen, "no webhook secret (--webhook-secret-file=FILE or KOMBO_WEBHOOK_SECRET)");
+        return NULL;
+    }
+    if (!o->webhook_path || o->webhook_path[0] != '/') {
+        snprintf(err, errlen, "--webhook-path must start with '/'");
+        return NULL;
+    }
+    if (webhook_parse_listen(o->webhook_listen, &sa, &salen, err, errlen) < 0)
+        return NULL;
+    int fd = open_listener(&sa, salen, o->webhook_listen, err, errlen);
+    if (fd < 0)
+        return NULL;
+
+    struct webhook *w = calloc(1, sizeof *w);
+    if (!w) {
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->o = o;
+    w->sync = sync;
+    w->st = st;
+    pthread_mutex_init(&w->lock, NULL);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL
+                                                                     : MHD_USE_POLL;
+    if (sa.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    w->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, w,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)w,
+        MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY,
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_END);
+    if (!w->daemon) {
+        snprintf(err, errlen, "cannot start the HTTP server on %s", o->webhook_listen);
+        close(fd);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void webhook_stop(struct webhook *w)
+{
+    if (!w)
+        return;
+    MHD_stop_daemon(w->daemon);     /* joins the thread, completes every request, closes the socket */
+    pthread_mutex_destroy(&w->lock);
+    free(w);
 }

@@ -19,6 +19,7 @@
 #define KOMBOFS_WEBHOOK_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "options.h"
 #include "store.h"
@@ -40,6 +41,14 @@ void webhook_stop(struct webhook *w);
 void *webhook_status_json(struct webhook *w);
 
 /* ---- pure parts (unit tests, fuzzers) ---- */
+
+/* Parse a --webhook-listen value: "ADDR:PORT" (ADDR a numeric IPv4 address
+ * or "localhost"), "[IPv6]:PORT" or ":PORT" (every address: the IPv6
+ * wildcard, dual-stack; webhook_start falls back to 0.0.0.0 on a host
+ * without IPv6). PORT is 1..65535 in decimal. Returns 0 and fills *sa and
+ * *salen, or -1 with a one-line message in err. */
+int webhook_parse_listen(const char *value, struct sockaddr_storage *sa,
+                         socklen_t *salen, char *err, size_t errlen);
 
 /* base64url without padding of HMAC-SHA256(secret, body); out must hold 44 bytes. */
 void webhook_sign(const char *secret, const char *body, size_t len, char out[44]);

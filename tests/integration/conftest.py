@@ -60,13 +60,21 @@ class Mount:
         return self.read_json(".status")
 
     def control(self, command):
-        """Write a command to .control; returns 0 or the errno."""
+        """Write a command to .control in one write(2); returns 0 or the errno."""
         try:
-            with open(self.path(".control"), "w", encoding="utf-8") as f:
-                f.write(command + "\n")
+            fd = os.open(self.path(".control"), os.O_WRONLY | os.O_TRUNC)
+        except OSError as e:
+            return e.errno
+        try:
+            os.write(fd, (command + "\n").encode())
             return 0
         except OSError as e:
             return e.errno
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the daemon went away (crash tests)
 
     def log_text(self):
         with open(self.log, encoding="utf-8", errors="replace") as f:

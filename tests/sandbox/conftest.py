@@ -38,8 +38,9 @@ def client(sb):
 class Receiver:
     """Tiny webhook receiver: records (headers, raw body), answers `status`."""
 
-    def __init__(self, status=200):
+    def __init__(self, status=200, delay=0.0):
         self.status = status
+        self.delay = delay
         self.events = queue.Queue()
         outer = self
 
@@ -47,6 +48,7 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.events.put(({k.lower(): v for k, v in self.headers.items()}, body))
+                time.sleep(outer.delay)
                 self.send_response(outer.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -56,7 +58,8 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d/webhook" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
         self.thread.start()
 
     def next(self, timeout=5):

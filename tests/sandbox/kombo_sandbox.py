@@ -26,10 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sandbox_data import Factory, generate, iso_ms  # noqa: E402
+from sandbox_data import Factory, generate  # noqa: E402
 from sandbox_faults import Faults  # noqa: E402
 from sandbox_query import InputInvalid, LIST_ENDPOINTS, encode_cursor, parse_list_query, predicate  # noqa: E402
-from sandbox_store import ENDPOINTS, MODEL_OF, NotFound, Store  # noqa: E402
+from sandbox_store import ENDPOINTS, NotFound, Store  # noqa: E402
 from sandbox_webhooks import Payloads, WebhookSender  # noqa: E402
 
 DEFAULT_INTEGRATION = "personio:Q4vX8kLm2PzR7tYb3NcW9sHd"
@@ -71,11 +71,12 @@ class Response:
 
 
 class PageEntry:
-    __slots__ = ("body", "gz")
+    __slots__ = ("body", "gz", "generation")
 
-    def __init__(self, body):
+    def __init__(self, body, generation):
         self.body = body
         self.gz = None
+        self.generation = generation  # PageCache.generation it was stored in
 
 
 class PageCache:
@@ -85,6 +86,7 @@ class PageCache:
         self.budget = budget
         self.entries = collections.OrderedDict()
         self.size = 0
+        self.generation = 0
 
     def get(self, key):
         entry = self.entries.get(key)
@@ -96,6 +98,12 @@ class PageCache:
         self.entries[key] = entry
         self.grow(len(entry.body))
 
+    def add_gzip(self, entry, gz):
+        """Attach the gzip variant; counted only if the entry is still cached."""
+        entry.gz = gz
+        if entry.generation == self.generation:
+            self.grow(len(gz))
+
     def grow(self, n):
         self.size += n
         while self.size > self.budget and len(self.entries) > 1:
@@ -105,6 +113,7 @@ class PageCache:
     def clear(self):
         self.entries.clear()
         self.size = 0
+        self.generation += 1
 
 
 def error_body(code, message, title=None):
@@ -227,7 +236,7 @@ class Sandbox:
         with self._lock:
             entry = self._pages.get(key)
             if entry is None:
-                entry = PageEntry(self._render_page(query))
+                entry = PageEntry(self._render_page(query), self._pages.generation)
                 self._pages.put(key, entry)
             return entry
 
@@ -246,8 +255,7 @@ class Sandbox:
             gz = gzip.compress(entry.body, compresslevel=1, mtime=0)
             with self._lock:
                 if entry.gz is None:
-                    entry.gz = gz
-                    self._pages.grow(len(gz))
+                    self._pages.add_gzip(entry, gz)
         return entry.gz
 
     # -- mutations ---------------------------------------------------------------
@@ -416,12 +424,14 @@ class Sandbox:
         pairs = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
         query = dict(pairs)
         resp = self._api(h, method, url.path, pairs)
+        # Log before answering, so a client that has its answer sees it counted.
         if resp is None:
-            self._reset(h)
             self._log_request(method, url.path, query, "reset", 0)
+            self._reset(h)
             return
-        sent = _write(h, resp)
-        self._log_request(method, url.path, query, resp.status, sent)
+        head, payload = _encode(h, resp)
+        self._log_request(method, url.path, query, resp.status, len(payload))
+        _send(h, head, payload)
 
     def _api(self, h, method, path, pairs):
         """The response for one API request; None = reset the connection."""
@@ -583,7 +593,16 @@ def _accepts_gzip(h):
 
 
 def _write(h, resp):
-    """Send status line, headers and body; returns the body bytes sent."""
+    _send(h, *_encode(h, resp))
+
+
+def _send(h, head, body):
+    h.wfile.write(head)
+    h.wfile.write(body)
+
+
+def _encode(h, resp):
+    """(header bytes, body bytes) of a response, honouring gzip and truncation."""
     body, headers = resp.body, dict(resp.headers)
     if resp.entry is not None:
         headers["Vary"] = "Accept-Encoding"
@@ -598,9 +617,7 @@ def _write(h, resp):
     lines += ["%s: %s" % kv for kv in headers.items()]
     if h.close_connection:
         lines.append("Connection: close")
-    h.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-    h.wfile.write(body)
-    return len(body)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), body
 
 
 class _Server(ThreadingHTTPServer):
@@ -664,6 +681,8 @@ def parse_args(argv=None):
     p.add_argument("--fail-rate", type=float, default=0.0)
     p.add_argument("--weird-ids", action="store_true", help="give a few records ids needing escaping")
     p.add_argument("--ready-file", help="write the port number here once listening")
+    p.add_argument("--page-cache-mb", type=int, default=PAGE_CACHE_BYTES >> 20,
+                   help="byte budget of the rendered-page cache (MiB)")
     return p.parse_args(argv)
 
 
@@ -677,16 +696,17 @@ def main(argv=None):
         api_key=_read_secret(args.api_key_file) if args.api_key_file else args.api_key,
         integration_id=args.integration, webhook_url=args.webhook_url,
         webhook_secret=_read_secret(args.webhook_secret_file) if args.webhook_secret_file else None,
-        webhook_delay=args.webhook_delay, host=args.host, port=args.port, weird_ids=args.weird_ids)
+        webhook_delay=args.webhook_delay, host=args.host, port=args.port, weird_ids=args.weird_ids,
+        page_cache_bytes=args.page_cache_mb << 20)
     if args.fail_rate:
         sb.set_faults(fail_rate=args.fail_rate)
     port = sb.start()
-    print("kombo-sandbox listening on http://%s:%d" % (args.host, port), flush=True)
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:
             f.write("%d\n" % port)
         os.replace(tmp, args.ready_file)
+    print("kombo-sandbox listening on http://%s:%d" % (args.host, port), flush=True)
     while not stop.wait(0.5):
         pass
     sb.stop()

@@ -13,7 +13,6 @@ so anything the sandbox changes at run time is newer.
 """
 
 import calendar
-import json
 import random
 import string
 import time
@@ -553,8 +552,3 @@ def _distinct(f, seq, n):
 
 def _parse_ms(text):
     return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) * 1000
-
-
-def dump(records):
-    """Compact UTF-8 JSON, the sandbox's wire format for one value."""
-    return json.dumps(records, ensure_ascii=False, separators=(",", ":")).encode()

@@ -295,3 +295,32 @@ def test_admin_http_api(sb, client):
     assert admin(sb, "GET", "records/nope")[0] == 404
     assert admin(sb, "POST", "webhooks/flush") == (200, {"result": None})
     assert admin(sb, "GET", "nothing-here")[0] == 404
+
+
+def test_pagination_is_stable_under_concurrent_changes(sb, client):
+    before = [e["id"] for e in sb.visible("employees")]
+    p1 = client.get("/hris/employees", page_size=5).json()["data"]
+    sb.soft_delete("employees", before[7])       # on a later page
+    sb.soft_delete("employees", before[1])       # on the page already read
+    new_id = sb.create_employee(first_name="Late", last_name="Joiner")
+    rest, cursor = [], p1["next"]
+    while cursor:
+        data = client.get("/hris/employees", page_size=5, cursor=cursor).json()["data"]
+        rest += [r["id"] for r in data["results"]]
+        cursor = data["next"]
+    seen = [r["id"] for r in p1["results"]] + rest
+    assert len(seen) == len(set(seen))  # nothing twice
+    assert seen == [i for i in before if i != before[7]] + [new_id]  # nothing skipped, new one last
+
+
+def test_small_page_cache_still_serves_correctly():
+    s = Sandbox(employees=30, seed=9, page_cache_bytes=2000)
+    s.start()
+    try:
+        c = Client(s.url, s.api_key, s.integration_id)
+        for _ in range(2):
+            assert c.list_all("employees", page_size=4) == s.visible("employees")
+        assert s._pages.size <= 2000 or len(s._pages.entries) == 1
+        c.close()
+    finally:
+        s.stop()

@@ -25,6 +25,13 @@ def changed_endpoints(client, since):
     return {ep: sorted(delta(client, ep, since)) for ep in ALL if delta(client, ep, since)}
 
 
+def leaves(sb):
+    """Employees nobody reports to (their own changes re-return only them)."""
+    emps = sb.visible("employees")
+    managers = {e["manager_id"] for e in emps}
+    return [e for e in emps if e["id"] not in managers]
+
+
 def by_id(sb, endpoint, rid):
     return next(r for r in sb.visible(endpoint) if r["id"] == rid)
 
@@ -34,7 +41,7 @@ def test_nothing_changed(client, since):
 
 
 def test_employee_own_change_moves_changed_at(sb, client, since):
-    e = sb.visible("employees")[3]
+    e = leaves(sb)[3]
     sb.update_employee(e["id"], job_title="Chief Tester")
     got = delta(client, "employees", since)
     assert list(got) == [e["id"]]
@@ -103,11 +110,12 @@ def test_manager_change_re_returns_reports(sb, client, since):
 
 def test_set_manager_is_an_own_change(sb, client, since):
     emps = sb.visible("employees")
-    sb.set_manager(emps[10]["id"], emps[0]["id"])
+    e = leaves(sb)[-1]
+    sb.set_manager(e["id"], emps[0]["id"])
     got = delta(client, "employees", since)
-    assert list(got) == [emps[10]["id"]]
-    assert got[emps[10]["id"]]["changed_at"] > since
-    assert got[emps[10]["id"]]["manager"]["id"] == emps[0]["id"]
+    assert list(got) == [e["id"]]
+    assert got[e["id"]]["changed_at"] > since
+    assert got[e["id"]]["manager"]["id"] == emps[0]["id"]
 
 
 def test_group_membership_change_re_returns_employee(sb, client, since):
@@ -189,7 +197,7 @@ def test_soft_delete_seen_with_include_deleted(sb, client, since):
 
 
 def test_comparison_is_strictly_greater(sb, client):
-    e = sb.visible("employees")[0]
+    e = leaves(sb)[0]
     sb.update_employee(e["id"], nationality="NO")
     stamp = by_id(sb, "employees", e["id"])["changed_at"]
     assert e["id"] not in delta(client, "employees", stamp)

@@ -91,7 +91,7 @@ static void test_records(void)
     ok(s1 == 1 && s2 == 2, "sequence numbers");
     n = store_read_change_body(r, s2, buf, 0, 10);
     ok(n == 10 && memcmp(buf, "{\"seq\": 2,", 10) == 0, "change body built with its seq");
-    ok(store_changes_prune(st, 1500) == 1, "retention removes old entries");
+    ok(store_changes_prune(st, 1500, NULL, NULL) == 1, "retention removes old entries");
     int64_t first, last;
     ok(store_read_change_range(r, &first, &last) == 0 && first == 2 && last == 2, "range");
     ok(store_endpoint_set_watermark(st, 0, "2026-01-01T00:00:00.000Z") == 0 &&
@@ -106,7 +106,7 @@ static void test_records(void)
        strcmp(ep.watermark, "2026-01-01T00:00:00.000Z") == 0, "endpoint state survives");
     store_endpoint_free(&ep);
     ok(store_change_add(st, 3000, body_fn, "three") == 3, "numbering goes on after a restart");
-    ok(store_changes_prune(st, 10000) == 2, "prune all");
+    ok(store_changes_prune(st, 10000, NULL, NULL) == 2, "prune all");
     ok(store_change_add(st, 3000, body_fn, "four") == 4, "numbering never restarts");
     ok(store_read_change_range(r, &first, &last) == 0 && first == 4 && last == 4, "range again");
     store_close(st);

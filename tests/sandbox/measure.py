@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""Measure the sandbox: start-up (generation) time, memory, and the throughput
+of serving employee pages on loopback.
+
+    /usr/bin/python3 tests/sandbox/measure.py [--employees 100000] [--page-size 250]
+
+The sandbox runs as a separate process (the CLI), so the client does not share
+its GIL.  Passes: a cold pass (pages rendered on demand), then warm passes
+(cached pages) with a keep-alive Python client and with curl (one curl
+process, one connection, all page URLs), plain and gzip.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from sandbox_client import Client  # noqa: E402
+
+INTEGRATION = "personio:Q4vX8kLm2PzR7tYb3NcW9sHd"
+
+
+def proc_mem(pid):
+    """(VmRSS, VmHWM) of a process in MiB."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, value = line.split(":")
+                out[name] = int(value.split()[0]) / 1024
+    return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
+def start_sandbox(employees, tmp):
+    ready = os.path.join(tmp, "port")
+    t = time.time()
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "kombo_sandbox.py"),
+                             "--employees", str(employees), "--ready-file", ready],
+                            stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline().rsplit(":", 1)[1])
+    return proc, port, time.time() - t
+
+
+def python_pass(base, page_size, gzip_ok=False):
+    """Walk every employees page; returns (seconds, bytes on the wire, page urls)."""
+    c = Client(base, "sandbox-key", INTEGRATION)
+    headers = {"Accept-Encoding": "gzip"} if gzip_ok else {}
+    urls, nbytes, cursor = [], 0, None
+    t = time.time()
+    while True:
+        params = {"page_size": page_size}
+        if cursor:
+            params["cursor"] = cursor
+        query = urllib.parse.urlencode(params)
+        urls.append(base + "/hris/employees?" + query)
+        conn = c._connection()
+        conn.request("GET", c.prefix + "/hris/employees?" + query, headers=c.headers(headers))
+        resp = conn.getresponse()
+        raw = resp.read()
+        nbytes += len(raw)
+        body = raw if not gzip_ok else __import__("gzip").decompress(raw)
+        cursor = __import__("json").loads(body)["data"]["next"]
+        if not cursor:
+            break
+    elapsed = time.time() - t
+    c.close()
+    return elapsed, nbytes, urls
+
+
+def curl_pass(urls, tmp, gzip_ok=False):
+    """One curl process fetching all URLs over one kept-alive connection."""
+    cfg = os.path.join(tmp, "curl.cfg")
+    with open(cfg, "w") as f:
+        f.write('header = "Authorization: Bearer sandbox-key"\n')
+        f.write('header = "X-Integration-Id: %s"\n' % INTEGRATION)
+        if gzip_ok:
+            f.write('header = "Accept-Encoding: gzip"\n')
+        for u in urls:
+            f.write('url = "%s"\noutput = "/dev/null"\n' % u)
+    t = time.time()
+    out = subprocess.run(["curl", "-s", "-K", cfg, "-w", "%{size_download}\\n"],
+                         check=True, capture_output=True, text=True).stdout
+    elapsed = time.time() - t
+    return elapsed, sum(int(x) for x in out.split())
+
+
+def row(name, seconds, nbytes):
+    print("%-34s %8.2f s %10.1f MB %9.1f MB/s" % (name, seconds, nbytes / 1e6, nbytes / 1e6 / seconds))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--employees", type=int, default=100000)
+    ap.add_argument("--page-size", type=int, default=250)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="sandbox-measure-")
+    proc, port, startup = start_sandbox(args.employees, tmp)
+    base = "http://127.0.0.1:%d/v1" % port
+    try:
+        rss, hwm = proc_mem(proc.pid)
+        print("employees: %d, page_size: %d" % (args.employees, args.page_size))
+        print("start-up (generate + load + listen): %.1f s; RSS %.0f MiB (peak %.0f MiB)" % (startup, rss, hwm))
+        secs, nbytes, urls = python_pass(base, args.page_size)
+        row("cold pass, python keep-alive", secs, nbytes)
+        for i in range(2):
+            secs, nbytes, _ = python_pass(base, args.page_size)
+            row("warm pass %d, python keep-alive" % (i + 1), secs, nbytes)
+        if shutil.which("curl"):
+            for i in range(2):
+                secs, nbytes = curl_pass(urls, tmp)
+                row("warm pass %d, curl keep-alive" % (i + 1), secs, nbytes)
+            python_pass(base, args.page_size, gzip_ok=True)  # compress once
+            secs, nbytes = curl_pass(urls, tmp, gzip_ok=True)
+            row("warm pass, curl gzip (wire bytes)", secs, nbytes)
+        rss, hwm = proc_mem(proc.pid)
+        print("sandbox RSS after the passes: %.0f MiB (peak %.0f MiB)" % (rss, hwm))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
