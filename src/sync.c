@@ -286,6 +286,15 @@ static int log_change(struct fetch *f, const char *id, const char *op,
     return 0;
 }
 
+/* Parse one record. jansson refuses integers beyond 64 bits; such a record
+ * is parsed again with every integer as a real, for its fields and diffs
+ * only: the file keeps the number exactly as sent. */
+static json_t *parse_record(const char *text, size_t len)
+{
+    json_t *j = json_loadb(text, len, 0, NULL);
+    return j ? j : json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
+}
+
 static const char *str_field(json_t *rec, const char *key)
 {
     return json_string_value(json_object_get(rec, key));
@@ -317,7 +326,7 @@ static int record_deleted(struct fetch *f, const char *id, uint64_t ino,
 static int record_updated(struct fetch *f, const char *id, json_t *rec,
                           const struct store_record *old)
 {
-    json_t *prev = json_loadb(old->body, old->size, 0, NULL);
+    json_t *prev = parse_record(old->body, old->size);
     if (!prev) {
         /* The stored file no longer parses (it always should): log a replace. */
         json_t *patch = json_pack("[{ss ss sO}]", "op", "replace", "path", "", "value", rec);
@@ -341,8 +350,7 @@ static int record_updated(struct fetch *f, const char *id, json_t *rec,
 /* Apply one record of a page. Returns -1 only on a store error. */
 static int apply_record(struct fetch *f, const char *text, size_t len)
 {
-    json_error_t jerr;
-    json_t *rec = json_loadb(text, len, 0, &jerr);
+    json_t *rec = parse_record(text, len);
     const char *id = rec ? str_field(rec, "id") : NULL;
     int rc = 0;
 
