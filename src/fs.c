@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,17 @@
 /* Long kernel caches: the notifier invalidates whatever changes. */
 #define FS_TIMEOUT 86400.0
 
+/* Requests counted by type, shown in .status (tests and benchmarks use them). */
+enum op_count {
+    C_LOOKUP, C_GETATTR, C_READDIR, C_READDIRPLUS, C_OPEN, C_READ, C_WRITE, C_GETXATTR,
+    C_COUNT
+};
+static const char *const op_names[C_COUNT] = {
+    "lookup", "getattr", "readdir", "readdirplus", "open", "read", "write", "getxattr",
+};
+
 struct fs {
+    _Atomic long ops[C_COUNT];
     struct store *st;
     struct sync *sync;
     struct notify *nt;
@@ -45,6 +56,37 @@ struct status_fh {
 static struct fs *fs_of(fuse_req_t req)
 {
     return fuse_req_userdata(req);
+}
+
+static struct fs *counted(fuse_req_t req, enum op_count op)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    atomic_fetch_add_explicit(&fs->ops[op], 1, memory_order_relaxed);
+    return fs;
+}
+
+/* .status: the sync engine's state plus this file system's request counts. */
+static char *status_text(struct fs *fs)
+{
+    json_t *j = sync_status(fs->sync);
+    if (!j)
+        return NULL;
+    json_t *ops = json_object();
+    for (int i = 0; i < C_COUNT; i++)
+        json_object_set_new(ops, op_names[i], json_integer(atomic_load(&fs->ops[i])));
+    json_object_set_new(j, "requests", ops);
+    json_object_set_new(j, "kernel_notify", json_boolean(fs->o->kernel_notify));
+    char *text = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    if (!text)
+        return NULL;
+    size_t n = strlen(text);
+    char *out = realloc(text, n + 2);     /* a final newline, like every file here */
+    if (!out)
+        abort();
+    out[n] = '\n';
+    out[n + 1] = '\0';
+    return out;
 }
 
 struct fs *fs_new(struct store *st, struct sync *sync, struct notify *nt,
@@ -210,7 +252,7 @@ static int64_t change_seq(const char *name)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct fs *fs = fs_of(req);
+    struct fs *fs = counted(req, C_LOOKUP);
     struct stat st;
     uint64_t ino;
     int rc;
@@ -253,7 +295,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     struct stat st;
     (void)fi;
-    int rc = stat_ino(fs_of(req), ino, &st);
+    int rc = stat_ino(counted(req, C_GETATTR), ino, &st);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -352,7 +394,7 @@ static int list_cb(void *ctx, const char *name, const struct store_attr *a)
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
-    struct fs *fs = fs_of(req);
+    struct fs *fs = counted(req, plus ? C_READDIRPLUS : C_READDIR);
     struct dirbuf d = { req, fs, NULL, size, 0, plus, off, 0 };
     int model = model_of_dir(ino);
     if (ino != FS_INO_ROOT && ino != FS_INO_CHANGES && !mirrored(fs, model)) {
@@ -421,7 +463,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct fs *fs = fs_of(req);
+    struct fs *fs = counted(req, C_OPEN);
     int acc = fi->flags & O_ACCMODE;
     if (ino == FS_INO_CONTROL) {
         if (acc == O_RDONLY) {
@@ -439,7 +481,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     if (ino == FS_INO_STATUS) {
         struct status_fh *h = calloc(1, sizeof *h);
-        if (!h || !(h->text = sync_status_json(fs->sync))) {
+        if (!h || !(h->text = status_text(fs))) {
             free(h);
             fuse_reply_err(req, EIO);
             return;
@@ -488,6 +530,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ino == FS_INO_CONTROL ? EBADF : EISDIR);
         return;
     }
+    counted(req, C_READ);      /* reads of records and change entries only */
     struct store_reader *r = store_reader(fs->st);
     char *buf = malloc(size ? size : 1);
     long n = -1;
@@ -506,7 +549,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                      off_t off, struct fuse_file_info *fi)
 {
-    struct fs *fs = fs_of(req);
+    struct fs *fs = counted(req, C_WRITE);
     enum sync_kind kind;
     unsigned mask;
     (void)off;
@@ -561,7 +604,7 @@ static int record_meta(struct fs *fs, fuse_ino_t ino, char *vals[3])
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     char *vals[3] = { NULL, NULL, NULL };
-    int rc = record_meta(fs_of(req), ino, vals);
+    int rc = record_meta(counted(req, C_GETXATTR), ino, vals);
     int err = ENODATA;
     if (rc < 0)
         err = EIO;

@@ -218,7 +218,7 @@ static int run(struct daemon *d)
         d->k = kombo_new(d->o.api_url, d->o.api_key, d->o.integration);
     }
     d->sync = sync_new(d->st, d->k, &d->o);
-    d->nt = notify_new(1);
+    d->nt = notify_new(d->o.kernel_notify);
     d->fs = fs_new(d->st, d->sync, d->nt, &d->o);
     d->se = fs_session(d->fs);
     if (!d->se)

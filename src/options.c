@@ -31,6 +31,7 @@ const char options_usage[] =
     "  --models=LIST               directories to mirror (default all nine)\n"
     "  --changes-retention=DUR     how long changes/ entries are kept (default 30d)\n"
     "  --offline                   serve the cache, make no API calls\n"
+    "  --no-kernel-notify          never invalidate the kernel's cache (for tests: stale reads)\n"
     "  -f                          stay in the foreground\n"
     "  -d                          debug output (implies -f)\n"
     "  -o OPT[,OPT...]             any option above as name=value, or a FUSE option\n"
@@ -65,6 +66,7 @@ static const struct optdef optdefs[] = {
     { "models", MODELS, OFF(models) },
     { "offline", FLAG, OFF(offline) },
     { "check", FLAG, OFF(check) },
+    { "no-kernel-notify", FLAG, OFF(no_kernel_notify) },
 };
 
 struct parser {
@@ -439,10 +441,12 @@ int options_parse(int argc, char **argv, struct options *o, char *err,
     o->changes_retention = 30 * 86400;
     o->models = MODELS_ALL;
     o->umask = 0;
+    o->kernel_notify = 1;
 
     int rc = parse_argv(&ps, argc, argv);
     if (rc == 0 && !o->show_help && !o->show_version) {
         rc = check_and_fill(&ps);
+        o->kernel_notify = !o->no_kernel_notify;
         if (rc == 0)
             build_fuse_argv(&ps);
     }

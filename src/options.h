@@ -34,6 +34,8 @@ struct options {
     long changes_retention;     /* seconds */
     unsigned models;            /* bit mask over models_table */
     int offline;
+    int kernel_notify;          /* 0: --no-kernel-notify (tests of the mechanism) */
+    int no_kernel_notify;
     int foreground;
     int debug;
     int single_thread;

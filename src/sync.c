@@ -638,7 +638,7 @@ static void status_persist(struct sync *s, int m)
     free(text);
 }
 
-char *sync_status_json(struct sync *s)
+void *sync_status(struct sync *s)
 {
     /* Read-only facts come through this thread's reader; the watermark is
      * read there too so .status never touches the writer's connection. */
@@ -676,6 +676,12 @@ char *sync_status_json(struct sync *s)
     if (j)
         json_object_set_new(j, "webhooks", wh ? wh : json_pack("{si si si si sn}",
                             "received", 0, "accepted", 0, "rejected", 0, "duplicates", 0, "last_at"));
+    return j;
+}
+
+char *sync_status_json(struct sync *s)
+{
+    json_t *j = sync_status(s);
     char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     if (!text)

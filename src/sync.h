@@ -52,7 +52,10 @@ void sync_stop(struct sync *s);
  * -1 if any failed. Without wait, returns 0 at once. */
 int sync_request(struct sync *s, unsigned mask, enum sync_kind kind, int wait);
 
-/* The state of the daemon for .status: a JSON text (malloc'd). */
+/* The state of the daemon for .status, as a NEW jansson reference
+ * (json_t *, declared void * to keep jansson out of this header), or NULL. */
+void *sync_status(struct sync *s);
+/* The same as indented JSON text with a final newline (malloc'd), or NULL. */
 char *sync_status_json(struct sync *s);
 
 /* The daemon-wide state shown in .status ("initial-sync", "ready", ...),

@@ -730,6 +730,21 @@ static int append_body(struct request *rq, const char *data, size_t n)
     return 0;
 }
 
+/* A body that cannot be kept (far over the cap, or no memory): no answer
+ * can be queued while it is being uploaded, so the connection is closed. */
+static enum MHD_Result drop(struct webhook *w, struct MHD_Connection *c,
+                            const struct request *rq)
+{
+    count(w, O_REJECTED);
+    if (log_allowed(w)) {
+        char peer[160];
+        peer_name(c, peer, sizeof peer);
+        log_warnx("webhook: rejected a request from %s: connection closed, %s", peer,
+                  rq->too_big ? "body far larger than 1 MiB" : "out of memory");
+    }
+    return MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload_data,
@@ -744,7 +759,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (*upload_data_size) {
             int rc = append_body(rq, upload_data, *upload_data_size);
             *upload_data_size = 0;
-            return rc < 0 ? MHD_NO : MHD_YES;
+            if (rc < 0)
+                return drop(w, c, rq);
+            return MHD_YES;
         }
         return finish_webhook(w, c, rq);
     }
@@ -825,6 +842,9 @@ struct webhook *webhook_start(const struct options *o, struct sync *sync,
                                                                      : MHD_USE_POLL;
     if (sa.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* From here on the socket is MHD's: MHD_stop_daemon closes it, and a
+     * failing MHD_start_daemon closes it (or, in some early failures, leaks
+     * it); it is never closed here, so it can never be closed twice. */
     w->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, w,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)NULL,
@@ -838,7 +858,6 @@ struct webhook *webhook_start(const struct options *o, struct sync *sync,
         MHD_OPTION_END);
     if (!w->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", o->webhook_listen);
-        close(fd);
         pthread_mutex_destroy(&w->lock);
         free(w);
         return NULL;

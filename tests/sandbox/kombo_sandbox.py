@@ -11,6 +11,7 @@ kombo-api.md (project shared docs) for the facts it imitates.
 import argparse
 import bisect
 import collections
+import gc
 import gzip
 import json
 import os
@@ -210,11 +211,14 @@ class Sandbox:
     # -- reading ------------------------------------------------------------------
     def visible(self, endpoint):
         """Records a complete listing without updated_after/include_deleted returns."""
+        return json.loads(self.visible_json(endpoint))
+
+    def visible_json(self, endpoint):
+        """`visible()` as one JSON array (bytes), as the API renders the records."""
         query = parse_list_query(endpoint, {}, self._cursor_key)
         with self._lock:
             recs, _ = self._filtered(query)
-            raw = b"[" + b",".join(self.store.render(query.table, r) for r in recs) + b"]"
-        return json.loads(raw)
+            return b"[" + b",".join(self.store.render(query.table, r) for r in recs) + b"]"
 
     def _filtered(self, query):
         """(records, seqs) matching the query's filters, in listing order (cached)."""
@@ -526,7 +530,7 @@ class Sandbox:
             endpoint = route[len("records/"):]
             if endpoint not in LIST_ENDPOINTS:
                 raise NotFound("unknown endpoint %r" % endpoint)
-            return 200, self.visible(endpoint)
+            return 200, self.visible_json(endpoint)
         routes = {
             ("GET", "stats"): self.stats,
             ("POST", "stats/reset"): self.reset_stats,
@@ -573,7 +577,11 @@ def _ratelimit_ok():
 
 
 def _read_body(h):
-    length = int(h.headers.get("Content-Length") or 0)
+    try:
+        length = int(h.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = 0
+        h.close_connection = True  # cannot tell where the next request starts
     return h.rfile.read(length) if length > 0 else b""
 
 
@@ -625,6 +633,11 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # stop() closes kept-alive connections itself
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        """Clients that drop connections are normal; report anything else."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -700,6 +713,9 @@ def main(argv=None):
         page_cache_bytes=args.page_cache_mb << 20)
     if args.fail_rate:
         sb.set_faults(fail_rate=args.fail_rate)
+    # One data set per process: move it out of the cyclic GC's sight, so that
+    # collections while serving do not walk hundreds of thousands of records.
+    gc.freeze()
     port = sb.start()
     if args.ready_file:
         tmp = args.ready_file + ".tmp"

@@ -242,9 +242,8 @@ class Store:
         return rec
 
     def load(self, items):
-        """Bulk load generator output.  The cyclic GC is paused meanwhile (it
-        would rescan the growing heap again and again) and the loaded objects
-        are frozen afterwards, so later collections skip them."""
+        """Bulk load generator output.  The cyclic GC is paused meanwhile: it
+        would rescan the growing heap again and again."""
         enabled = gc.isenabled()
         gc.disable()
         try:
@@ -254,7 +253,6 @@ class Store:
         finally:
             if enabled:
                 gc.enable()
-            gc.freeze()
 
     def _initial_touched(self):
         """Make generated `touched` consistent with §9 (linked changes count)."""

@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from conftest import Receiver
 from sandbox_client import Client
-from test_sandbox_webhooks import verify
+from sandbox_receiver import Receiver, verify
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -36,7 +36,8 @@ def test_employment_statuses(sb, client):
         wanted = set(value.split(","))
         assert ids(client, "employees", employment_statuses=value) == \
             expect(sb, "employees", lambda r: r.get("employment_status") in wanted)
-    assert ids(client, "employees", employment_status="ACTIVE") == ids(client, "employees", employment_statuses="ACTIVE")
+    assert ids(client, "employees", employment_status="ACTIVE") == \
+        ids(client, "employees", employment_statuses="ACTIVE")
     assert ids(client, "employees", employment_statuses="") == expect(sb, "employees", lambda r: True)
     assert client.get("/hris/employees", employment_statuses="ACTIVE,FIRED").status == 400
 
