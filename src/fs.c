@@ -22,6 +22,7 @@
 #include "control.h"
 #include "log.h"
 #include "models.h"
+#include "snaps.h"
 
 /* Long kernel caches: the notifier invalidates whatever changes. */
 #define FS_TIMEOUT 86400.0
@@ -45,12 +46,7 @@ struct fs {
     gid_t gid;
     int64_t mount_ns;
     _Atomic int64_t dir_mtime[MODEL_COUNT + 1];     /* [MODEL_COUNT] = changes/ */
-};
-
-/* An open .status: its text, generated at open. */
-struct status_fh {
-    char *text;
-    size_t len;
+    struct snaps *status;       /* .status renderings (see snaps.h) */
 };
 
 static struct fs *fs_of(fuse_req_t req)
@@ -66,8 +62,9 @@ static struct fs *counted(fuse_req_t req, enum op_count op)
 }
 
 /* .status: the sync engine's state plus this file system's request counts. */
-static char *status_text(struct fs *fs)
+static char *status_text(void *ctx)
 {
+    struct fs *fs = ctx;
     json_t *j = sync_status(fs->sync);
     if (!j)
         return NULL;
@@ -104,11 +101,14 @@ struct fs *fs_new(struct store *st, struct sync *sync, struct notify *nt,
     fs->mount_ns = sync_now_ns();
     for (int i = 0; i <= MODEL_COUNT; i++)
         atomic_store(&fs->dir_mtime[i], fs->mount_ns);
+    fs->status = snaps_new(status_text, fs);
     return fs;
 }
 
 void fs_free(struct fs *fs)
 {
+    if (fs)
+        snaps_free(fs->status);
     free(fs);
 }
 
@@ -169,7 +169,7 @@ static int fixed_stat(struct fs *fs, uint64_t ino, struct stat *st)
     else if (ino == FS_INO_CONTROL)
         fill_stat(fs, ino, S_IFREG, 0220, 0, fs->mount_ns, st);
     else if (ino == FS_INO_STATUS)
-        fill_stat(fs, ino, S_IFREG, 0440, 0, sync_now_ns(), st);
+        fill_stat(fs, ino, S_IFLNK, 0440, STATUS_NAME_LEN, fs->mount_ns, st);
     else
         return -ENOENT;
     return 0;
@@ -180,6 +180,14 @@ static int stat_ino(struct fs *fs, uint64_t ino, struct stat *st)
 {
     if (ino < STORE_INO_RECORD_BASE)
         return fixed_stat(fs, ino, st);
+    if (ino >= FS_INO_STATUS_SNAP(0)) {
+        size_t len;
+        int64_t ns;
+        if (!snaps_stat(fs->status, (int64_t)(ino - FS_INO_STATUS_SNAP(0)), &len, &ns))
+            return -ENOENT;
+        fill_stat(fs, ino, S_IFREG, 0440, len, ns, st);
+        return 0;
+    }
     struct store_reader *r = store_reader(fs->st);
     struct store_attr a;
     int rc;
@@ -234,6 +242,16 @@ static int root_child(const struct fs *fs, const char *name, uint64_t *ino)
         return *ino = FS_INO_CONTROL, 0;
     if (strcmp(name, ".status") == 0)
         return *ino = FS_INO_STATUS, 0;
+    /* ".status.000000000042": a snapshot, found but never listed */
+    if (strncmp(name, ".status.", 8) == 0 && strlen(name) == STATUS_NAME_LEN) {
+        int64_t n = 0;
+        for (const char *p = name + 8; *p; p++) {
+            if (*p < '0' || *p > '9')
+                return -ENOENT;
+            n = n * 10 + (*p - '0');
+        }
+        return *ino = FS_INO_STATUS_SNAP((uint64_t)n), 0;
+    }
     return -ENOENT;
 }
 
@@ -252,7 +270,10 @@ static int64_t change_seq(const char *name)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct fs *fs = counted(req, C_LOOKUP);
+    struct fs *fs = fs_of(req);
+    /* Snapshot names of .status are plumbing, not counted as lookups. */
+    if (parent != FS_INO_ROOT || strncmp(name, ".status.", 8) != 0)
+        counted(req, C_LOOKUP);
     struct stat st;
     uint64_t ino;
     int rc;
@@ -261,7 +282,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (parent == FS_INO_ROOT) {
         rc = root_child(fs, name, &ino);
         if (rc == 0)
-            rc = fixed_stat(fs, ino, &st);
+            rc = stat_ino(fs, ino, &st);
     } else {
         struct store_reader *r = store_reader(fs->st);
         struct store_attr a;
@@ -283,8 +304,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
             fill_stat(fs, a.ino, S_IFREG, 0440, a.size, a.mtime_ns, &st);
         rc = rc < 0 ? -EIO : rc == 0 ? -ENOENT : 0;
     }
-    if (rc == -ENOENT)
-        reply_negative(req);
+    if (rc == -ENOENT && parent != FS_INO_ROOT)
+        reply_negative(req);    /* root names are fixed or snapshots: never cached absent */
     else if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -461,69 +482,36 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* ---- files ---- */
 
+/*
+ * Regular files are never opened: answering ENOSYS once puts the kernel in
+ * its "no_open" mode, where opens and closes make no request at all and
+ * pages are kept (FOPEN_KEEP_CACHE) until the notifier invalidates them.
+ * That makes a warm pass over the tree as fast as tmpfs. Permissions are
+ * checked by the kernel (default_permissions); writes to records fail in
+ * op_write/op_setattr with EROFS; .status is a link to snapshots (snaps.h).
+ */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct fs *fs = counted(req, C_OPEN);
-    int acc = fi->flags & O_ACCMODE;
-    if (ino == FS_INO_CONTROL) {
-        if (acc == O_RDONLY) {
-            fuse_reply_err(req, EACCES);
-            return;
-        }
-        fi->direct_io = 1;
-        fi->nonseekable = 1;
-        fuse_reply_open(req, fi);
-        return;
-    }
-    if (acc != O_RDONLY || (fi->flags & O_TRUNC)) {
-        fuse_reply_err(req, EROFS);
-        return;
-    }
-    if (ino == FS_INO_STATUS) {
-        struct status_fh *h = calloc(1, sizeof *h);
-        if (!h || !(h->text = status_text(fs))) {
-            free(h);
-            fuse_reply_err(req, EIO);
-            return;
-        }
-        h->len = strlen(h->text);
-        fi->fh = (uint64_t)(uintptr_t)h;
-        fi->direct_io = 1;  /* its size is not known to stat */
-        fuse_reply_open(req, fi);
-        return;
-    }
-    struct stat st;
-    int rc = stat_ino(fs, ino, &st);
-    if (rc < 0) {
-        fuse_reply_err(req, -rc);
-        return;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        fuse_reply_err(req, EISDIR);
-        return;
-    }
-    fi->keep_cache = 1;     /* the notifier invalidates the pages on change */
-    fuse_reply_open(req, fi);
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-    if (ino == FS_INO_STATUS && fi->fh) {
-        struct status_fh *h = (struct status_fh *)(uintptr_t)fi->fh;
-        free(h->text);
-        free(h);
-    }
-    fuse_reply_err(req, 0);
+    (void)ino;
+    (void)fi;
+    counted(req, C_OPEN);
+    fuse_reply_err(req, ENOSYS);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of(req);
-    if (ino == FS_INO_STATUS) {
-        struct status_fh *h = (struct status_fh *)(uintptr_t)fi->fh;
-        size_t o = (size_t)off < h->len ? (size_t)off : h->len;
-        fuse_reply_buf(req, h->text + o, h->len - o < size ? h->len - o : size);
+    (void)fi;
+    if (ino >= FS_INO_STATUS_SNAP(0)) {
+        char *buf = malloc(size ? size : 1);
+        long n = buf ? snaps_read(fs->status, (int64_t)(ino - FS_INO_STATUS_SNAP(0)),
+                                  (size_t)off, buf, size) : -1;
+        if (n < 0)
+            fuse_reply_err(req, buf ? ENOENT : ENOMEM);
+        else
+            fuse_reply_buf(req, buf, (size_t)n);
+        free(buf);
         return;
     }
     if (ino < STORE_INO_RECORD_BASE) {
@@ -574,6 +562,24 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_err(req, EIO);
     else
         fuse_reply_write(req, size);
+}
+
+/* .status: every resolution renders a new snapshot and points at it. */
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct fs *fs = fs_of(req);
+    char target[32];
+    int64_t n;
+    if (ino != FS_INO_STATUS) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if ((n = snaps_take(fs->status)) < 0) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    snprintf(target, sizeof target, ".status.%012lld", (long long)n);
+    fuse_reply_readlink(req, target);
 }
 
 /* ---- extended attributes ---- */
@@ -726,8 +732,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_READDIRPLUS)
         conn->want |= FUSE_CAP_READDIRPLUS;
     conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
-    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    /* O_TRUNC must reach setattr (EROFS for records, allowed for .control):
+     * with atomic_o_trunc it would ride on the OPEN request we never get. */
+    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
@@ -735,6 +742,7 @@ static const struct fuse_lowlevel_ops ops = {
     .init = op_init,
     .lookup = op_lookup,
     .getattr = op_getattr,
+    .readlink = op_readlink,
     .setattr = op_setattr,
     .mknod = op_mknod,
     .mkdir = op_mkdir,
@@ -746,7 +754,6 @@ static const struct fuse_lowlevel_ops ops = {
     .open = op_open,
     .read = op_read,
     .write = op_write,
-    .release = op_release,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,

@@ -22,7 +22,9 @@
 #define FS_INO_MODEL(i) (2 + (uint64_t)(i))     /* 2..10 */
 #define FS_INO_CHANGES 11
 #define FS_INO_CONTROL 12
-#define FS_INO_STATUS 13
+#define FS_INO_STATUS 13                        /* a symlink to its latest snapshot */
+#define FS_INO_STATUS_SNAP(n) ((1ull << 56) + (n))
+#define STATUS_NAME_LEN 20                      /* ".status.000000000042" */
 
 struct fs;
 struct fuse_session;

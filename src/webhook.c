@@ -44,6 +44,7 @@
 #define CONN_TIMEOUT_S 10u              /* idle connection timeout */
 #define CONN_MEMORY ((size_t)32 * 1024) /* per connection: request line, headers, read buffer */
 #define DISCARD_LIMIT ((size_t)4 * WEBHOOK_MAX_BODY) /* then the connection is dropped */
+#define BODY_CHUNK ((size_t)16 * 1024)  /* first allocation for a body */
 #define LISTEN_BACKLOG 128
 #define LOG_WINDOW_S 10                 /* rejected-request warnings: at most */
 #define LOG_PER_WINDOW 50               /* ... this many per window */
@@ -687,13 +688,13 @@ static enum MHD_Result begin_webhook(struct webhook *w, struct MHD_Connection *c
     struct request *rq = calloc(1, sizeof *rq);
     if (!rq)
         return MHD_NO;
-    if (cl > 0) {
-        rq->body = malloc((size_t)cl);
-        if (!rq->body) {
-            free(rq);
-            return MHD_NO;
-        }
-        rq->cap = (size_t)cl;
+    /* Memory follows the bytes that arrive, not what Content-Length promises:
+     * a client that announces 1 MiB and sends nothing costs a few KiB. */
+    rq->cap = cl > 0 && cl < (long long)BODY_CHUNK ? (size_t)cl : BODY_CHUNK;
+    rq->body = malloc(rq->cap);
+    if (!rq->body) {
+        free(rq);
+        return MHD_NO;
     }
     *con_cls = rq;
     return MHD_YES;
@@ -714,7 +715,7 @@ static int append_body(struct request *rq, const char *data, size_t n)
         return rq->discarded > DISCARD_LIMIT ? -1 : 0;
     }
     if (rq->len + n > rq->cap) {
-        size_t cap = rq->cap ? rq->cap : 4096;
+        size_t cap = rq->cap ? rq->cap : BODY_CHUNK;
         while (cap < rq->len + n)
             cap *= 2;
         if (cap > WEBHOOK_MAX_BODY)
@@ -869,6 +870,7 @@ void webhook_stop(struct webhook *w)
 {
     if (!w)
         return;
+    sync_set_status_extra(w->sync, NULL, NULL);     /* .status stops asking us */
     MHD_stop_daemon(w->daemon);     /* joins the thread, completes every request, closes the socket */
     pthread_mutex_destroy(&w->lock);
     free(w);

@@ -206,16 +206,44 @@ def test_control_through_the_shell_and_status_fields(sandbox, kombofs):
     for key in ("received", "accepted", "rejected", "duplicates", "last_at"):
         assert key in st["webhooks"], key
     assert set(st["changes"]) == {"first_seq", "last_seq"}
-    with pytest.raises(OSError) as e:
-        open(fs.path(".control")).read()
-    assert e.value.errno == errno.EACCES
+    assert open(fs.path(".control")).read() == "", "write only: nothing to read (root ignores 0220)"
 
 
 def test_status_is_regenerated_on_open(sandbox, kombofs):
     fs = kombofs(sandbox, "--models=employees")
-    a = fs.status()["requests"]["open"]
-    b = fs.status()["requests"]["open"]
-    assert b > a
+    a, b = os.readlink(fs.path(".status")), os.readlink(fs.path(".status"))
+    assert a != b and a.startswith(".status.") and len(a) == 20, "each resolution renders anew"
+    assert os.stat(fs.path(".status")).st_mode & 0o777 == 0o440
+    with open(fs.path(".status"), "rb") as f:
+        first = f.read(10)
+        assert fs.control("sync") == 0
+        rest = f.read()
+    json.loads(first + rest)  # one reader, one consistent text, even across a sync
+    assert json.loads(open(fs.path(".status")).read())["endpoints"]["employees"]["last_delta"]
+
+
+@pytest.mark.timeout(120)
+def test_status_stays_whole_for_concurrent_readers(sandbox, kombofs):
+    fs = kombofs(sandbox, "--models=employees")
+    errors = []
+
+    def reader():
+        for _ in range(200):
+            try:
+                with open(fs.path(".status"), "rb") as f:
+                    data = b"".join(iter(lambda: f.read(97), b""))
+                json.loads(data)
+            except (OSError, ValueError) as e:
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(5):
+        fs.control("sync")
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
 
 
 def test_statfs_and_directory_order(sandbox, kombofs):

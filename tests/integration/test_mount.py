@@ -67,9 +67,13 @@ def test_everything_is_read_only(sandbox, kombofs):
     fs = kombofs(sandbox)
     name = os.listdir(fs.path("employees"))[0]
     p = fs.path("employees", name)
+    def append():
+        with open(p, "a") as f:
+            f.write("x")
+
     attempts = [
         lambda: open(p, "w"),
-        lambda: open(p, "a"),
+        append,
         lambda: open(fs.path("employees", "new.json"), "w"),
         lambda: os.mkdir(fs.path("employees", "d")),
         lambda: os.unlink(p),

@@ -331,27 +331,35 @@ def test_a_repeated_event_id_fetches_nothing(hooked, kombofs, tmp_path, port):
 @pytest.mark.timeout(60)
 @pytest.mark.sandbox(employees=60)
 def test_a_burst_of_200_webhooks_makes_a_handful_of_fetches(hooked, kombofs, tmp_path, port):
+    """200 changes, each flushed as its own signed webhook. Each API request takes
+    100 ms (a remote API, not a local one): the webhooks that arrive during a fetch
+    are folded into the next one, so the fetch count follows the burst's duration,
+    not the number of webhooks."""
     fs = start(kombofs, hooked, port, tmp_path)
+    hooked.set_faults(slow=0.1)
     emps = hooked.visible("employees")
     before = count(hooked, "employees")
     statuses = []
+    t = time.monotonic()
     for i in range(200):
         hooked.update_employee(emps[i % len(emps)]["id"], job_title=f"Burst {i}")
         statuses.append(hooked.flush_webhooks()["status"])   # one webhook per change
+    burst = time.monotonic() - t
     assert statuses == [200] * 200
     want = {e["id"]: e for e in hooked.visible("employees")}
     wait_for(lambda: read_dir(fs, "employees") == want, timeout=30, what="the final state")
+    wait_for(lambda: fs.status()["endpoints"]["employees"]["last_delta"]["result"] == "ok",
+             what="the last fetch")
     fetches = count(hooked, "employees") - before
-    print(f"200 webhooks -> {fetches} employee fetches")
-    assert 1 <= fetches <= 40, fetches
+    assert 1 <= fetches <= min(20, burst / 0.1 + 2), (fetches, burst)
     wh = webhooks(fs)
-    assert wh["accepted"] == 200 and wh["rejected"] == 0
+    assert wh["accepted"] == 200 and wh["rejected"] == 0 and wh["duplicates"] == 0
 
 
 @pytest.mark.timeout(60)
 def test_200_signed_posts_over_keep_alive_coalesce(hooked, kombofs, tmp_path, port):
     fs = start(kombofs, hooked, port, tmp_path)
-    hooked.set_faults(slow=0.2)     # every API request takes 200 ms: fetches overlap the burst
+    hooked.set_faults(slow=1.0)     # every API request takes 1 s: fetches overlap the burst
     emp = hooked.visible("employees")[0]
     hooked.update_employee(emp["id"], job_title="After The Burst")
     before = count(hooked, "employees")
@@ -365,12 +373,12 @@ def test_200_signed_posts_over_keep_alive_coalesce(hooked, kombofs, tmp_path, po
         assert (resp.status, resp.read()) == (200, b"ok\n")
         worst = max(worst, time.monotonic() - t)
     conn.close()
-    assert worst < 0.2, worst       # never waits for a fetch (each takes >= 200 ms)
+    assert worst < 0.5, worst       # never waits for a fetch (each takes >= 1 s)
     wait_for(lambda: job_title(fs, emp["id"]) == "After The Burst", what="the final state")
     wait_for(lambda: fs.status()["endpoints"]["employees"]["last_delta"]["result"] == "ok",
              what="the last fetch")
     fetches = count(hooked, "employees") - before
-    assert 1 <= fetches <= 5, fetches
+    assert 1 <= fetches <= 4, fetches
 
 
 @pytest.mark.timeout(60)
@@ -420,7 +428,7 @@ def test_a_webhook_during_a_slow_fetch_is_not_lost(hooked, kombofs, tmp_path, po
     hooked.update_employee(eid, job_title="Slow Two")
     t = time.monotonic()
     assert hooked.flush_webhooks()["status"] == 200
-    assert time.monotonic() - t < 0.5
+    assert time.monotonic() - t < 0.8       # the fetch under way takes 1 s
     wait_for(lambda: job_title(fs, eid) == "Slow Two", what="the second change")
     hooked.set_faults()
     assert read_dir(fs, "employees") == {e["id"]: e for e in hooked.visible("employees")}
