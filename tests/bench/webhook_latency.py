@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -110,9 +111,23 @@ def cat(path):
         return f.read()
 
 
+def api_time(sb, conn):
+    """Time of the API call the daemon's last employees fetch made, repeated here:
+    the sandbox's own share of the latency."""
+    last = [r for r in sb.requests() if r["path"].endswith("/hris/employees")][-1]
+    url = last["path"] + "?" + urllib.parse.urlencode(last["query"])
+    t = time.monotonic()
+    conn.request("GET", url, headers={"Authorization": "Bearer " + API_KEY,
+                                      "X-Integration-Id": INTEGRATION})
+    resp = conn.getresponse()
+    resp.read()
+    return time.monotonic() - t
+
+
 def latency(sb, d, changes):
     emps = sb.visible("employees")
-    from_post, from_reply, replies = [], [], []
+    from_post, from_reply, replies, api = [], [], [], []
+    conn = http.client.HTTPConnection("127.0.0.1", sb.port, timeout=30)
     for i in range(changes):
         eid = emps[i % len(emps)]["id"]
         title = f"Bench title {i} {time.monotonic_ns()}"
@@ -130,10 +145,13 @@ def latency(sb, d, changes):
         from_post.append(t2 - t0)
         from_reply.append(t2 - t1)
         replies.append(t1 - t0)
+        api.append(api_time(sb, conn))
+    conn.close()
     print(f"webhook -> visible to cat, {changes} changes, one at a time:")
     summary("from the start of the POST", from_post)
     summary("from the 200", from_reply)
     summary("the POST itself (reply time)", replies)
+    summary("the sandbox answering that fetch", api)
 
 
 def burst(sb, port, n=200, clients=1):

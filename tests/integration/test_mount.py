@@ -106,6 +106,11 @@ def test_complete_mirror_from_a_sandbox_failing_ten_percent(sandbox, kombofs):
     fs = kombofs(sandbox)
     assert read_dir(fs, "employees") == {r["id"]: r for r in sandbox.visible("employees")}
     assert read_dir(fs, "absences") == {r["id"]: r for r in sandbox.visible("absences")}
+    for _ in range(10):  # more requests, more faults, same result
+        assert fs.control("resync") == 0
+    failed = [r for r in sandbox.requests() if r["status"] != 200]
+    assert len(failed) >= 3, "the sandbox did fail requests"
+    assert read_dir(fs, "employees") == {r["id"]: r for r in sandbox.visible("employees")}
 
 
 def test_warm_cache_mounts_without_the_api(sandbox, kombofs, tmp_path):
