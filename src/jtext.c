@@ -251,15 +251,44 @@ static int take_key(struct scan *s, const char *key, int *match)
     return 0;
 }
 
-/* Decode the string token at s->p into a new C string (NULL on error or
- * on an escaped NUL). Only what cursors need: all escapes, \u as UTF-8. */
-static char *take_string(struct scan *s)
+static void put_utf8(struct buf *b, unsigned cp)
+{
+    if (cp < 0x80) {
+        buf_addc(b, (char)cp);
+    } else if (cp < 0x800) {
+        buf_addc(b, (char)(0xC0 | (cp >> 6)));
+        buf_addc(b, (char)(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+        buf_addc(b, (char)(0xE0 | (cp >> 12)));
+        buf_addc(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        buf_addc(b, (char)(0x80 | (cp & 0x3F)));
+    } else {
+        buf_addc(b, (char)(0xF0 | (cp >> 18)));
+        buf_addc(b, (char)(0x80 | ((cp >> 12) & 0x3F)));
+        buf_addc(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        buf_addc(b, (char)(0x80 | (cp & 0x3F)));
+    }
+}
+
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++)
+        v = v * 16 + (unsigned)hexval(p[i]);
+    return v;
+}
+
+/* Decode the string token at s->p (validated as it goes) into a new C
+ * string; *len gets its length. NULL on invalid input or an escaped NUL.
+ * Surrogate pairs become one code point; a lone surrogate becomes U+FFFD. */
+static char *take_string(struct scan *s, size_t *len)
 {
     const char *start = s->p + 1;
     if (scan_string(s) < 0)
         return NULL;
     const char *end = s->p - 1;
     struct buf b = BUF_INIT;
+    buf_reserve(&b, (size_t)(end - start));
     for (const char *q = start; q < end; q++) {
         if (*q != '\\') {
             buf_addc(&b, *q);
@@ -273,29 +302,26 @@ static char *take_string(struct scan *s)
         case 'r': buf_addc(&b, '\r'); break;
         case 't': buf_addc(&b, '\t'); break;
         case 'u': {
-            unsigned cp = 0;
-            for (int i = 1; i <= 4; i++)
-                cp = cp * 16 + (unsigned)hexval(q[i]);
+            unsigned cp = hex4(q + 1);
             q += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && end - q > 6 && q[1] == '\\' && q[2] == 'u') {
+                unsigned lo = hex4(q + 3);
+                if (lo >= 0xDC00 && lo < 0xE000) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    q += 6;
+                }
+            }
             if (cp == 0) {
                 buf_free(&b);
                 return NULL;
             }
-            if (cp < 0x80) {
-                buf_addc(&b, (char)cp);
-            } else if (cp < 0x800) {
-                buf_addc(&b, (char)(0xC0 | (cp >> 6)));
-                buf_addc(&b, (char)(0x80 | (cp & 0x3F)));
-            } else {
-                buf_addc(&b, (char)(0xE0 | (cp >> 12)));
-                buf_addc(&b, (char)(0x80 | ((cp >> 6) & 0x3F)));
-                buf_addc(&b, (char)(0x80 | (cp & 0x3F)));
-            }
+            put_utf8(&b, cp >= 0xD800 && cp < 0xE000 ? 0xFFFD : cp);
             break;
         }
         default: buf_addc(&b, *q); break;
         }
     }
+    *len = b.len;
     return buf_detach(&b);
 }
 
@@ -405,8 +431,9 @@ static int data_member(struct scan *s, const char *k, size_t klen, void *ctx)
     if (key_is(k, klen, "next")) {
         c->have_next = 1;
         if (*s->p == '"') {
+            size_t n;
             free(c->page->next);
-            c->page->next = take_string(s);
+            c->page->next = take_string(s, &n);
             if (!c->page->next) {
                 c->msg = "data.next is not a valid string";
                 return -1;
@@ -477,4 +504,71 @@ void jtext_page_free(struct jtext_page *page)
     free(page->next);
     free(page->results);
     memset(page, 0, sizeof *page);
+}
+
+/* ---- top-level fields ---- */
+
+struct fields_ctx {
+    const char *text;
+    struct jtext_field *f;
+    size_t n;
+};
+
+static int field_member(struct scan *s, const char *k, size_t klen, void *ctx)
+{
+    struct fields_ctx *c = ctx;
+    for (size_t i = 0; i < c->n; i++) {
+        struct jtext_field *f = &c->f[i];
+        if (!key_is(k, klen, f->key) || f->type != JTEXT_ABSENT)
+            continue;
+        const char *start = s->p;
+        if (*s->p == '"') {
+            const char *save = s->p;
+            f->str = take_string(s, &f->len);
+            if (f->str) {
+                f->type = JTEXT_STRING;
+            } else {
+                s->p = save;        /* invalid, or holds NUL: skip it as a value */
+                if (scan_value(s) < 0)
+                    return -1;
+                f->type = JTEXT_OTHER;
+            }
+        } else if (scan_literal(s, "null") == 0) {
+            f->type = JTEXT_NULL;
+        } else {
+            if (scan_value(s) < 0)
+                return -1;
+            f->type = JTEXT_OTHER;
+        }
+        f->raw.off = (size_t)(start - c->text);
+        f->raw.len = (size_t)(s->p - start);
+        return 0;
+    }
+    return scan_value(s);
+}
+
+int jtext_fields(const char *text, size_t len, struct jtext_field *fields,
+                 size_t n)
+{
+    struct scan s = { text, text + len, 0, NULL, 0 };
+    struct fields_ctx c = { text, fields, n };
+    for (size_t i = 0; i < n; i++) {
+        fields[i].type = JTEXT_ABSENT;
+        fields[i].str = NULL;
+        fields[i].len = 0;
+        fields[i].raw.off = fields[i].raw.len = 0;
+    }
+    if (each_member(&s, field_member, &c) < 0) {
+        jtext_fields_free(fields, n);
+        return -1;
+    }
+    return 0;
+}
+
+void jtext_fields_free(struct jtext_field *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(fields[i].str);
+        fields[i].str = NULL;
+    }
 }

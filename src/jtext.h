@@ -32,6 +32,25 @@ struct jtext_span {
     size_t len;
 };
 
+/* Top-level members of an object, read without building a tree. */
+enum jtext_type { JTEXT_ABSENT = 0, JTEXT_NULL, JTEXT_STRING, JTEXT_OTHER };
+
+struct jtext_field {
+    const char *key;        /* in: the member's name (plain, no escapes) */
+    enum jtext_type type;   /* out */
+    char *str;              /* out: decoded value for JTEXT_STRING (malloc'd), else NULL */
+    size_t len;             /* out: its length in bytes */
+    struct jtext_span raw;  /* out: the value's bytes in the text, verbatim */
+};
+
+/* Fill fields[0..n) from the object in text[0..len). Returns 0 if the text
+ * is an object (members not asked for are skipped, not validated deeply),
+ * -1 if it is not. A string holding \u0000 counts as JTEXT_OTHER. Free the
+ * strings with jtext_fields_free(). */
+int jtext_fields(const char *text, size_t len, struct jtext_field *fields,
+                 size_t n);
+void jtext_fields_free(struct jtext_field *fields, size_t n);
+
 /* A Kombo list response: {"status":"success","data":{"next":…,"results":[…]}} */
 struct jtext_page {
     char *next;                 /* decoded cursor, NULL when next is null or "" */

@@ -33,8 +33,8 @@ static const char *const wsql[W_COUNT] = {
     [W_REC_GET] = "SELECT ino, body, changed_at FROM records WHERE model = ?1 AND name = ?2",
     [W_REC_INSERT] = "INSERT INTO records (model, id, name, body, size, changed_at, remote_id, mtime, gen)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    [W_REC_UPDATE] = "UPDATE records SET body = ?4, size = ?5, changed_at = ?6, remote_id = ?7,"
-                     " mtime = ?8, gen = ?9, id = ?2 WHERE model = ?1 AND name = ?3",
+    [W_REC_UPDATE] = "UPDATE records SET body = ?2, size = ?3, changed_at = ?4, remote_id = ?5,"
+                     " mtime = ?6, gen = ?7 WHERE ino = ?1",
     [W_REC_TOUCH] = "UPDATE records SET gen = ?2 WHERE ino = ?1",
     [W_REC_DELETE] = "DELETE FROM records WHERE ino = ?1",
     [W_REC_STALE] = "SELECT ino, id, name, body, size FROM records WHERE model = ?1 AND gen < ?2"
@@ -358,38 +358,43 @@ int store_record_get(struct store *st, int model, const char *name,
     return -1;
 }
 
-uint64_t store_record_put(struct store *st, int model, const char *id,
-                          const char *name, const char *body, size_t size,
-                          const char *changed_at, const char *remote_id,
-                          int64_t mtime_ns, int64_t gen)
+uint64_t store_record_insert(struct store *st, int model, const char *id,
+                             const char *name, const char *body, size_t size,
+                             const char *changed_at, const char *remote_id,
+                             int64_t mtime_ns, int64_t gen)
 {
-    for (int pass = 0; pass < 2; pass++) {
-        sqlite3_stmt *s = w(st, pass == 0 ? W_REC_UPDATE : W_REC_INSERT);
-        sqlite3_bind_int(s, 1, model);
-        sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(s, 4, body, (int)size, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 5, (sqlite3_int64)size);
-        if (changed_at)
-            sqlite3_bind_text(s, 6, changed_at, -1, SQLITE_STATIC);
-        if (remote_id)
-            sqlite3_bind_text(s, 7, remote_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 8, mtime_ns);
-        sqlite3_bind_int64(s, 9, gen);
-        if (done(st, s, "record write") < 0)
-            return 0;
-        if (pass == 1)
-            return (uint64_t)sqlite3_last_insert_rowid(st->db) + STORE_INO_RECORD_BASE;
-        if (sqlite3_changes(st->db) > 0) {
-            struct store_record r;
-            if (store_record_get(st, model, name, &r) != 1)
-                return 0;
-            uint64_t ino = r.ino;
-            store_record_free(&r);
-            return ino;
-        }
-    }
-    return 0;
+    sqlite3_stmt *s = w(st, W_REC_INSERT);
+    sqlite3_bind_int(s, 1, model);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, body, (int)size, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)size);
+    if (changed_at)
+        sqlite3_bind_text(s, 6, changed_at, -1, SQLITE_STATIC);
+    if (remote_id)
+        sqlite3_bind_text(s, 7, remote_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, mtime_ns);
+    sqlite3_bind_int64(s, 9, gen);
+    if (done(st, s, "record insert") < 0)
+        return 0;
+    return (uint64_t)sqlite3_last_insert_rowid(st->db) + STORE_INO_RECORD_BASE;
+}
+
+int store_record_update(struct store *st, uint64_t ino, const char *body,
+                        size_t size, const char *changed_at,
+                        const char *remote_id, int64_t mtime_ns, int64_t gen)
+{
+    sqlite3_stmt *s = w(st, W_REC_UPDATE);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    sqlite3_bind_blob(s, 2, body, (int)size, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)size);
+    if (changed_at)
+        sqlite3_bind_text(s, 4, changed_at, -1, SQLITE_STATIC);
+    if (remote_id)
+        sqlite3_bind_text(s, 5, remote_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, mtime_ns);
+    sqlite3_bind_int64(s, 7, gen);
+    return done(st, s, "record update");
 }
 
 int store_record_touch(struct store *st, uint64_t ino, int64_t gen)

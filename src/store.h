@@ -53,12 +53,16 @@ void store_record_free(struct store_record *r);
 int store_record_get(struct store *st, int model, const char *name,
                      struct store_record *out);
 
-/* Insert or replace a record's content; gen marks it as seen by the full
- * fetch of that generation. Returns its inode (0 on error). */
-uint64_t store_record_put(struct store *st, int model, const char *id,
-                          const char *name, const char *body, size_t size,
-                          const char *changed_at, const char *remote_id,
-                          int64_t mtime_ns, int64_t gen);
+/* Insert a new record; gen marks it as seen by the full fetch of that
+ * generation. Returns its inode (0 on error, e.g. the name exists). */
+uint64_t store_record_insert(struct store *st, int model, const char *id,
+                             const char *name, const char *body, size_t size,
+                             const char *changed_at, const char *remote_id,
+                             int64_t mtime_ns, int64_t gen);
+/* Replace the content of the record with inode ino. */
+int store_record_update(struct store *st, uint64_t ino, const char *body,
+                        size_t size, const char *changed_at,
+                        const char *remote_id, int64_t mtime_ns, int64_t gen);
 /* Mark an unchanged record as seen by generation gen. */
 int store_record_touch(struct store *st, uint64_t ino, int64_t gen);
 int store_record_delete(struct store *st, uint64_t ino);

@@ -237,45 +237,49 @@ static void flush_touched(struct fetch *f, int committed)
     f->ntouched = 0;
 }
 
+/*
+ * A change-log entry is written as compact JSON text and re-indented by
+ * jtext_pretty, like the records: the record of a "created" entry is copied
+ * byte for byte from the API's response, without a jansson round trip.
+ */
 struct change {
     struct fetch *f;
-    const char *id;
+    const char *id_json;        /* the id as a JSON string token */
+    size_t id_len;
     const char *op;
     int direct;
-    json_t *nested;     /* borrowed */
-    json_t *patch;      /* borrowed */
+    const char *nested;         /* compact JSON text of the array */
+    const struct buf *patch;    /* compact JSON text of the array */
 };
 
 static char *render_change(void *ctx, int64_t seq)
 {
     struct change *c = ctx;
+    struct buf text = BUF_INIT, out = BUF_INIT;
     char at[32];
     sync_format_time(c->f->page_ns, at, sizeof at);
-    json_t *j = json_pack("{sI ss ss ss ss ss sb sO sO}", "seq", (json_int_t)seq,
-                          "at", at, "model", c->f->m->dir, "id", c->id, "op", c->op,
-                          "sync", c->f->kind == SYNC_FULL ? "full" : "delta",
-                          "direct", c->direct, "nested", c->nested, "patch", c->patch);
-    if (!j)
+    buf_printf(&text, "{\"seq\":%lld,\"at\":\"%s\",\"model\":\"%s\",\"id\":", (long long)seq,
+               at, c->f->m->dir);
+    buf_add(&text, c->id_json, c->id_len);
+    buf_printf(&text, ",\"op\":\"%s\",\"sync\":\"%s\",\"direct\":%s,\"nested\":%s,\"patch\":",
+               c->op, c->f->kind == SYNC_FULL ? "full" : "delta", c->direct ? "true" : "false",
+               c->nested);
+    buf_add(&text, c->patch->data, c->patch->len);
+    buf_addc(&text, '}');
+    int rc = jtext_pretty(text.data, text.len, &out);
+    buf_free(&text);
+    if (rc < 0) {
+        buf_free(&out);
         return NULL;
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-    json_decref(j);
-    if (!text)
-        return NULL;
-    size_t n = strlen(text);
-    char *out = malloc(n + 2);
-    if (!out)
-        abort();
-    memcpy(out, text, n);
-    out[n] = '\n';
-    out[n + 1] = '\0';
-    free(text);
-    return out;
+    }
+    return buf_detach(&out);
 }
 
-static int log_change(struct fetch *f, const char *id, const char *op,
-                      int direct, json_t *nested, json_t *patch)
+static int log_change(struct fetch *f, const char *id_json, size_t id_len,
+                      const char *op, int direct, const char *nested,
+                      const struct buf *patch)
 {
-    struct change c = { f, id, op, direct, nested, patch };
+    struct change c = { f, id_json, id_len, op, direct, nested, patch };
     int64_t seq = store_change_add(f->s->st, f->page_ns, render_change, &c);
     if (seq < 0)
         return -1;
@@ -287,8 +291,8 @@ static int log_change(struct fetch *f, const char *id, const char *op,
 }
 
 /* Parse one record. jansson refuses integers beyond 64 bits; such a record
- * is parsed again with every integer as a real, for its fields and diffs
- * only: the file keeps the number exactly as sent. */
+ * is parsed again with every integer as a real, for its diffs only: the
+ * file keeps the number exactly as sent. */
 static json_t *parse_record(const char *text, size_t len)
 {
     json_t *j = json_loadb(text, len, 0, NULL);
@@ -300,107 +304,156 @@ static const char *str_field(json_t *rec, const char *key)
     return json_string_value(json_object_get(rec, key));
 }
 
-static int record_created(struct fetch *f, const char *id, json_t *rec)
+static void append_json(struct buf *b, json_t *j)
 {
-    json_t *patch = json_pack("[{ss ss sO}]", "op", "add", "path", "", "value", rec);
-    json_t *nested = json_array();
-    int rc = log_change(f, id, "created", 1, nested, patch);
-    json_decref(patch);
-    json_decref(nested);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    if (!s)
+        abort();
+    buf_adds(b, s);
+    free(s);
+}
+
+static int record_created(struct fetch *f, const char *id_json, size_t id_len,
+                          const char *text, size_t len)
+{
+    struct buf patch = BUF_INIT;
+    buf_adds(&patch, "[{\"op\":\"add\",\"path\":\"\",\"value\":");
+    buf_add(&patch, text, len);
+    buf_adds(&patch, "}]");
+    int rc = log_change(f, id_json, id_len, "created", 1, "[]", &patch);
+    buf_free(&patch);
     return rc;
 }
 
-static int record_deleted(struct fetch *f, const char *id, uint64_t ino,
-                          const char *name, int direct)
+/* id_json may be NULL: the id is then encoded from `id`. */
+static int record_deleted(struct fetch *f, const char *id, const char *id_json,
+                          size_t id_len, uint64_t ino, const char *name, int direct)
 {
+    struct buf patch = BUF_INIT, idbuf = BUF_INIT;
     if (store_record_delete(f->s->st, ino) < 0)
         return -1;
     touch(f, f->m->index, ino, name, 1);
-    json_t *empty = json_array(), *empty2 = json_array();
-    int rc = log_change(f, id, "deleted", direct, empty, empty2);
-    json_decref(empty);
-    json_decref(empty2);
-    return rc;
-}
-
-static int record_updated(struct fetch *f, const char *id, json_t *rec,
-                          const struct store_record *old)
-{
-    json_t *prev = parse_record(old->body, old->size);
-    if (!prev) {
-        /* The stored file no longer parses (it always should): log a replace. */
-        json_t *patch = json_pack("[{ss ss sO}]", "op", "replace", "path", "", "value", rec);
-        json_t *nested = json_array();
-        int rc = log_change(f, id, "updated", 1, nested, patch);
-        json_decref(patch);
-        json_decref(nested);
-        return rc;
+    if (!id_json) {
+        json_t *j = json_string(id);
+        append_json(&idbuf, j);
+        json_decref(j);
+        id_json = idbuf.data;
+        id_len = idbuf.len;
     }
-    const char *was = str_field(prev, "changed_at"), *now = str_field(rec, "changed_at");
-    int direct = !(was && now && strcmp(was, now) == 0) && (was || now);
-    json_t *nested = diff_nested(prev, rec, f->m->nested);
-    json_t *patch = diff_patch(prev, rec);
-    int rc = nested && patch ? log_change(f, id, "updated", direct, nested, patch) : -1;
-    json_decref(nested);
-    json_decref(patch);
-    json_decref(prev);
+    buf_adds(&patch, "[]");
+    int rc = log_change(f, id_json, id_len, "deleted", direct, "[]", &patch);
+    buf_free(&patch);
+    buf_free(&idbuf);
     return rc;
 }
 
-/* Apply one record of a page. Returns -1 only on a store error. */
-static int apply_record(struct fetch *f, const char *text, size_t len)
+static int record_updated(struct fetch *f, const char *id_json, size_t id_len,
+                          const char *text, size_t len, const struct store_record *old)
 {
     json_t *rec = parse_record(text, len);
-    const char *id = rec ? str_field(rec, "id") : NULL;
-    int rc = 0;
+    json_t *prev = parse_record(old->body, old->size);
+    struct buf patch = BUF_INIT, nested = BUF_INIT;
+    int rc = -1;
+    if (!rec)
+        goto out;
+    if (prev) {
+        const char *was = str_field(prev, "changed_at"), *now = str_field(rec, "changed_at");
+        int direct = (was || now) && !(was && now && strcmp(was, now) == 0);
+        json_t *n = diff_nested(prev, rec, f->m->nested);
+        json_t *p = diff_patch(prev, rec);
+        if (n && p) {
+            append_json(&nested, n);
+            append_json(&patch, p);
+            rc = log_change(f, id_json, id_len, "updated", direct, nested.data, &patch);
+        }
+        json_decref(n);
+        json_decref(p);
+    } else {
+        /* The stored file no longer parses (it always should): replace it whole. */
+        buf_adds(&patch, "[{\"op\":\"replace\",\"path\":\"\",\"value\":");
+        buf_add(&patch, text, len);
+        buf_adds(&patch, "}]");
+        rc = log_change(f, id_json, id_len, "updated", 1, "[]", &patch);
+    }
+out:
+    json_decref(rec);
+    json_decref(prev);
+    buf_free(&patch);
+    buf_free(&nested);
+    return rc;
+}
+
+enum { F_ID, F_CHANGED_AT, F_REMOTE_ID, F_DELETED_AT, F_COUNT };
+
+/* Apply one record of a page. Returns -1 only on a store error. The record's
+ * own fields are read from its text; jansson parses it only when it changed. */
+static int apply_record(struct fetch *f, const char *text, size_t len)
+{
+    struct jtext_field fl[F_COUNT] = { [F_ID] = { .key = "id" },
+                                       [F_CHANGED_AT] = { .key = "changed_at" },
+                                       [F_REMOTE_ID] = { .key = "remote_id" },
+                                       [F_DELETED_AT] = { .key = "remote_deleted_at" } };
+    struct store_record old = { 0 };
+    int found = 0, rc = 0;
 
     f->fetched++;
-    if (!json_is_object(rec) || !id || !*id) {
+    if (jtext_fields(text, len, fl, F_COUNT) < 0 || fl[F_ID].type != JTEXT_STRING ||
+        fl[F_ID].len == 0) {
         f->skipped++;
         log_warnx("%s: skipped a record without a string id", f->m->dir);
-        json_decref(rec);
-        return 0;
+        goto out;
     }
+    const char *id = fl[F_ID].str;
+    const char *id_json = text + fl[F_ID].raw.off;
+    size_t id_len = fl[F_ID].raw.len;
     buf_reset(&f->name);
-    fsname_escape(id, strlen(id), &f->name);
+    fsname_escape(id, fl[F_ID].len, &f->name);
     buf_adds(&f->name, ".json");
 
-    struct store_record old;
-    int found = store_record_get(f->s->st, f->m->index, f->name.data, &old);
+    found = store_record_get(f->s->st, f->m->index, f->name.data, &old);
     if (found < 0) {
-        json_decref(rec);
-        return -1;
+        found = 0;
+        rc = -1;
+        goto out;
     }
-    const char *deleted_at = str_field(rec, "remote_deleted_at");
-    if (deleted_at) {
+    if (fl[F_DELETED_AT].type == JTEXT_STRING || fl[F_DELETED_AT].type == JTEXT_OTHER) {
         if (found)
-            rc = record_deleted(f, id, old.ino, f->name.data, 1);
+            rc = record_deleted(f, id, id_json, id_len, old.ino, f->name.data, 1);
         goto out;
     }
     buf_reset(&f->body);
     if (jtext_pretty(text, len, &f->body) < 0) {
         f->skipped++;
+        log_warnx("%s: skipped a record that is not valid JSON", f->m->dir);
         goto out;
     }
-    if (found && old.size == f->body.len &&
-        memcmp(old.body, f->body.data, f->body.len) == 0) {
+    if (found && old.size == f->body.len && memcmp(old.body, f->body.data, f->body.len) == 0) {
         if (f->kind == SYNC_FULL)
             rc = store_record_touch(f->s->st, old.ino, f->gen);
         goto out;
     }
-    uint64_t ino = store_record_put(f->s->st, f->m->index, id, f->name.data,
-                                    f->body.data, f->body.len, str_field(rec, "changed_at"),
-                                    str_field(rec, "remote_id"), f->page_ns, f->gen);
-    if (!ino) {
-        rc = -1;
-        goto out;
+    const char *changed_at = fl[F_CHANGED_AT].str, *remote_id = fl[F_REMOTE_ID].str;
+    if (found) {
+        rc = store_record_update(f->s->st, old.ino, f->body.data, f->body.len, changed_at,
+                                 remote_id, f->page_ns, f->gen);
+        if (rc == 0) {
+            touch(f, f->m->index, old.ino, f->name.data, 0);
+            rc = record_updated(f, id_json, id_len, text, len, &old);
+        }
+    } else {
+        uint64_t ino = store_record_insert(f->s->st, f->m->index, id, f->name.data, f->body.data,
+                                           f->body.len, changed_at, remote_id, f->page_ns, f->gen);
+        if (!ino) {
+            rc = -1;
+            goto out;
+        }
+        touch(f, f->m->index, ino, f->name.data, 0);
+        rc = record_created(f, id_json, id_len, text, len);
     }
-    touch(f, f->m->index, ino, f->name.data, 0);
-    rc = found ? record_updated(f, id, rec, &old) : record_created(f, id, rec);
 out:
     if (found)
         store_record_free(&old);
-    json_decref(rec);
+    jtext_fields_free(fl, F_COUNT);
     return rc;
 }
 
@@ -437,7 +490,7 @@ static int sweep_one(void *ctx, uint64_t ino, const char *id, const char *name,
     struct fetch *f = ctx;
     (void)body;
     (void)size;
-    return record_deleted(f, id, ino, name, 0);
+    return record_deleted(f, id, NULL, 0, ino, name, 0);
 }
 
 /* After a complete full listing: remove what it did not return, in batches. */

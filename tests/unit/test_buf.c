@@ -21,6 +21,10 @@ int main(void)
     char *s = buf_detach(&b);
     ok(s && b.data == NULL && b.len == 0, "detach hands the bytes over");
     free(s);
+    struct buf r = BUF_INIT;
+    buf_reserve(&r, 10);
+    ok(r.data && r.data[0] == '\0', "a reserved buffer is an empty string");
+    buf_free(&r);
     struct buf e = BUF_INIT;
     s = buf_detach(&e);
     ok(s && s[0] == '\0', "detach of an empty buffer gives an empty string");

@@ -107,8 +107,33 @@ static void test_page(void)
     }
 }
 
+static void test_fields(void)
+{
+    struct jtext_field f[4] = { { .key = "id" }, { .key = "changed_at" },
+                                { .key = "remote_deleted_at" }, { .key = "missing" } };
+    const char *rec = "{\"n\":{\"id\":\"inner\"},\"id\":\"a\\/b\\u00f6\\ud83d\\ude00\","
+                      "\"changed_at\":null,\"remote_deleted_at\":5,\"id\":\"second\"}";
+    ok(jtext_fields(rec, strlen(rec), f, 4) == 0, "an object");
+    ok(f[0].type == JTEXT_STRING && strcmp(f[0].str, "a/b\xc3\xb6\xf0\x9f\x98\x80") == 0 &&
+       f[0].len == 9, "top-level id decoded (escapes, \\u, surrogate pair), not the nested one");
+    ok(strncmp(rec + f[0].raw.off, "\"a\\/b\\u00f6", 11) == 0 && f[0].raw.len == 24,
+       "raw span of the value");
+    ok(f[1].type == JTEXT_NULL && !f[1].str, "null");
+    ok(f[2].type == JTEXT_OTHER, "a number");
+    ok(f[3].type == JTEXT_ABSENT, "absent");
+    jtext_fields_free(f, 4);
+    const char *nul = "{\"id\":\"a\\u0000b\"}";
+    ok(jtext_fields(nul, strlen(nul), f, 1) == 0 && f[0].type == JTEXT_OTHER,
+       "a string with NUL is not a usable string");
+    jtext_fields_free(f, 1);
+    ok(jtext_fields("[1]", 3, f, 1) < 0 && jtext_fields("\"x\"", 3, f, 1) < 0,
+       "not an object");
+    ok(jtext_fields("{\"id\":", 6, f, 1) < 0 && !f[0].str, "truncated: nothing to free");
+}
+
 int main(void)
 {
+    test_fields();
     test_pretty();
     test_validate();
     test_page();

@@ -54,9 +54,9 @@ static void test_records(void)
     ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "created with mode 0600");
 
     ok(store_begin(st) == 0, "begin");
-    uint64_t a = store_record_put(st, 0, "A", "A.json", "{}\n", 3, "t1", "r1", 111, 1);
-    uint64_t b = store_record_put(st, 0, "B", "B.json", "[1]\n", 4, NULL, NULL, 222, 1);
-    uint64_t c = store_record_put(st, 2, "A", "A.json", "\"g\"\n", 4, NULL, NULL, 333, 1);
+    uint64_t a = store_record_insert(st, 0, "A", "A.json", "{}\n", 3, "t1", "r1", 111, 1);
+    uint64_t b = store_record_insert(st, 0, "B", "B.json", "[1]\n", 4, NULL, NULL, 222, 1);
+    uint64_t c = store_record_insert(st, 2, "A", "A.json", "\"g\"\n", 4, NULL, NULL, 333, 1);
     ok(a >= STORE_INO_RECORD_BASE && b > a && c > b, "inodes from rowids, increasing");
     struct store_reader *r = store_reader(st);
     struct store_attr at;
@@ -66,8 +66,11 @@ static void test_records(void)
        at.mtime_ns == 111, "lookup after commit");
     ok(store_read_lookup(r, 2, "A.json", &at) == 1 && at.ino == c, "same id in another model");
 
-    uint64_t a2 = store_record_put(st, 0, "A", "A.json", "{\"x\":1}\n", 8, "t2", "r1", 444, 1);
-    ok(a2 == a, "an update keeps the inode");
+    ok(store_record_update(st, a, "{\"x\":1}\n", 8, "t2", "r1", 444, 1) == 0 &&
+       store_read_lookup(r, 0, "A.json", &at) == 1 && at.ino == a && at.size == 8,
+       "an update keeps the inode");
+    ok(store_record_insert(st, 0, "A", "A.json", "{}", 2, NULL, NULL, 1, 1) == 0,
+       "a second record of the same name is refused");
     char buf[16];
     long n = store_read_body(r, a, buf, 2, sizeof buf);
     ok(n == 6 && memcmp(buf, "x\":1}\n", 6) == 0, "read at an offset");
@@ -83,7 +86,7 @@ static void test_records(void)
     ok(store_records_stale(st, 0, 2, 10, stale_cb, st) == 1 &&
        store_read_lookup(r, 0, "A.json", &at) == 0 && store_read_lookup(r, 0, "B.json", &at) == 1,
        "sweep removes what the generation did not see");
-    uint64_t a3 = store_record_put(st, 0, "A", "A.json", "{}\n", 3, NULL, NULL, 1, 2);
+    uint64_t a3 = store_record_insert(st, 0, "A", "A.json", "{}\n", 3, NULL, NULL, 1, 2);
     ok(a3 > c, "a record that comes back gets a new inode (never reused)");
 
     int64_t s1 = store_change_add(st, 1000, body_fn, "one");
