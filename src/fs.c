@@ -175,12 +175,29 @@ static int fixed_stat(struct fs *fs, uint64_t ino, struct stat *st)
     return 0;
 }
 
-/* Attributes of any inode: 0, -ENOENT or -EIO. */
+/* The node ranges, from the top: change entries, .status snapshots, records. */
+static int is_change(uint64_t node)
+{
+    return node >= STORE_INO_CHANGE_BASE;
+}
+
+static int is_snapshot(uint64_t node)
+{
+    return node >= FS_INO_STATUS_SNAP(0) && !is_change(node);
+}
+
+static int is_record(uint64_t node)
+{
+    return node >= STORE_INO_RECORD_BASE && node < FS_INO_STATUS_SNAP(0);
+}
+
+/* Attributes of any node: 0, -ENOENT or -EIO. For records st_ino is the
+ * record's stable number, not the node id (see store.h). */
 static int stat_ino(struct fs *fs, uint64_t ino, struct stat *st)
 {
     if (ino < STORE_INO_RECORD_BASE)
         return fixed_stat(fs, ino, st);
-    if (ino >= FS_INO_STATUS_SNAP(0)) {
+    if (is_snapshot(ino)) {
         size_t len;
         int64_t ns;
         if (!snaps_stat(fs->status, (int64_t)(ino - FS_INO_STATUS_SNAP(0)), &len, &ns))
@@ -193,27 +210,28 @@ static int stat_ino(struct fs *fs, uint64_t ino, struct stat *st)
     int rc;
     if (!r)
         return -EIO;
-    if (ino >= STORE_INO_CHANGE_BASE) {
+    if (is_change(ino)) {
         rc = store_read_change_attr(r, (int64_t)(ino - STORE_INO_CHANGE_BASE), &a);
     } else {
         int model;
         rc = store_read_record_attr(r, ino, &model, &a);
-        if (rc == 1 && !mirrored(fs, model))
+        if (rc == 1 && model >= 0 && !mirrored(fs, model))
             rc = 0;
     }
     if (rc < 0)
         return -EIO;
     if (rc == 0)
         return -ENOENT;
-    fill_stat(fs, ino, S_IFREG, 0440, a.size, a.mtime_ns, st);
+    fill_stat(fs, a.ino, S_IFREG, 0440, a.size, a.mtime_ns, st);
     return 0;
 }
 
-static void reply_entry(fuse_req_t req, const struct stat *st)
+/* node: the FUSE node id, which for records differs from st_ino (store.h). */
+static void reply_entry(fuse_req_t req, uint64_t node, const struct stat *st)
 {
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
-    e.ino = st->st_ino;
+    e.ino = node;
     e.attr = *st;
     e.attr_timeout = FS_TIMEOUT;
     e.entry_timeout = FS_TIMEOUT;
@@ -275,14 +293,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (parent != FS_INO_ROOT || strncmp(name, ".status.", 8) != 0)
         counted(req, C_LOOKUP);
     struct stat st;
-    uint64_t ino;
+    uint64_t node = 0;
     int rc;
 
     memset(&st, 0, sizeof st);
     if (parent == FS_INO_ROOT) {
-        rc = root_child(fs, name, &ino);
+        rc = root_child(fs, name, &node);
         if (rc == 0)
-            rc = stat_ino(fs, ino, &st);
+            rc = stat_ino(fs, node, &st);
     } else {
         struct store_reader *r = store_reader(fs->st);
         struct store_attr a;
@@ -300,8 +318,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
             fuse_reply_err(req, parent >= STORE_INO_RECORD_BASE ? ENOTDIR : ENOENT);
             return;
         }
-        if (rc == 1)
+        if (rc == 1) {
+            node = a.node;
             fill_stat(fs, a.ino, S_IFREG, 0440, a.size, a.mtime_ns, &st);
+        }
         rc = rc < 0 ? -EIO : rc == 0 ? -ENOENT : 0;
     }
     if (rc == -ENOENT && parent != FS_INO_ROOT)
@@ -309,7 +329,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     else if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        reply_entry(req, &st);
+        reply_entry(req, node, &st);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -350,13 +370,14 @@ struct dirbuf {
 };
 
 /* Add one entry; returns 1 when the buffer is full (entry not added). */
-static int dir_add(struct dirbuf *d, const char *name, const struct stat *st, off_t off)
+static int dir_add(struct dirbuf *d, const char *name, uint64_t node, const struct stat *st,
+                   off_t off)
 {
     size_t need;
     if (d->plus) {
         struct fuse_entry_param e;
         memset(&e, 0, sizeof e);
-        e.ino = st->st_ino;
+        e.ino = node;
         e.attr = *st;
         e.attr_timeout = FS_TIMEOUT;
         e.entry_timeout = FS_TIMEOUT;
@@ -380,12 +401,12 @@ static int dir_fixed(struct dirbuf *d, uint64_t self, off_t off)
     struct stat st;
     if (off < 1) {
         fixed_stat(d->fs, self, &st);
-        if (dir_add(d, ".", &st, 1))
+        if (dir_add(d, ".", self, &st, 1))
             return 1;
     }
     if (off < 2) {
         fixed_stat(d->fs, FS_INO_ROOT, &st);
-        if (dir_add(d, "..", &st, 2))
+        if (dir_add(d, "..", FS_INO_ROOT, &st, 2))
             return 1;
     }
     if (self != FS_INO_ROOT)
@@ -398,7 +419,7 @@ static int dir_fixed(struct dirbuf *d, uint64_t self, off_t off)
         if (off >= 3 + i || (i < MODEL_COUNT && !mirrored(d->fs, i)))
             continue;
         fixed_stat(d->fs, ino, &st);
-        if (dir_add(d, name, &st, 3 + i))
+        if (dir_add(d, name, ino, &st, 3 + i))
             return 1;
     }
     return 0;
@@ -409,8 +430,8 @@ static int list_cb(void *ctx, const char *name, const struct store_attr *a)
     struct dirbuf *d = ctx;
     struct stat st;
     fill_stat(d->fs, a->ino, S_IFREG, 0440, a->size, a->mtime_ns, &st);
-    /* The offset is the entry's own inode: stable while entries come and go. */
-    return dir_add(d, name, &st, (off_t)a->ino);
+    /* The offset is the entry's st_ino: stable while entries come and go. */
+    return dir_add(d, name, a->node, &st, (off_t)a->ino);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
@@ -503,7 +524,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct fs *fs = fs_of(req);
     (void)fi;
-    if (ino >= FS_INO_STATUS_SNAP(0)) {
+    if (is_snapshot(ino)) {
         char *buf = malloc(size ? size : 1);
         long n = buf ? snaps_read(fs->status, (int64_t)(ino - FS_INO_STATUS_SNAP(0)),
                                   (size_t)off, buf, size) : -1;
@@ -523,7 +544,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     char *buf = malloc(size ? size : 1);
     long n = -1;
     if (r && buf)
-        n = ino >= STORE_INO_CHANGE_BASE
+        n = is_change(ino)
                 ? store_read_change_body(r, (int64_t)(ino - STORE_INO_CHANGE_BASE), buf,
                                          (size_t)off, size)
                 : store_read_body(r, ino, buf, (size_t)off, size);
@@ -600,7 +621,7 @@ static void reply_xattr(fuse_req_t req, const char *val, size_t len, size_t size
 static int record_meta(struct fs *fs, fuse_ino_t ino, char *vals[3])
 {
     struct store_reader *r = store_reader(fs->st);
-    if (ino < STORE_INO_RECORD_BASE || ino >= STORE_INO_CHANGE_BASE)
+    if (!is_record(ino))
         return 0;
     if (!r)
         return -1;

@@ -23,7 +23,8 @@
 #define FS_INO_CHANGES 11
 #define FS_INO_CONTROL 12
 #define FS_INO_STATUS 13                        /* a symlink to its latest snapshot */
-#define FS_INO_STATUS_SNAP(n) ((1ull << 56) + (n))
+#define FS_INO_STATUS_SNAP(n) ((1ull << 61) + (n))  /* below STORE_INO_CHANGE_BASE,
+                                                       above every record node */
 #define STATUS_NAME_LEN 20                      /* ".status.000000000042" */
 
 struct fs;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -19,7 +20,7 @@
 enum wstmt {
     W_BEGIN, W_COMMIT, W_ROLLBACK,
     W_REC_GET, W_REC_INSERT, W_REC_UPDATE, W_REC_TOUCH, W_REC_DELETE,
-    W_REC_STALE, W_REC_COUNT,
+    W_REC_STALE, W_REC_COUNT, W_SUPERSEDE, W_SUPERSEDED_PRUNE,
     W_EP_GET, W_EP_ENSURE, W_EP_WATERMARK, W_EP_GEN, W_EP_FULL_AT, W_EP_STATUS,
     W_CH_INSERT, W_CH_BODY, W_CH_OLD, W_CH_PRUNE,
     W_META_GET, W_META_SET, W_WH_INSERT, W_WH_PRUNE,
@@ -30,15 +31,19 @@ static const char *const wsql[W_COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
-    [W_REC_GET] = "SELECT ino, body, changed_at FROM records WHERE model = ?1 AND name = ?2",
+    [W_REC_GET] = "SELECT ino, body, changed_at, ver FROM records WHERE model = ?1 AND name = ?2",
     [W_REC_INSERT] = "INSERT INTO records (model, id, name, body, size, changed_at, remote_id, mtime, gen)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [W_REC_UPDATE] = "UPDATE records SET body = ?2, size = ?3, changed_at = ?4, remote_id = ?5,"
-                     " mtime = ?6, gen = ?7 WHERE ino = ?1",
+                     " mtime = ?6, gen = ?7, ver = ver + 1 WHERE ino = ?1 RETURNING ver",
     [W_REC_TOUCH] = "UPDATE records SET gen = ?2 WHERE ino = ?1",
     [W_REC_DELETE] = "DELETE FROM records WHERE ino = ?1",
-    [W_REC_STALE] = "SELECT ino, id, name, body, size FROM records WHERE model = ?1 AND gen < ?2"
+    [W_REC_STALE] = "SELECT ino, id, name, ver FROM records WHERE model = ?1 AND gen < ?2"
                     " ORDER BY ino LIMIT ?3",
+    [W_SUPERSEDE] = "INSERT OR REPLACE INTO superseded (node, body, size, mtime, until)"
+                    " SELECT ?1 + ((ver & 16777215) << 36), body, size, mtime, ?2"
+                    " FROM records WHERE ino = ?3",
+    [W_SUPERSEDED_PRUNE] = "DELETE FROM superseded WHERE until < ?1",
     [W_REC_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
     [W_EP_GET] = "SELECT watermark, gen, full_at, status FROM endpoints WHERE model = ?1",
     [W_EP_ENSURE] = "INSERT OR IGNORE INTO endpoints (model) VALUES (?1)",
@@ -58,17 +63,19 @@ static const char *const wsql[W_COUNT] = {
 };
 
 enum rstmt {
-    R_LOOKUP, R_ATTR, R_LIST, R_BODY, R_META,
+    R_LOOKUP, R_ATTR, R_OLD_ATTR, R_LIST, R_BODY, R_OLD_BODY, R_META,
     R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_RANGE, R_COUNT, R_WATERMARK,
     R_NSTMT
 };
 
 static const char *const rsql[R_NSTMT] = {
-    [R_LOOKUP] = "SELECT ino, size, mtime FROM records WHERE model = ?1 AND name = ?2",
-    [R_ATTR] = "SELECT model, size, mtime FROM records WHERE ino = ?1",
-    [R_LIST] = "SELECT ino, name, size, mtime FROM records WHERE model = ?1 AND ino > ?2"
+    [R_LOOKUP] = "SELECT ino, size, mtime, ver FROM records WHERE model = ?1 AND name = ?2",
+    [R_ATTR] = "SELECT model, size, mtime, ver FROM records WHERE ino = ?1",
+    [R_OLD_ATTR] = "SELECT size, mtime FROM superseded WHERE node = ?1",
+    [R_LIST] = "SELECT ino, name, size, mtime, ver FROM records WHERE model = ?1 AND ino > ?2"
                " ORDER BY ino LIMIT ?3",
-    [R_BODY] = "SELECT body FROM records WHERE ino = ?1",
+    [R_BODY] = "SELECT body FROM records WHERE ino = ?1 AND ver & 16777215 = ?2",
+    [R_OLD_BODY] = "SELECT body FROM superseded WHERE node = ?1",
     [R_META] = "SELECT id, remote_id, changed_at FROM records WHERE ino = ?1",
     [R_CH_ATTR] = "SELECT size, at FROM changes WHERE seq = ?1",
     [R_CH_LIST] = "SELECT seq, size, at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -107,8 +114,17 @@ static const char schema_v1[] =
     "  changed_at TEXT,"
     "  remote_id TEXT,"
     "  mtime INTEGER NOT NULL,"
-    "  gen INTEGER NOT NULL DEFAULT 0"
+    "  gen INTEGER NOT NULL DEFAULT 0,"
+    "  ver INTEGER NOT NULL DEFAULT 0"
     ");"
+    "CREATE TABLE superseded ("
+    "  node INTEGER PRIMARY KEY,"
+    "  body BLOB NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  mtime INTEGER NOT NULL,"
+    "  until INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX superseded_until ON superseded (until);"
     "CREATE UNIQUE INDEX records_name ON records (model, name);"
     "CREATE INDEX records_model ON records (model, ino);"
     "CREATE TABLE endpoints ("
@@ -338,6 +354,7 @@ int store_record_get(struct store *st, int model, const char *name,
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         out->ino = (uint64_t)sqlite3_column_int64(s, 0) + STORE_INO_RECORD_BASE;
+        out->node = store_node(out->ino, (uint64_t)sqlite3_column_int64(s, 3));
         int n = sqlite3_column_bytes(s, 1);
         const void *b = sqlite3_column_blob(s, 1);
         out->body = malloc((size_t)n + 1);
@@ -380,10 +397,30 @@ uint64_t store_record_insert(struct store *st, int model, const char *id,
     return (uint64_t)sqlite3_last_insert_rowid(st->db) + STORE_INO_RECORD_BASE;
 }
 
+/* Keep the current version of record ino readable under its node. */
+static int supersede(struct store *st, uint64_t ino)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    sqlite3_stmt *s = w(st, W_SUPERSEDED_PRUNE);
+    sqlite3_bind_int64(s, 1, now);
+    if (done(st, s, "superseded prune") < 0)
+        return -1;
+    s = w(st, W_SUPERSEDE);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
+    sqlite3_bind_int64(s, 2, now + (int64_t)STORE_SUPERSEDED_KEEP_S * 1000000000);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    return done(st, s, "supersede");
+}
+
 int store_record_update(struct store *st, uint64_t ino, const char *body,
                         size_t size, const char *changed_at,
-                        const char *remote_id, int64_t mtime_ns, int64_t gen)
+                        const char *remote_id, int64_t mtime_ns, int64_t gen,
+                        uint64_t *node)
 {
+    if (supersede(st, ino) < 0)
+        return -1;
     sqlite3_stmt *s = w(st, W_REC_UPDATE);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
     sqlite3_bind_blob(s, 2, body, (int)size, SQLITE_STATIC);
@@ -394,7 +431,15 @@ int store_record_update(struct store *st, uint64_t ino, const char *body,
         sqlite3_bind_text(s, 5, remote_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 6, mtime_ns);
     sqlite3_bind_int64(s, 7, gen);
-    return done(st, s, "record update");
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *node = store_node(ino, (uint64_t)sqlite3_column_int64(s, 0));
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) {
+        log_warnx("cache: record update: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    return 0;
 }
 
 int store_record_touch(struct store *st, uint64_t ino, int64_t gen)
@@ -407,6 +452,8 @@ int store_record_touch(struct store *st, uint64_t ino, int64_t gen)
 
 int store_record_delete(struct store *st, uint64_t ino)
 {
+    if (supersede(st, ino) < 0)
+        return -1;
     sqlite3_stmt *s = w(st, W_REC_DELETE);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
     return done(st, s, "record delete");
@@ -421,32 +468,25 @@ int store_records_stale(struct store *st, int model, int64_t gen, int max,
     sqlite3_bind_int64(s, 2, gen);
     sqlite3_bind_int(s, 3, max);
     /* Copy the rows first: fn may delete them, which would disturb the cursor. */
-    struct row { uint64_t ino; char *id, *name, *body; size_t size; } *rows = NULL;
+    struct row { uint64_t ino, node; char *id, *name; } *rows = NULL;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct row *p = realloc(rows, (size_t)(n + 1) * sizeof *rows);
         if (!p)
             abort();
         rows = p;
         rows[n].ino = (uint64_t)sqlite3_column_int64(s, 0) + STORE_INO_RECORD_BASE;
+        rows[n].node = store_node(rows[n].ino, (uint64_t)sqlite3_column_int64(s, 3));
         rows[n].id = col_strdup(s, 1);
         rows[n].name = col_strdup(s, 2);
-        rows[n].size = (size_t)sqlite3_column_bytes(s, 3);
-        rows[n].body = malloc(rows[n].size + 1);
-        if (!rows[n].body)
-            abort();
-        memcpy(rows[n].body, sqlite3_column_blob(s, 3), rows[n].size);
-        rows[n].body[rows[n].size] = '\0';
         n++;
     }
     sqlite3_reset(s);
     int result = rc == SQLITE_DONE ? n : -1;
     for (int i = 0; i < n; i++) {
-        if (result >= 0 && fn(ctx, rows[i].ino, rows[i].id, rows[i].name,
-                              rows[i].body, rows[i].size) < 0)
+        if (result >= 0 && fn(ctx, rows[i].ino, rows[i].node, rows[i].id, rows[i].name) < 0)
             result = -1;
         free(rows[i].id);
         free(rows[i].name);
-        free(rows[i].body);
     }
     free(rows);
     return result;
@@ -640,10 +680,13 @@ static sqlite3_stmt *rs(struct store_reader *r, enum rstmt i)
     return s;
 }
 
+/* ver_col < 0: no version (change-log entries). */
 static void fill_attr(sqlite3_stmt *s, int ino_col, uint64_t base, int size_col,
-                      int mtime_col, struct store_attr *out)
+                      int mtime_col, int ver_col, struct store_attr *out)
 {
     out->ino = (uint64_t)sqlite3_column_int64(s, ino_col) + base;
+    out->node = ver_col < 0 ? out->ino
+                            : store_node(out->ino, (uint64_t)sqlite3_column_int64(s, ver_col));
     out->size = (uint64_t)sqlite3_column_int64(s, size_col);
     out->mtime_ns = sqlite3_column_int64(s, mtime_col);
 }
@@ -666,23 +709,47 @@ int store_read_lookup(struct store_reader *r, int model, const char *name,
     sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        fill_attr(s, 0, STORE_INO_RECORD_BASE, 1, 2, out);
+        fill_attr(s, 0, STORE_INO_RECORD_BASE, 1, 2, 3, out);
     rc = row_result(r, rc);
     sqlite3_reset(s);
     return rc;
 }
 
-int store_read_record_attr(struct store_reader *r, uint64_t ino, int *model,
+static uint64_t node_ver(uint64_t node)
+{
+    return (node - STORE_INO_RECORD_BASE) >> STORE_NODE_VER_SHIFT;
+}
+
+int store_read_record_attr(struct store_reader *r, uint64_t node, int *model,
                            struct store_attr *out)
 {
+    uint64_t ino = store_node_ino(node);
     sqlite3_stmt *s = rs(r, R_ATTR);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    if (rc == SQLITE_ROW && ((uint64_t)sqlite3_column_int64(s, 3) & STORE_NODE_VER_MASK) ==
+                                node_ver(node)) {
         *model = sqlite3_column_int(s, 0);
+        out->node = node;
         out->ino = ino;
         out->size = (uint64_t)sqlite3_column_int64(s, 1);
         out->mtime_ns = sqlite3_column_int64(s, 2);
+        sqlite3_reset(s);
+        return 1;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return row_result(r, rc);
+    /* Not the current version: a superseded one? */
+    s = rs(r, R_OLD_ATTR);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)node);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *model = -1;
+        out->node = node;
+        out->ino = ino;
+        out->size = (uint64_t)sqlite3_column_int64(s, 0);
+        out->mtime_ns = sqlite3_column_int64(s, 1);
     }
     rc = row_result(r, rc);
     sqlite3_reset(s);
@@ -700,7 +767,7 @@ int store_read_list(struct store_reader *r, int model, uint64_t after, int max,
     sqlite3_bind_int(s, 3, max);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_attr a;
-        fill_attr(s, 0, STORE_INO_RECORD_BASE, 2, 3, &a);
+        fill_attr(s, 0, STORE_INO_RECORD_BASE, 2, 3, 4, &a);
         if (fn(ctx, (const char *)sqlite3_column_text(s, 1), &a))
             break;
         n++;
@@ -711,11 +778,13 @@ int store_read_list(struct store_reader *r, int model, uint64_t after, int max,
     return n;
 }
 
-static long read_blob(struct store_reader *r, enum rstmt i, int64_t key,
+static long read_blob(struct store_reader *r, enum rstmt i, int64_t key, int64_t key2,
                       char *dst, size_t off, size_t n)
 {
     sqlite3_stmt *s = rs(r, i);
     sqlite3_bind_int64(s, 1, key);
+    if (i == R_BODY)
+        sqlite3_bind_int64(s, 2, key2);
     int rc = sqlite3_step(s);
     long copied = -1;
     if (rc == SQLITE_ROW) {
@@ -733,17 +802,19 @@ static long read_blob(struct store_reader *r, enum rstmt i, int64_t key,
     return copied;
 }
 
-long store_read_body(struct store_reader *r, uint64_t ino, char *dst,
+long store_read_body(struct store_reader *r, uint64_t node, char *dst,
                      size_t off, size_t n)
 {
-    return read_blob(r, R_BODY, (int64_t)(ino - STORE_INO_RECORD_BASE), dst, off, n);
+    long got = read_blob(r, R_BODY, (int64_t)(store_node_ino(node) - STORE_INO_RECORD_BASE),
+                         (int64_t)node_ver(node), dst, off, n);
+    return got >= 0 ? got : read_blob(r, R_OLD_BODY, (int64_t)node, 0, dst, off, n);
 }
 
-int store_read_meta(struct store_reader *r, uint64_t ino, char **id,
+int store_read_meta(struct store_reader *r, uint64_t node, char **id,
                     char **remote_id, char **changed_at)
 {
     sqlite3_stmt *s = rs(r, R_META);
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)(store_node_ino(node) - STORE_INO_RECORD_BASE));
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *id = col_strdup(s, 0);
@@ -762,7 +833,7 @@ int store_read_change_attr(struct store_reader *r, int64_t seq,
     sqlite3_bind_int64(s, 1, seq);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        out->ino = STORE_INO_CHANGE_BASE + (uint64_t)seq;
+        out->ino = out->node = STORE_INO_CHANGE_BASE + (uint64_t)seq;
         out->size = (uint64_t)sqlite3_column_int64(s, 0);
         out->mtime_ns = sqlite3_column_int64(s, 1);
     }
@@ -781,7 +852,7 @@ int store_read_change_list(struct store_reader *r, int64_t after, int max,
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_attr a;
         char name[32];
-        fill_attr(s, 0, STORE_INO_CHANGE_BASE, 1, 2, &a);
+        fill_attr(s, 0, STORE_INO_CHANGE_BASE, 1, 2, -1, &a);
         snprintf(name, sizeof name, "%012lld.json", (long long)sqlite3_column_int64(s, 0));
         if (fn(ctx, name, &a))
             break;
@@ -796,7 +867,7 @@ int store_read_change_list(struct store_reader *r, int64_t after, int max,
 long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
                             size_t off, size_t n)
 {
-    return read_blob(r, R_CH_BODY, seq, dst, off, n);
+    return read_blob(r, R_CH_BODY, seq, 0, dst, off, n);
 }
 
 int store_read_change_range(struct store_reader *r, int64_t *first,

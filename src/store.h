@@ -8,8 +8,14 @@
  * WAL mode: readers never block the writer and never see a half-written
  * transaction.
  *
- * Inode numbers: records have STORE_INO_RECORD_BASE + rowid (AUTOINCREMENT,
- * so a number is never reused), change-log entries STORE_INO_CHANGE_BASE + seq.
+ * Inode numbers: a record's st_ino is STORE_INO_RECORD_BASE + rowid
+ * (AUTOINCREMENT, so a number is never reused), stable for its lifetime.
+ * Its FUSE node id also carries a version that grows with each change of
+ * content (store_node()): to the kernel every version is another inode, so
+ * a reader that opened the old version reads it to the end, unmixed, while
+ * the next open gets the new one — the semantics of a rename over a file.
+ * Replaced and deleted versions stay readable for STORE_SUPERSEDED_KEEP_S.
+ * Change-log entries have STORE_INO_CHANGE_BASE + seq as both.
  *
  * Ownership: strings and blobs returned through out-parameters are malloc'd
  * copies the caller frees (or copied into caller buffers); nothing returned
@@ -23,7 +29,23 @@
 
 #define STORE_SCHEMA_VERSION 1
 #define STORE_INO_RECORD_BASE 1000ull
-#define STORE_INO_CHANGE_BASE (1ull << 48)
+#define STORE_NODE_VER_SHIFT 36                 /* rowids below 2^36 */
+#define STORE_NODE_VER_MASK 0xFFFFFFull         /* 24 bits of version */
+#define STORE_INO_CHANGE_BASE (1ull << 62)
+#define STORE_SUPERSEDED_KEEP_S 60
+
+/* The node id of version ver of the record with st_ino ino. */
+static inline uint64_t store_node(uint64_t ino, uint64_t ver)
+{
+    return ino + ((ver & STORE_NODE_VER_MASK) << STORE_NODE_VER_SHIFT);
+}
+
+/* The st_ino of a record node. */
+static inline uint64_t store_node_ino(uint64_t node)
+{
+    return STORE_INO_RECORD_BASE +
+           ((node - STORE_INO_RECORD_BASE) & ((1ull << STORE_NODE_VER_SHIFT) - 1));
+}
 
 struct store;
 struct store_reader;
@@ -42,7 +64,8 @@ void store_rollback(struct store *st);
 /* ---- records (writer side) ---- */
 
 struct store_record {
-    uint64_t ino;       /* 0 when absent */
+    uint64_t ino;       /* st_ino; 0 when absent */
+    uint64_t node;      /* the current version's node id */
     char *body;         /* rendered file content */
     size_t size;
     char *changed_at;
@@ -59,19 +82,22 @@ uint64_t store_record_insert(struct store *st, int model, const char *id,
                              const char *name, const char *body, size_t size,
                              const char *changed_at, const char *remote_id,
                              int64_t mtime_ns, int64_t gen);
-/* Replace the content of the record with inode ino. */
+/* Replace the content of the record with st_ino ino; the old version stays
+ * readable under its node for a while. *node gets the new version's node. */
 int store_record_update(struct store *st, uint64_t ino, const char *body,
                         size_t size, const char *changed_at,
-                        const char *remote_id, int64_t mtime_ns, int64_t gen);
+                        const char *remote_id, int64_t mtime_ns, int64_t gen,
+                        uint64_t *node);
 /* Mark an unchanged record as seen by generation gen. */
 int store_record_touch(struct store *st, uint64_t ino, int64_t gen);
+/* Delete a record (its last version stays readable for a while). */
 int store_record_delete(struct store *st, uint64_t ino);
 
 /* Records of `model` not seen by generation `gen`, in inode order, up to
- * `max` at a time: calls fn(ctx, ino, id, name, body, size) for each.
+ * `max` at a time: calls fn(ctx, ino, node, id, name) for each.
  * Returns the number visited or -1. */
-typedef int (*store_stale_fn)(void *ctx, uint64_t ino, const char *id,
-                              const char *name, const char *body, size_t size);
+typedef int (*store_stale_fn)(void *ctx, uint64_t ino, uint64_t node,
+                              const char *id, const char *name);
 int store_records_stale(struct store *st, int model, int64_t gen, int max,
                         store_stale_fn fn, void *ctx);
 long store_record_count(struct store *st, int model);
@@ -119,7 +145,8 @@ int store_meta_set(struct store *st, const char *key, const char *value);
 /* ---- readers (any thread) ---- */
 
 struct store_attr {
-    uint64_t ino;
+    uint64_t node;      /* FUSE node id */
+    uint64_t ino;       /* st_ino */
     uint64_t size;
     int64_t mtime_ns;
 };
@@ -129,8 +156,9 @@ struct store_reader *store_reader(struct store *st);
 /* 1 found, 0 absent, -1 error. */
 int store_read_lookup(struct store_reader *r, int model, const char *name,
                       struct store_attr *out);
-/* For a record inode: its model and attributes. */
-int store_read_record_attr(struct store_reader *r, uint64_t ino, int *model,
+/* For a record node, current or superseded: its model (-1 for a
+ * superseded version) and attributes. */
+int store_read_record_attr(struct store_reader *r, uint64_t node, int *model,
                            struct store_attr *out);
 /* List records of a model after inode `after`: fn(ctx, name, attr) for each
  * until fn returns non-zero (entry not consumed) or max rows. Returns the
@@ -143,11 +171,11 @@ int store_read_list(struct store_reader *r, int model, uint64_t after,
  * Returns the number of bytes copied (0 past the end), or -1 if the record
  * is gone or on error. No statement stays open afterwards, so an idle
  * reader never pins the WAL. */
-long store_read_body(struct store_reader *r, uint64_t ino, char *dst,
+long store_read_body(struct store_reader *r, uint64_t node, char *dst,
                      size_t off, size_t n);
 /* Record metadata for xattrs: malloc'd copies (NULL where the value is
  * null). Returns 1, 0 if the record is gone, -1 on error. */
-int store_read_meta(struct store_reader *r, uint64_t ino, char **id,
+int store_read_meta(struct store_reader *r, uint64_t node, char **id,
                     char **remote_id, char **changed_at);
 
 /* Change-log entries. */

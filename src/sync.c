@@ -327,12 +327,13 @@ static int record_created(struct fetch *f, const char *id_json, size_t id_len,
 
 /* id_json may be NULL: the id is then encoded from `id`. */
 static int record_deleted(struct fetch *f, const char *id, const char *id_json,
-                          size_t id_len, uint64_t ino, const char *name, int direct)
+                          size_t id_len, uint64_t ino, uint64_t node, const char *name,
+                          int direct)
 {
     struct buf patch = BUF_INIT, idbuf = BUF_INIT;
     if (store_record_delete(f->s->st, ino) < 0)
         return -1;
-    touch(f, f->m->index, ino, name, 1);
+    touch(f, f->m->index, node, name, 1);
     if (!id_json) {
         json_t *j = json_string(id);
         append_json(&idbuf, j);
@@ -418,7 +419,7 @@ static int apply_record(struct fetch *f, const char *text, size_t len)
     }
     if (fl[F_DELETED_AT].type == JTEXT_STRING || fl[F_DELETED_AT].type == JTEXT_OTHER) {
         if (found)
-            rc = record_deleted(f, id, id_json, id_len, old.ino, f->name.data, 1);
+            rc = record_deleted(f, id, id_json, id_len, old.ino, old.node, f->name.data, 1);
         goto out;
     }
     buf_reset(&f->body);
@@ -434,10 +435,11 @@ static int apply_record(struct fetch *f, const char *text, size_t len)
     }
     const char *changed_at = fl[F_CHANGED_AT].str, *remote_id = fl[F_REMOTE_ID].str;
     if (found) {
+        uint64_t node;
         rc = store_record_update(f->s->st, old.ino, f->body.data, f->body.len, changed_at,
-                                 remote_id, f->page_ns, f->gen);
+                                 remote_id, f->page_ns, f->gen, &node);
         if (rc == 0) {
-            touch(f, f->m->index, old.ino, f->name.data, 0);
+            touch(f, f->m->index, node, f->name.data, 0);
             rc = record_updated(f, id_json, id_len, text, len, &old);
         }
     } else {
@@ -479,18 +481,10 @@ static int on_page(void *ctx, const char *body, const struct jtext_page *page)
     return 0;
 }
 
-struct sweep {
-    struct fetch *f;
-    int failed;
-};
-
-static int sweep_one(void *ctx, uint64_t ino, const char *id, const char *name,
-                     const char *body, size_t size)
+static int sweep_one(void *ctx, uint64_t ino, uint64_t node, const char *id,
+                     const char *name)
 {
-    struct fetch *f = ctx;
-    (void)body;
-    (void)size;
-    return record_deleted(f, id, NULL, 0, ino, name, 0);
+    return record_deleted(ctx, id, NULL, 0, ino, node, name, 0);
 }
 
 /* After a complete full listing: remove what it did not return, in batches. */

@@ -88,8 +88,6 @@ def test_reading_the_whole_tree_makes_no_api_request(sandbox, kombofs):
 @pytest.mark.timeout(300)
 def test_eight_readers_during_a_full_resync(sandbox, kombofs):
     fs = kombofs(sandbox)
-    for e in sandbox.visible("employees")[:200]:
-        sandbox.update_employee(e["id"], job_title="Resynced")
     stop = threading.Event()
     errors, reads = [], [0]
 
@@ -114,7 +112,11 @@ def test_eight_readers_during_a_full_resync(sandbox, kombofs):
     for t in threads:
         t.start()
     try:
-        assert fs.control("resync") == 0
+        for round_ in range(5):
+            # new content of another length each round: a torn read would not parse
+            for e in sandbox.visible("employees")[:300]:
+                sandbox.update_employee(e["id"], job_title="Resynced " + "x" * (round_ * 37))
+            assert fs.control("resync") == 0
     finally:
         stop.set()
         for t in threads:

@@ -25,14 +25,13 @@ static int count_cb(void *ctx, const char *name, const struct store_attr *a)
     return 0;
 }
 
-static int stale_cb(void *ctx, uint64_t ino, const char *id, const char *name,
-                    const char *body, size_t size)
+static int stale_cb(void *ctx, uint64_t ino, uint64_t node, const char *id,
+                    const char *name)
 {
     struct store *st = ctx;
+    (void)node;
     (void)id;
     (void)name;
-    (void)body;
-    (void)size;
     return store_record_delete(st, ino);
 }
 
@@ -66,17 +65,29 @@ static void test_records(void)
        at.mtime_ns == 111, "lookup after commit");
     ok(store_read_lookup(r, 2, "A.json", &at) == 1 && at.ino == c, "same id in another model");
 
-    ok(store_record_update(st, a, "{\"x\":1}\n", 8, "t2", "r1", 444, 1) == 0 &&
+    uint64_t node = 0;
+    ok(store_read_lookup(r, 0, "A.json", &at) == 1 && at.node == a,
+       "version 0: the node id is the inode number");
+    ok(store_record_update(st, a, "{\"x\":1}\n", 8, "t2", "r1", 444, 1, &node) == 0 &&
        store_read_lookup(r, 0, "A.json", &at) == 1 && at.ino == a && at.size == 8,
        "an update keeps the inode");
+    ok(node != a && at.node == node && store_node_ino(node) == a, "and gives a new node id");
+    char old[8];
+    int model = 7;
+    struct store_attr oa;
+    ok(store_read_body(r, a, old, 0, sizeof old) == 3 && memcmp(old, "{}\n", 3) == 0 &&
+       store_read_record_attr(r, a, &model, &oa) == 1 && model == -1 && oa.size == 3,
+       "the old version stays readable under its node");
+    ok(store_read_record_attr(r, node, &model, &oa) == 1 && model == 0 && oa.ino == a,
+       "the new version under the new node");
     ok(store_record_insert(st, 0, "A", "A.json", "{}", 2, NULL, NULL, 1, 1) == 0,
        "a second record of the same name is refused");
     char buf[16];
-    long n = store_read_body(r, a, buf, 2, sizeof buf);
+    long n = store_read_body(r, node, buf, 2, sizeof buf);
     ok(n == 6 && memcmp(buf, "x\":1}\n", 6) == 0, "read at an offset");
-    ok(store_read_body(r, a, buf, 100, sizeof buf) == 0, "read past the end");
+    ok(store_read_body(r, node, buf, 100, sizeof buf) == 0, "read past the end");
     char *id = NULL, *rid = NULL, *chg = NULL;
-    ok(store_read_meta(r, a, &id, &rid, &chg) == 1 && strcmp(id, "A") == 0 &&
+    ok(store_read_meta(r, node, &id, &rid, &chg) == 1 && strcmp(id, "A") == 0 &&
        strcmp(rid, "r1") == 0 && strcmp(chg, "t2") == 0, "metadata for xattrs");
     free(id), free(rid), free(chg);
     int seen = 0;
