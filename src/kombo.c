@@ -234,7 +234,19 @@ static enum kombo_result classify(long status)
     return KOMBO_CLIENT;
 }
 
-/* One GET with retries; on KOMBO_OK the parsed page is in *page and the body in k->body. */
+/* A 200 body that is {"status": "success", ...} but not a list page. */
+static int parse_success(const char *body, size_t len, const char **why)
+{
+    struct jtext_field f = { .key = "status" };
+    int ok = jtext_validate(body, len) == 0 && jtext_fields(body, len, &f, 1) == 0 &&
+             f.type == JTEXT_STRING && strcmp(f.str, "success") == 0;
+    jtext_fields_free(&f, 1);
+    *why = "not a success envelope";
+    return ok ? 0 : -1;
+}
+
+/* One GET with retries. With page != NULL the body must be a list page (parsed
+ * into *page), else any success envelope. The body stays in k->body. */
 static enum kombo_result get_page(struct kombo *k, const char *url,
                                   struct jtext_page *page,
                                   struct kombo_error *err)
@@ -267,8 +279,9 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
                       k->body.len, ms);
             if (status == 200) {
                 const char *why;
-                if (jtext_page_parse(k->body.data ? k->body.data : "", k->body.len,
-                                     page, &why) == 0)
+                const char *body = k->body.data ? k->body.data : "";
+                if (page ? jtext_page_parse(body, k->body.len, page, &why) == 0
+                         : parse_success(body, k->body.len, &why) == 0)
                     return KOMBO_OK;
                 err->http_status = 200;
                 err->code[0] = '\0';
@@ -324,6 +337,8 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
         cursor = page.next ? strdup(page.next) : NULL;
         int rc = fn(ctx, k->body.data, &page);
         jtext_page_free(&page);
+        if (rc > 0)
+            break;      /* the caller has seen enough */
         if (rc < 0) {
             res = KOMBO_ABORTED;
             if (!err->message[0])
@@ -337,5 +352,15 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
     buf_free(&url);
     if (k->body.cap > (4u << 20))
         buf_free(&k->body);     /* do not keep a huge page's buffer around */
+    return res;
+}
+
+enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err)
+{
+    struct buf url = BUF_INIT;
+    memset(err, 0, sizeof *err);
+    buf_printf(&url, "%s/check-api-key", k->base);
+    enum kombo_result res = get_page(k, url.data, NULL, err);
+    buf_free(&url);
     return res;
 }

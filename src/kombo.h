@@ -48,8 +48,8 @@ void kombo_set_retry(struct kombo *k, const struct kombo_retry *r);
 /* Waits and retries stop early once *flag becomes non-zero. */
 void kombo_set_cancel(struct kombo *k, const atomic_int *flag);
 
-/* Called for each page, in order. Return 0 to go on, -1 to stop
- * (kombo_list then returns KOMBO_ABORTED). */
+/* Called for each page, in order. Return 0 to go on, 1 to stop early
+ * (kombo_list returns KOMBO_OK), -1 to stop on an error (KOMBO_ABORTED). */
 typedef int (*kombo_page_fn)(void *ctx, const char *body,
                              const struct jtext_page *page);
 
@@ -58,6 +58,9 @@ typedef int (*kombo_page_fn)(void *ctx, const char *body,
 enum kombo_result kombo_list(struct kombo *k, const char *path,
                              const char *query, kombo_page_fn fn, void *ctx,
                              struct kombo_error *err);
+
+/* GET /check-api-key: KOMBO_OK if the key is accepted. */
+enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err);
 
 /* Requests made and retried since kombo_new (for .status and logs). */
 long kombo_requests(const struct kombo *k);

@@ -264,6 +264,86 @@ static int run(struct daemon *d)
     return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 }
 
+static int check_page(void *ctx, const char *body, const struct jtext_page *page)
+{
+    (void)ctx;
+    (void)body;
+    (void)page;
+    return 1;   /* one page proves access */
+}
+
+/* kombofs --check: what an operator wants to know before mounting. */
+static int run_check(struct daemon *d)
+{
+    const struct options *o = &d->o;
+    char err[1024];
+    int failed = 0;
+
+    printf("kombofs %s: checking integration %s\n", KOMBOFS_VERSION, o->integration);
+    printf("  options      ok (API %s, cache %s)\n", o->api_url, o->cache);
+    if (o->api_key)
+        printf("  API key      %zu bytes, from %s\n", strlen(o->api_key),
+               o->api_key_file ? o->api_key_file : "KOMBO_API_KEY");
+    if (o->webhook_listen) {
+        struct sockaddr_storage sa;
+        socklen_t salen;
+        if (webhook_parse_listen(o->webhook_listen, &sa, &salen, err, sizeof err) < 0) {
+            printf("  webhooks     FAILED: %s\n", err);
+            failed = 1;
+        } else {
+            printf("  webhooks     POST %s%s, secret %zu bytes\n", o->webhook_listen,
+                   o->webhook_path, strlen(o->webhook_secret));
+        }
+    }
+    if (access(o->cache, F_OK) < 0) {
+        printf("  cache        %s does not exist yet: the first mount fetches everything\n",
+               o->cache);
+    } else if (!(d->st = store_open(o->cache, err, sizeof err))) {
+        printf("  cache        FAILED: %s\n", err);
+        failed = 1;
+    } else {
+        long total = 0;
+        int64_t oldest_full = 0;
+        for (int m = 0; m < MODEL_COUNT; m++) {
+            struct store_endpoint ep;
+            if (!(o->models & (1u << m)))
+                continue;
+            total += store_record_count(d->st, m);
+            if (store_endpoint_get(d->st, m, &ep) == 0 &&
+                (!oldest_full || ep.full_at < oldest_full))
+                oldest_full = ep.full_at;
+            store_endpoint_free(&ep);
+        }
+        char when[32] = "never";
+        if (oldest_full > 0)
+            sync_format_time(oldest_full * 1000000000, when, sizeof when);
+        printf("  cache        %s: %ld records, complete snapshot: %s\n", o->cache, total, when);
+    }
+    if (o->offline) {
+        printf("  API          not checked (--offline)\n");
+    } else {
+        struct kombo_error ke;
+        struct kombo_retry once = { 1, 0, 0, 0 };
+        kombo_global_init();
+        d->k = kombo_new(o->api_url, o->api_key, o->integration);
+        kombo_set_retry(d->k, &once);
+        enum kombo_result r = kombo_check_key(d->k, &ke);
+        if (r != KOMBO_OK) {
+            printf("  API          %s/check-api-key: FAILED (%s): %s\n", o->api_url,
+                   kombo_result_str(r), ke.message);
+            failed = 1;
+        } else {
+            printf("  API          %s/check-api-key: key accepted\n", o->api_url);
+            r = kombo_list(d->k, "/hris/employees", "page_size=1", check_page, NULL, &ke);
+            printf("  integration  GET /hris/employees: %s\n",
+                   r == KOMBO_OK ? "ok" : ke.message);
+            failed |= r != KOMBO_OK;
+        }
+    }
+    printf("%s\n", failed ? "check FAILED" : "all checks passed");
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct daemon d;
@@ -287,6 +367,18 @@ int main(int argc, char **argv)
         return 0;
     }
     log_init(d.o.debug);
+    if (d.o.check) {
+        int status = run_check(&d);
+        teardown(&d);
+        return status;
+    }
+    if (d.o.webhook_listen &&
+        webhook_parse_listen(d.o.webhook_listen, &(struct sockaddr_storage){ 0 },
+                             &(socklen_t){ 0 }, err, sizeof err) < 0) {
+        fprintf(stderr, "kombofs: %s\n", err);
+        options_free(&d.o);
+        return EXIT_USAGE;
+    }
     if (!d.o.foreground && daemonize() < 0) {
         fprintf(stderr, "kombofs: cannot go to the background: %s\n", strerror(errno));
         options_free(&d.o);

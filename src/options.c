@@ -31,6 +31,7 @@ const char options_usage[] =
     "  --models=LIST               directories to mirror (default all nine)\n"
     "  --changes-retention=DUR     how long changes/ entries are kept (default 30d)\n"
     "  --offline                   serve the cache, make no API calls\n"
+    "  --check                     check options, key, cache and API access, then exit\n"
     "  --no-kernel-notify          never invalidate the kernel's cache (for tests: stale reads)\n"
     "  -f                          stay in the foreground\n"
     "  -d                          debug output (implies -f)\n"
@@ -359,11 +360,18 @@ static int check_and_fill(struct parser *ps)
     if (!o->webhook_path)
         o->webhook_path = strdup("/webhook");
 
-    if (!o->mountpoint)
+    if (o->check && o->mountpoint && !o->source) {
+        /* kombofs --check SOURCE: the one argument is the integration */
+        o->source = o->mountpoint;
+        o->mountpoint = NULL;
+        if (!o->integration)
+            o->integration = strdup(o->source);
+    }
+    if (!o->mountpoint && !o->check)
         return fail(ps, "no mount point given (usage: kombofs [SOURCE] MOUNTPOINT [options])");
-    if (stat(o->mountpoint, &st) < 0)
+    if (o->mountpoint && stat(o->mountpoint, &st) < 0)
         return fail(ps, "mount point '%s': %s", o->mountpoint, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
+    if (o->mountpoint && !S_ISDIR(st.st_mode))
         return fail(ps, "mount point '%s' is not a directory", o->mountpoint);
     if (!o->integration || !*o->integration)
         return fail(ps, "no integration given: pass SOURCE, --integration=ID or KOMBO_INTEGRATION_ID");
