@@ -789,5 +789,7 @@ static const struct fuse_lowlevel_ops ops = {
 struct fuse_session *fs_session(struct fs *fs)
 {
     struct fuse_args args = FUSE_ARGS_INIT(fs->o->fuse_argc, fs->o->fuse_argv);
-    return fuse_session_new(&args, &ops, sizeof ops, fs);
+    struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, fs);
+    fuse_opt_free_args(&args);     /* frees only what libfuse allocated */
+    return se;
 }

@@ -34,6 +34,8 @@ struct webhook;
  * Returns NULL with a one-line message in err. */
 struct webhook *webhook_start(const struct options *o, struct sync *sync,
                               struct store *st, char *err, size_t errlen);
+/* Stop listening, finish or drop open requests, free everything; also
+ * withdraws the .status provider from the sync engine. NULL is fine. */
 void webhook_stop(struct webhook *w);
 
 /* The "webhooks" object of .status: received, accepted, rejected,

@@ -1,7 +1,7 @@
 """Print one closing line for a meson test run: every TAP subtest and every pytest
 test counted, e.g. "tests: 212 passed, 0 failed, 3 skipped".
 
-Usage: summary.py build/meson-logs/testlog.json   (exit 1 if anything failed)
+Usage: summary.py TESTLOG.json...   (exit 1 if anything failed)
 """
 import json
 import re
@@ -36,11 +36,12 @@ def count(entry):
 
 def main():
     totals = [0, 0, 0]
-    with open(sys.argv[1], encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                for i, n in enumerate(count(json.loads(line))):
-                    totals[i] += n
+    for path in sys.argv[1:]:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    for i, n in enumerate(count(json.loads(line))):
+                        totals[i] += n
     print(f"tests: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
     return 1 if totals[1] else 0
 
