@@ -130,6 +130,41 @@ static int mkdir_parent(const char *path)
     return rc;
 }
 
+/* SIGTERM/SIGINT/SIGHUP: libfuse's handler ends the request loop; ours also
+ * cancels a fetch in progress (its retries and back-off waits), so a stop
+ * during the initial fetch is prompt. Only async-signal-safe calls here. */
+static struct sync *signal_sync;
+static struct sigaction fuse_handlers[3];
+static const int stop_signals[3] = { SIGTERM, SIGINT, SIGHUP };
+
+static void on_stop_signal(int sig)
+{
+    if (signal_sync)
+        sync_cancel(signal_sync);
+    for (int i = 0; i < 3; i++)
+        if (stop_signals[i] == sig && fuse_handlers[i].sa_handler != SIG_DFL &&
+            fuse_handlers[i].sa_handler != SIG_IGN)
+            fuse_handlers[i].sa_handler(sig);
+}
+
+static void chain_signals(struct sync *s)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    signal_sync = s;
+    for (int i = 0; i < 3; i++)
+        sigaction(stop_signals[i], &sa, &fuse_handlers[i]);
+}
+
+static void unchain_signals(void)
+{
+    for (int i = 0; i < 3; i++)
+        sigaction(stop_signals[i], &fuse_handlers[i], NULL);
+    signal_sync = NULL;
+}
+
 struct daemon {
     struct options o;
     struct store *st;
@@ -153,8 +188,10 @@ static void teardown(struct daemon *d)
         notify_stop(d->nt);
     if (d->mounted)
         fuse_session_unmount(d->se);
-    if (d->handlers)
+    if (d->handlers) {
+        unchain_signals();
         fuse_remove_signal_handlers(d->se);
+    }
     if (d->se)
         fuse_session_destroy(d->se);
     sync_free(d->sync);
@@ -226,6 +263,11 @@ static int run(struct daemon *d)
     if (fuse_set_signal_handlers(d->se) < 0)
         return 1;
     d->handlers = 1;
+    chain_signals(d->sync);
+    /* Before the mount: a port that cannot be bound fails the start, and
+     * webhooks that come during the initial fetch are queued, not lost. */
+    if (d->o.webhook_listen && start_webhooks(d) < 0)
+        return 1;
     int warm = sync_models_without_snapshot(d->sync) == 0;
     if (initial_sync(d) < 0) {
         log_warnx("the initial fetch failed; nothing was mounted (see the messages above)");
@@ -241,8 +283,6 @@ static int run(struct daemon *d)
     if (notify_start(d->nt, d->se) < 0)
         return 1;
     sync_set_listener(d->sync, fs_changed, d->fs);
-    if (d->o.webhook_listen && start_webhooks(d) < 0)
-        return 1;
     if (!d->o.offline) {
         if (sync_start(d->sync) < 0)
             return 1;

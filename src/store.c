@@ -98,6 +98,7 @@ struct store {
     sqlite3_stmt *st[W_COUNT];
     pthread_mutex_t readers_lock;
     struct store_reader *readers;
+    int64_t webhook_pruned_at;  /* unix s of the last prune of old event ids */
 };
 
 static _Thread_local struct store_reader *tl_reader;
@@ -145,9 +146,24 @@ static const char schema_v1[] =
     "  id TEXT PRIMARY KEY,"
     "  received_at INTEGER NOT NULL"
     ");"
+    "CREATE INDEX webhook_events_at ON webhook_events (received_at);"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
     "INSERT INTO meta (key, value) VALUES ('application', 'kombofs');"
     "PRAGMA user_version = 1;";
+
+/* Wait for another connection's write lock in 1 ms steps (SQLite's own
+ * busy_timeout backs off up to 100 ms per step, which turned a 10 ms page
+ * transaction into a 300 ms wait for the webhook receiver). Gives up after
+ * 10 s. */
+static int busy_nap(void *ctx, int count)
+{
+    (void)ctx;
+    if (count >= 10000)
+        return 0;
+    struct timespec ts = { 0, 1000000 };
+    nanosleep(&ts, NULL);
+    return 1;
+}
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
@@ -237,7 +253,7 @@ struct store *store_open(const char *path, char *err, size_t errlen)
                  st->db ? sqlite3_errmsg(st->db) : "out of memory");
         goto fail;
     }
-    sqlite3_busy_timeout(st->db, 5000);
+    sqlite3_busy_handler(st->db, busy_nap, NULL);
     if (exec(st->db, "PRAGMA journal_mode = WAL", err, errlen) < 0) {
         snprintf(err, errlen, "cache '%s' is not a SQLite database or is corrupt", path);
         goto fail;
@@ -610,10 +626,14 @@ long store_changes_prune(struct store *st, int64_t before_ns, store_seq_fn fn,
 int store_webhook_record(struct store *st, const char *id, int64_t now_s,
                          int64_t keep_s)
 {
-    sqlite3_stmt *s = w(st, W_WH_PRUNE);
-    sqlite3_bind_int64(s, 1, now_s - keep_s);
-    if (done(st, s, "webhook prune") < 0)
-        return -1;
+    sqlite3_stmt *s;
+    if (now_s - st->webhook_pruned_at >= 3600) {   /* ids are kept keep_s, give or take an hour */
+        s = w(st, W_WH_PRUNE);
+        sqlite3_bind_int64(s, 1, now_s - keep_s);
+        if (done(st, s, "webhook prune") < 0)
+            return -1;
+        st->webhook_pruned_at = now_s;
+    }
     s = w(st, W_WH_INSERT);
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now_s);
@@ -655,7 +675,7 @@ struct store_reader *store_reader(struct store *st)
     if (sqlite3_open_v2(st->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK)
         goto fail;
-    sqlite3_busy_timeout(r->db, 5000);
+    sqlite3_busy_handler(r->db, busy_nap, NULL);
     for (int i = 0; i < R_NSTMT; i++)
         if (sqlite3_prepare_v3(r->db, rsql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &r->st[i], NULL) != SQLITE_OK)

@@ -141,6 +141,15 @@ static void load_state(struct sync *s)
     }
 }
 
+/* With s->lock held, or before any thread exists. */
+static void set_disabled(struct sync *s, const char *why)
+{
+    snprintf(s->disabled, sizeof s->disabled, "%s", why);
+    snprintf(s->state, sizeof s->state, "error");
+    for (int m = 0; m < MODEL_COUNT; m++)
+        snprintf(s->ms[m].last_error, sizeof s->ms[m].last_error, "%s", why);
+}
+
 struct sync *sync_new(struct store *st, struct kombo *k,
                       const struct options *o)
 {
@@ -155,6 +164,11 @@ struct sync *sync_new(struct store *st, struct kombo *k,
     pthread_cond_init(&s->done, NULL);
     snprintf(s->state, sizeof s->state, "%s", o->offline ? "offline" : "ready");
     load_state(s);
+    char *disabled = store_meta_get(st, "disabled");
+    if (disabled) {
+        set_disabled(s, disabled);
+        free(disabled);
+    }
     if (k)
         kombo_set_cancel(k, &s->stop);
     return s;
@@ -752,10 +766,7 @@ void sync_set_state(struct sync *s, const char *state)
 void sync_disable(struct sync *s, const char *why)
 {
     pthread_mutex_lock(&s->lock);
-    snprintf(s->disabled, sizeof s->disabled, "%s", why);
-    snprintf(s->state, sizeof s->state, "error");
-    for (int m = 0; m < MODEL_COUNT; m++)
-        snprintf(s->ms[m].last_error, sizeof s->ms[m].last_error, "%s", why);
+    set_disabled(s, why);
     pthread_mutex_unlock(&s->lock);
     log_warnx("syncing stopped: %s", why);
 }
@@ -900,6 +911,11 @@ int sync_start(struct sync *s)
     }
     s->thread_started = 1;
     return 0;
+}
+
+void sync_cancel(struct sync *s)
+{
+    atomic_store(&s->stop, 1);
 }
 
 void sync_stop(struct sync *s)

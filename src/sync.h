@@ -46,6 +46,8 @@ unsigned sync_models_without_snapshot(struct sync *s);
  * is cancelled and leaves its watermark unchanged). */
 int sync_start(struct sync *s);
 void sync_stop(struct sync *s);
+/* Ask a running fetch to stop: async-signal-safe (one atomic store). */
+void sync_cancel(struct sync *s);
 
 /* Queue a fetch. With wait, block until a fetch that started after this
  * call has finished for every model in mask; returns 0 if all succeeded,
@@ -65,7 +67,9 @@ void sync_set_integration_event(struct sync *s, const char *key,
                                 const char *json);
 
 /* Stop fetching for good (e.g. integration-deleted): queued and future
- * requests fail, .status shows state "error" and `why` as the last error. */
+ * requests fail, .status shows state "error" and `why` as the last error.
+ * In memory only: the caller persists it as meta "disabled" (store_meta_set)
+ * through its own store handle; sync_new() reads it back after a restart. */
 void sync_disable(struct sync *s, const char *why);
 
 /* A provider of the "webhooks" object of .status: returns a NEW jansson

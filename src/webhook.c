@@ -565,6 +565,8 @@ static void act_deleted(struct webhook *w, const struct webhook_event *ev, json_
         sync_set_integration_event(w->sync, "integration_deleted", text);
     free(text);
     sync_disable(w->sync, why);
+    if (store_meta_set(w->st, "disabled", why) < 0)    /* survives a restart */
+        log_warnx("webhook: could not record the integration's deletion in the cache");
     w->deleted = 1;
     log_debug("webhook: integration-deleted %s", ev->id);
 }

@@ -201,3 +201,16 @@ def test_help_and_version():
     assert r.returncode == 0 and "MOUNTPOINT" in r.stdout
     r = run_bad(["--version"])
     assert r.returncode == 0 and r.stdout.startswith("kombofs ")
+
+
+@pytest.mark.allow_log_errors
+def test_sigterm_during_the_initial_fetch_is_prompt(sandbox, kombofs):
+    sandbox.set_faults(server_error=1000)   # the fetch retries with back-off
+    fs = kombofs(sandbox, wait=False)
+    time.sleep(0.8)
+    assert fs.proc.poll() is None, "still trying"
+    t0 = time.monotonic()
+    fs.proc.send_signal(signal.SIGTERM)
+    fs.proc.wait(timeout=10)
+    assert time.monotonic() - t0 < 2
+    assert not is_mounted(fs.mnt)
