@@ -458,6 +458,13 @@ def test_integration_deleted_stops_syncing(hooked, kombofs, tmp_path, port):
     assert job_title(fs, emp["id"]) != "After Deletion"
     assert webhooks(fs)["ignored"] == 2
     assert "syncing stopped: integration deleted at " + deleted_at in fs.log_text()
+    # It is remembered: after a restart the mirror is still not synced.
+    fs.stop()
+    fs = kombofs(hooked, "--poll-interval=0", cache=fs.cache, mnt=str(tmp_path / "again"))
+    st = fs.status()
+    assert st["state"] == "error" and deleted_at in st["endpoints"]["employees"]["last_error"]
+    assert fs.control("sync employees") != 0
+    assert hooked.stats()["total"] == before
 
 
 @pytest.mark.timeout(60)
