@@ -4,10 +4,14 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 static int use_syslog;
 static int debug_on;
@@ -94,4 +98,33 @@ void fatalx(const char *fmt, ...)
     vlog(LOG_CRIT, "fatal: ", 0, fmt, ap);
     va_end(ap);
     exit(1);
+}
+
+void log_sd_notify(const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    size_t n = path ? strlen(path) : 0;
+    if (!n || (path[0] != '/' && path[0] != '@') || n >= sizeof sa.sun_path)
+        return;
+    memcpy(sa.sun_path, path, n);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';    /* an abstract socket */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len) < 0)
+        log_debug("sd_notify: %s", strerror(errno));
+    close(fd);
+}
+
+void log_status(const char *fmt, ...)
+{
+    char msg[512] = "STATUS=";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + 7, sizeof msg - 7, fmt, ap);
+    va_end(ap);
+    log_sd_notify(msg);
 }

@@ -15,6 +15,11 @@ void log_init(int debug);          /* stderr, debug lines if debug */
 void log_to_syslog(void);          /* after daemonising */
 int log_debug_enabled(void);
 
+/* systemd's notify protocol (Type=notify), without libsystemd: a no-op
+ * unless NOTIFY_SOCKET is set. log_status sends "STATUS=<text>". */
+void log_sd_notify(const char *msg);
+__attribute__((format(printf, 1, 2))) void log_status(const char *fmt, ...);
+
 __attribute__((format(printf, 1, 2))) void log_info(const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) void log_warn(const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) void log_warnx(const char *fmt, ...);

@@ -16,9 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -84,25 +82,6 @@ static int daemonize(void)
     if (chdir("/") < 0)
         return -1;
     return 0;
-}
-
-/* systemd's readiness protocol (Type=notify), without libsystemd. */
-static void sd_notify_msg(const char *msg)
-{
-    const char *path = getenv("NOTIFY_SOCKET");
-    if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-        return;
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    memcpy(sa.sun_path, path, strlen(path));
-    if (sa.sun_path[0] == '@')
-        sa.sun_path[0] = '\0';
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
-    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len) < 0)
-        log_debug("sd_notify: %s", strerror(errno));
-    close(fd);
 }
 
 static int mkdir_parent(const char *path)
@@ -290,7 +269,7 @@ static int run(struct daemon *d)
             sync_request(d->sync, MODELS_ALL, SYNC_DELTA, 0);
     }
     report_ready(0);
-    sd_notify_msg("READY=1\nSTATUS=mounted");
+    log_sd_notify("READY=1\nSTATUS=mounted, serving the cache");
 
     int rc;
     if (d->o.single_thread) {
@@ -299,7 +278,7 @@ static int run(struct daemon *d)
         struct fuse_loop_config cfg = { .clone_fd = 0, .max_idle_threads = 10 };
         rc = fuse_session_loop_mt(d->se, &cfg);
     }
-    sd_notify_msg("STOPPING=1");
+    log_sd_notify("STOPPING=1");
     log_info("unmounting %s", d->o.mountpoint);
     return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 }

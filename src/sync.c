@@ -220,6 +220,8 @@ struct fetch {
     int64_t gen;
     int64_t page_ns;            /* the time of the page's transaction */
     long fetched, changed, skipped;
+    long pages;
+    int64_t progress_ns;        /* when progress was last reported */
     struct touched *touched;    /* files changed by the current transaction */
     size_t ntouched, captouched;
     struct buf body;            /* scratch: rendered record */
@@ -492,6 +494,17 @@ static int on_page(void *ctx, const char *body, const struct jtext_page *page)
         return -1;
     }
     flush_touched(f, 1);
+    /* A long fetch reports progress every 5 s (stderr in the foreground, journal, STATUS=). */
+    f->pages++;
+    if (f->page_ns - f->progress_ns >= 5000000000LL) {
+        if (f->progress_ns) {
+            log_info("%s: %s fetch: %ld records so far (%ld pages)", f->m->dir,
+                     f->kind == SYNC_FULL ? "full" : "delta", f->fetched, f->pages);
+            log_status("%s: %s fetch: %ld records so far", f->m->dir,
+                       f->kind == SYNC_FULL ? "full" : "delta", f->fetched);
+        }
+        f->progress_ns = f->page_ns;
+    }
     return 0;
 }
 
@@ -631,10 +644,14 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     pthread_mutex_unlock(&s->lock);
     status_persist(s, m->index);
 
-    if (ok)
+    if (ok) {
+        double secs = (double)(sync_now_ns() - start) / 1e9;
         log_info("%s: %s fetch: %ld fetched, %ld changed, %ld skipped (%.2f s)",
                  m->dir, kind == SYNC_FULL ? "full" : "delta", f.fetched, f.changed,
-                 f.skipped, (double)(sync_now_ns() - start) / 1e9);
+                 f.skipped, secs);
+        log_status("%s: %s fetch at %s: %ld fetched, %ld changed (%.2f s)", m->dir,
+                   kind == SYNC_FULL ? "full" : "delta", started, f.fetched, f.changed, secs);
+    }
     else
         log_warnx("%s: %s fetch failed: %s", m->dir, kind == SYNC_FULL ? "full" : "delta",
                   ms->last_error);

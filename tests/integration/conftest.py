@@ -137,7 +137,8 @@ def kombofs(request, tmp_path):
         os.makedirs(mnt, exist_ok=True)
         cache = cache or str(tmp_path / "cache.db")
         log = str(tmp_path / f"kombofs{counter[0]}.log")
-        cmd = [KOMBOFS, integration, mnt, "-f", f"--cache={cache}",
+        import conftest  # tests may swap the binary (e.g. the installed one)
+        cmd = [conftest.KOMBOFS, integration, mnt, "-f", f"--cache={cache}",
                f"--api-key-file={keyfile}"]
         if sb is not None:
             cmd.append(f"--api-url={sb.url}")
@@ -166,6 +167,8 @@ def kombofs(request, tmp_path):
         if m.proc.poll() is None:
             os.killpg(m.proc.pid, signal.SIGKILL)
             m.proc.wait()
+    for m in mounts:
+        assert API_KEY not in m.log_text(), f"the API key appears in {m.log}"
     if not allow_errors:
         for m in mounts:
             text = m.log_text()
