@@ -55,9 +55,13 @@ if [ -e "$dir" ]; then stop >/dev/null; fi
 mkdir -p "$mnt"
 chmod 700 "$dir"
 echo "demo-key-$(date +%s)" > "$dir/api-key"
-chmod 600 "$dir/api-key"
+head -c 24 /dev/urandom | base64 > "$dir/webhook-secret"
+chmod 600 "$dir/api-key" "$dir/webhook-secret"
+# A free port for kombofs's webhook receiver; the sandbox signs and sends its webhooks there.
+whport=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 nohup /usr/bin/python3 tests/sandbox/kombo_sandbox.py --port 0 --employees "$employees" \
     --api-key-file "$dir/api-key" --integration "$integration" \
+    --webhook-url "http://127.0.0.1:$whport/webhook" --webhook-secret-file "$dir/webhook-secret" \
     --ready-file "$dir/sandbox.port" >"$dir/sandbox.log" 2>&1 &
 echo $! > "$dir/sandbox.pid"
 for _ in $(seq 600); do [ -s "$dir/sandbox.port" ] && break; sleep 0.1; done
@@ -70,7 +74,8 @@ api="http://127.0.0.1:$port/v1"
 
 # 3. Mount: kombofs goes to the background once the mount is there.
 "$root/$build/kombofs" "$integration" "$mnt" --api-url="$api" --api-key-file="$dir/api-key" \
-    --cache="$dir/cache.db" 2>"$dir/kombofs.log"
+    --cache="$dir/cache.db" --webhook-listen="127.0.0.1:$whport" \
+    --webhook-secret-file="$dir/webhook-secret" 2>"$dir/kombofs.log"
 pgrep -n -f "kombofs $integration $mnt" > "$dir/kombofs.pid" || true
 
 # 4. The tour.
@@ -87,7 +92,28 @@ jq '{display_full_name, job_title, work_email}' "$mnt/employees/$first"
 say "jq -r 'select(.employment_status == \"ACTIVE\") | .display_full_name' $mnt/employees/*.json | head -5"
 jq -r 'select(.employment_status == "ACTIVE") | .display_full_name' "$mnt"/employees/*.json | sed -n 1,5p
 
-# 5. Proof: every file equals the sandbox's record (jq -S on both sides).
+# 5. A change arrives: the sandbox changes a job title and sends its signed data-changed
+#    webhook; kombofs verifies it, fetches the delta, and the file and changes/ show it.
+id=${first%.json}
+say "a change in the HR system, announced by a signed webhook"
+curl -sf -X POST "http://127.0.0.1:$port/_sandbox/mutate" \
+    -d "{\"op\": \"update_employee\", \"args\": {\"id\": \"$id\", \"job_title\": \"Head of Demos\"}}" >/dev/null
+t0=$(date +%s%N)
+curl -sf -X POST "http://127.0.0.1:$port/_sandbox/webhooks/flush" >/dev/null
+for _ in $(seq 100); do
+    [ "$(jq -r .job_title "$mnt/employees/$first")" = "Head of Demos" ] && break
+    sleep 0.05
+done
+echo "visible after $(( ($(date +%s%N) - t0) / 1000000 )) ms:"
+say "jq .job_title $mnt/employees/$first"
+jq .job_title "$mnt/employees/$first"
+last=$(ls "$mnt/changes" | sed -n '$p')
+say "jq '{seq, model, id, op, sync, direct, nested, patch}' $mnt/changes/$last"
+jq '{seq, model, id, op, sync, direct, nested, patch}' "$mnt/changes/$last"
+say "jq .webhooks $mnt/.status"
+jq -c .webhooks "$mnt/.status"
+
+# 6. Proof: every file equals the sandbox's record (jq -S on both sides).
 say "check: every employee file equals the sandbox's record"
 curl -sf "http://127.0.0.1:$port/_sandbox/records/employees" > "$dir/expected.json"
 expected=$(jq length "$dir/expected.json")

@@ -17,6 +17,9 @@ def test_demo_and_stop(tmp_path):
         r = subprocess.run([demo], capture_output=True, text=True, timeout=300, env=env)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "sandbox: 120 employees; mount: 120 files; identical: yes" in r.stdout
+        assert '"Head of Demos"' in r.stdout and "visible after" in r.stdout, \
+            "the tour shows a change arriving through a signed webhook"
+        assert '"accepted":1' in r.stdout
         mnt = os.path.join(demo_dir, "mnt")
         assert is_mounted(mnt)
         assert len(os.listdir(os.path.join(mnt, "employees"))) == 120
