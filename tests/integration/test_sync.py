@@ -326,39 +326,6 @@ def test_cache_from_a_newer_schema_is_refused(sandbox, kombofs, tmp_path):
     assert "newer" in fs2.log_text()
 
 
-@pytest.mark.sandbox(employees=1500)
-@pytest.mark.allow_log_errors
-@pytest.mark.timeout(300)
-def test_kill_9_during_full_fetches(sandbox, kombofs, tmp_path):
-    """kill -9 at several points of a full fetch: the cache stays sound, no watermark
-    is ahead of its data (a delta after the restart catches up exactly), and a full
-    fetch removes what vanished meanwhile."""
-    rng = random.Random(1234)
-    cache = str(tmp_path / "crash.db")
-    fs = kombofs(sandbox, cache=cache)
-    for round_ in range(6):
-        for e in rng.sample(sandbox.visible("employees"), 5):
-            sandbox.update_employee(e["id"], job_title=f"round {round_}")
-        sandbox.set_faults(slow=0.01)
-        t = threading.Thread(target=fs.control, args=("resync",), daemon=True)
-        t.start()
-        time.sleep(rng.uniform(0.05, 0.6))
-        fs.proc.kill()
-        fs.proc.wait()
-        fs.stop()
-        t.join(10)
-        db = sqlite3.connect(cache)
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        db.close()
-        sandbox.set_faults()
-        fs = kombofs(sandbox, cache=cache, mnt=str(tmp_path / f"m{round_}"))
-        assert fs.control("sync") == 0
-        assert_mirror_equals(fs, sandbox)
-    sandbox.vanish("employees", sandbox.visible("employees")[0]["id"])
-    assert fs.control("resync") == 0
-    assert_mirror_equals(fs, sandbox)
-
-
 @pytest.mark.sandbox(employees=120)
 @pytest.mark.timeout(300)
 def test_seeded_random_changes_converge(sandbox, kombofs):

@@ -1,0 +1,920 @@
+#!/usr/bin/python3
+"""The SPEC §8 benchmark table for kombofs. Called by tests/bench/run.sh, which owns the
+temporary directory and stops whatever is left if this script is killed.
+
+Every row is measured against its baseline in the same run, alternating, R times; the
+table shows medians. Python standard library only; the measured commands are the real
+ones (find, cat, grep, jq, ls, curl), run through /bin/sh the same way on both sides.
+"""
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SANDBOX = os.path.join(ROOT, "tests", "sandbox", "kombo_sandbox.py")
+WEBHOOK_BENCH = os.path.join(HERE, "webhook_latency.py")
+PY = "/usr/bin/python3"
+INTEGRATION = "personio:Q4vX8kLm2PzR7tYb3NcW9sHd"
+API_KEY = "sandbox-key"
+RECORD_DIRS = ("absence-types", "absences", "employees", "employments", "groups",
+               "legal-entities", "locations", "time-off-balances", "timesheets")
+TREE = RECORD_DIRS + ("changes",)          # everything a reader can read, minus .control/.status
+NO_MATCH = "zzzz-kombofs-bench-no-match"
+DELTA_CHANGES = 100
+
+T0 = time.monotonic()
+
+
+class BenchError(Exception):
+    pass
+
+
+class Stop(BaseException):
+    """SIGINT/SIGTERM: unwind through every finally block."""
+
+
+def on_signal(signum, frame):
+    raise Stop(signum)
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def now_iso():
+    """The timestamp format of .status (UTC, milliseconds), for string comparison."""
+    t = datetime.datetime.now(datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def parse_iso(s):
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def run_duration(run):
+    """Seconds between started_at and finished_at of a .status last_full/last_delta."""
+    if not run or not run.get("finished_at") or run.get("result") != "ok":
+        raise BenchError(f"fetch did not finish ok: {run}")
+    return parse_iso(run["finished_at"]) - parse_iso(run["started_at"])
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def mounts():
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        return [line.split() for line in f]
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    return any(m[1] == path for m in mounts())
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------------------------
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = args.tmp
+        self.key = os.path.join(self.tmp, "api-key")
+        with open(self.key, "w", encoding="utf-8") as f:
+            f.write(API_KEY + "\n")
+        os.chmod(self.key, 0o600)
+        # A private copy: the lead may rebuild build/kombofs while this runs.
+        self.bin = os.path.join(self.tmp, "kombofs")
+        shutil.copy2(args.kombofs, self.bin)
+        self.live = []          # objects with .stop(), stopped in reverse order on exit
+
+    def register_pid(self, pid):
+        with open(os.path.join(self.tmp, "pids"), "a", encoding="utf-8") as f:
+            f.write(f"{pid}\n")
+
+    def cleanup(self):
+        for obj in reversed(self.live):
+            try:
+                obj.stop()
+            except Exception as e:  # keep going: everything must be stopped
+                log(f"cleanup: {obj}: {e}")
+        self.live = []
+
+
+class Sandbox:
+    def __init__(self, bench, name, employees):
+        self.bench, self.name, self.employees = bench, name, employees
+        self.proc = None
+        self.conn = None
+
+    def start(self):
+        tmp = self.bench.tmp
+        ready = os.path.join(tmp, f"{self.name}.port")
+        self.logf = open(os.path.join(tmp, f"{self.name}.log"), "w", encoding="utf-8")
+        t = time.monotonic()
+        self.proc = subprocess.Popen(
+            [PY, SANDBOX, "--host", "127.0.0.1", "--port", "0", "--ready-file", ready,
+             "--employees", str(self.employees), "--api-key-file", self.bench.key],
+            stdout=self.logf, stderr=subprocess.STDOUT, start_new_session=True)
+        self.bench.register_pid(self.proc.pid)
+        self.bench.live.append(self)
+        while not os.path.exists(ready):
+            if self.proc.poll() is not None:
+                raise BenchError(f"sandbox exited with {self.proc.returncode}; see {self.logf.name}")
+            if time.monotonic() - t > 900:
+                raise BenchError("sandbox did not start in 900 s")
+            time.sleep(0.1)
+        with open(ready, encoding="utf-8") as f:
+            self.port = int(f.read().strip())
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = self.base + "/v1"
+        log(f"sandbox {self.name}: {self.employees} employees, ready in {time.monotonic() - t:.1f} s "
+            f"on port {self.port}")
+        return self
+
+    def stop(self):
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self in self.bench.live:
+            self.bench.live.remove(self)
+
+    def _request(self, method, path, body=None):
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+            try:
+                data = json.dumps(body).encode() if body is not None else None
+                self.conn.request(method, path, data,
+                                  {"Content-Type": "application/json"} if data else {})
+                resp = self.conn.getresponse()
+                raw = resp.read()
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+                continue
+            if resp.status != 200:
+                raise BenchError(f"sandbox {method} {path}: {resp.status} {raw[:200]!r}")
+            return json.loads(raw)
+
+    def stats(self):
+        return self._request("GET", "/_sandbox/stats")
+
+    def reset_stats(self):
+        self._request("POST", "/_sandbox/stats/reset")
+
+    def requests(self):
+        return self._request("GET", "/_sandbox/requests")
+
+    def mutate(self, op, **args):
+        return self._request("POST", "/_sandbox/mutate", {"op": op, "args": args})["result"]
+
+    def page_urls(self, endpoint):
+        """The URLs of the employees requests in the request log, in order."""
+        out = []
+        for r in self.requests():
+            if r["path"] == f"/v1/hris/{endpoint}":
+                if r["status"] != 200:
+                    raise BenchError(f"a logged request failed: {r}")
+                out.append(self.base + r["path"] + "?" + urllib.parse.urlencode(r["query"]))
+        return out
+
+
+class Mount:
+    """One kombofs daemon, started the way a user starts it (no -f: returns once mounted)."""
+
+    def __init__(self, bench, name, sandbox, cache, models=None):
+        self.bench, self.name, self.sb, self.cache = bench, name, sandbox, cache
+        self.mnt = os.path.join(bench.tmp, name)
+        os.makedirs(self.mnt, exist_ok=True)
+        self.models = models
+        self.pid = None
+        self.logpath = os.path.join(bench.tmp, f"{name}.log")
+
+    def __str__(self):
+        return f"kombofs {self.name}"
+
+    def fresh_cache(self):
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(self.cache + suffix)
+            except FileNotFoundError:
+                pass
+
+    def start(self):
+        """Starts the daemon; returns (seconds from exec to the mount, iso time of exec)."""
+        cmd = [self.bench.bin, INTEGRATION, self.mnt, f"--api-url={self.sb.url}",
+               f"--api-key-file={self.bench.key}", f"--cache={self.cache}"]
+        if self.models:
+            cmd.append(f"--models={self.models}")
+        iso = now_iso()
+        with open(self.logpath, "a", encoding="utf-8") as logf:
+            t = time.monotonic()
+            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, timeout=3600)
+            dt = time.monotonic() - t
+        self.bench.live.append(self)
+        if r.returncode != 0 or not is_mounted(self.mnt):
+            raise BenchError(f"kombofs exited with {r.returncode} (mounted: {is_mounted(self.mnt)}); "
+                             f"log: {self.log_tail()}")
+        self.pid = self.find_pid()
+        self.bench.register_pid(self.pid)
+        return dt, iso
+
+    def find_pid(self):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0] == self.bench.bin.encode() and self.mnt.encode() in argv:
+                return int(entry)
+        raise BenchError(f"cannot find the daemon of {self.mnt}")
+
+    def log_tail(self):
+        try:
+            with open(self.logpath, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-8:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        if is_mounted(self.mnt):
+            subprocess.run(["fusermount3", "-u", self.mnt], stderr=subprocess.DEVNULL, check=False)
+        if self.pid:
+            deadline = time.monotonic() + 60
+            while alive(self.pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if alive(self.pid):
+                log(f"{self}: daemon {self.pid} still runs 60 s after the unmount; killing it")
+                os.kill(self.pid, signal.SIGKILL)
+        if is_mounted(self.mnt):
+            subprocess.run(["fusermount3", "-u", "-z", self.mnt], stderr=subprocess.DEVNULL, check=False)
+        self.pid = None
+        if self in self.bench.live:
+            self.bench.live.remove(self)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def status(self):
+        with open(os.path.join(self.mnt, ".status"), encoding="utf-8") as f:
+            return json.load(f)
+
+    def requests(self):
+        return self.status()["requests"]
+
+    def hwm_mb(self):
+        """Peak resident set size of the daemon so far (VmHWM), in MB (10^6 bytes)."""
+        with open(f"/proc/{self.pid}/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+        raise BenchError("no VmHWM")
+
+    def control(self, command):
+        """Writes one command to .control (as `echo CMD > .control` does); returns seconds."""
+        t = time.monotonic()
+        fd = os.open(os.path.join(self.mnt, ".control"), os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, (command + "\n").encode())
+        finally:
+            os.close(fd)
+        return time.monotonic() - t
+
+    def wait_quiet(self, since_iso, limit=180):
+        """After a (re)start kombofs catches up in the background (one delta per endpoint).
+        Waits until that is over, so that it neither competes with a measurement nor is
+        counted as API traffic caused by reading."""
+        t = time.monotonic()
+        last_total, stable = None, time.monotonic()
+        while time.monotonic() - t < limit:
+            eps = self.status()["endpoints"]
+            running = any((e.get(k) or {}).get("result") == "running"
+                          for e in eps.values() for k in ("last_delta", "last_full"))
+            caught_up = all((e.get("last_delta") or {}).get("started_at", "") >= since_iso
+                            for e in eps.values())
+            total = self.sb.stats()["total"]
+            if total != last_total:
+                last_total, stable = total, time.monotonic()
+            quiet_for = time.monotonic() - stable
+            if not running and quiet_for >= 0.5 and (caught_up or time.monotonic() - t > 5):
+                return time.monotonic() - t
+            time.sleep(0.1)
+        log(f"{self}: still busy {limit} s after the start; measuring anyway")
+        return time.monotonic() - t
+
+
+class Tmpfs:
+    def __init__(self, bench):
+        self.bench = bench
+        self.path = os.path.join(bench.tmp, "tmpfs")
+        os.makedirs(self.path)
+        self.mounted = False
+
+    def __str__(self):
+        return "tmpfs"
+
+    def start(self):
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "kombofs-bench", self.path],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            self.mounted = True
+        else:
+            # Not root: /dev/shm is a tmpfs too.
+            shm = os.path.join("/dev/shm", os.path.basename(self.bench.tmp))
+            if subprocess.run(["stat", "-f", "-c", "%T", "/dev/shm"], capture_output=True,
+                              text=True).stdout.strip() != "tmpfs":
+                raise BenchError(f"cannot mount a tmpfs ({r.stderr.strip()}) and /dev/shm is no tmpfs")
+            os.makedirs(shm)
+            os.rmdir(self.path)
+            os.symlink(shm, self.path)
+            self.shm = shm
+            log(f"cannot mount a tmpfs ({r.stderr.strip()}); using {shm}")
+        self.bench.live.append(self)
+
+    def stop(self):
+        if self.mounted:
+            subprocess.run(["umount", self.path], check=False)
+            self.mounted = False
+        elif getattr(self, "shm", None):
+            shutil.rmtree(self.shm, ignore_errors=True)
+            self.shm = None
+        if self in self.bench.live:
+            self.bench.live.remove(self)
+
+
+# ------------------------------------------------------------------------------------
+def sh(cmd, cwd=None, ok=(0,), timeout=3600):
+    """Runs cmd with /bin/sh; returns seconds. Standard output goes to /dev/null unless
+    cmd redirects it."""
+    t = time.monotonic()
+    r = subprocess.run(["/bin/sh", "-c", cmd], cwd=cwd, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    dt = time.monotonic() - t
+    if r.returncode not in ok:
+        raise BenchError(f"`{cmd}` in {cwd} exited with {r.returncode}: {r.stderr[-500:]!r}")
+    return dt
+
+
+TREE_ARGS = " ".join(TREE)
+OPS = {
+    # what, command (run in the root of the tree), accepted exit codes
+    "cat": (f"find {TREE_ARGS} -type f -exec cat {{}} + >/dev/null", (0,)),
+    "grep": (f"grep -r -F -e {NO_MATCH} {TREE_ARGS}", (1,)),
+    "jq": ("find employees -type f -print0 | xargs -0 jq -c .id >/dev/null", (0,)),
+    "ls": ("ls -l employees >/dev/null", (0,)),
+}
+
+
+def op(name, cwd):
+    cmd, ok = OPS[name]
+    return sh(cmd, cwd=cwd, ok=ok)
+
+
+def curl_config(tmp, name, urls):
+    path = os.path.join(tmp, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f'header = "Authorization: Bearer {API_KEY}"\n')
+        f.write(f'header = "X-Integration-Id: {INTEGRATION}"\n')
+        f.write("compressed\nsilent\n")
+        for u in urls:
+            f.write(f'url = "{u}"\noutput = "/dev/null"\n')
+    return path
+
+
+def curl_pass(cfg, n):
+    """One curl process, one kept-alive connection, every URL of cfg; returns seconds."""
+    t = time.monotonic()
+    r = subprocess.run(["curl", "-K", cfg, "-w", "%{http_code}\\n"], capture_output=True,
+                       text=True, timeout=3600)
+    dt = time.monotonic() - t
+    codes = r.stdout.split()
+    if r.returncode != 0 or len(codes) != n or set(codes) != {"200"}:
+        raise BenchError(f"curl failed ({r.returncode}, codes {sorted(set(codes))}): {r.stderr[-300:]}")
+    return dt
+
+
+# One curl process per page, reading the cursor from the first bytes of the page
+# (the envelope starts with {"status":"success","data":{"next":...}).
+FOLLOW = r'''
+url="$1/hris/employees?page_size=250" pages=0
+while :; do
+    curl -sf --compressed -H "Authorization: Bearer $2" -H "X-Integration-Id: $3" -o "$4" "$url" || exit 1
+    pages=$((pages + 1))
+    IFS= read -r -N 400 head < "$4" || true
+    case "$head" in
+        *'"next":"'*) next=${head#*\"next\":\"}; url="$1/hris/employees?page_size=250&cursor=${next%%\"*}" ;;
+        *) break ;;
+    esac
+done
+echo "$pages" > "$4.pages"
+'''
+
+
+def curl_follow(sb, tmp):
+    page = os.path.join(tmp, "follow.page")
+    t = time.monotonic()
+    r = subprocess.run(["bash", "-c", FOLLOW, "follow", sb.url, API_KEY, INTEGRATION, page],
+                       capture_output=True, text=True, timeout=3600)
+    dt = time.monotonic() - t
+    if r.returncode != 0:
+        raise BenchError(f"curl cursor loop failed: {r.stderr[-300:]}")
+    with open(page + ".pages", encoding="utf-8") as f:
+        return dt, int(f.read())
+
+
+def delta_of(before, after):
+    return {k: after[k] - before[k] for k in after if isinstance(after.get(k), int)}
+
+
+# ------------------------------------------------------------------------------------
+class Run:
+    def __init__(self, bench):
+        self.b = bench
+        self.a = bench.args
+        self.R = bench.args.reps
+        self.N = bench.args.employees
+        self.samples = {}
+        self.info = {}
+
+    def add(self, key, value):
+        self.samples.setdefault(key, []).append(value)
+
+    # -- full fetch, peak RSS -----------------------------------------------------------
+    def full_fetch(self, sb):
+        log(f"full fetch of {self.N} employees (--models=employees, fresh cache) vs curl, "
+            f"{self.R} times each")
+        m = Mount(self.b, "ff", sb, os.path.join(self.b.tmp, "ff.db"), models="employees")
+        # Warm-up: fills the sandbox page cache with exactly kombofs's pages (gzip), and
+        # gives the list of URLs kombofs requested.
+        sb.reset_stats()
+        m.fresh_cache()
+        m.start()
+        m.stop()
+        urls = sb.page_urls("employees")
+        stats = sb.stats()
+        self.info["full_fetch_pages"] = len(urls)
+        self.info["full_fetch_wire_bytes"] = stats["bytes_sent"]
+        cfg = curl_config(self.b.tmp, "pages.curl", urls)
+        curl_pass(cfg, len(urls))          # warm-up for curl: the same cached pages
+        curl_follow(sb, self.b.tmp)
+        for rep in range(self.R):
+            def fuse():
+                m.fresh_cache()
+                dt, _ = m.start()
+                run = m.status()["endpoints"]["employees"]["last_full"]
+                if run["fetched"] != self.N:
+                    raise BenchError(f"full fetch fetched {run['fetched']}, not {self.N}")
+                self.add("full_fetch", run_duration(run))
+                self.add("full_fetch_to_mount", dt)
+                self.add("rss_full_fetch", m.hwm_mb())
+                m.stop()
+
+            def base():
+                self.add("full_fetch_curl", curl_pass(cfg, len(urls)))
+                dt, pages = curl_follow(sb, self.b.tmp)
+                if pages != len(urls):
+                    raise BenchError(f"curl followed {pages} pages, kombofs {len(urls)}")
+                self.add("full_fetch_curl_follow", dt)
+
+            for f in ((fuse, base) if rep % 2 == 0 else (base, fuse)):
+                f()
+            log(f"  rep {rep + 1}: kombofs {self.samples['full_fetch'][-1]:.2f} s, "
+                f"curl {self.samples['full_fetch_curl'][-1]:.2f} s, "
+                f"curl per page {self.samples['full_fetch_curl_follow'][-1]:.2f} s, "
+                f"VmHWM {self.samples['rss_full_fetch'][-1]:.1f} MB")
+        m.fresh_cache()
+
+    # -- the whole mirror and its tmpfs copy ---------------------------------------------
+    def mirror(self, sb):
+        log(f"mirroring all nine endpoints of {self.N} employees (fresh cache)")
+        m = Mount(self.b, "mirror", sb, os.path.join(self.b.tmp, "mirror.db"))
+        m.fresh_cache()
+        dt, _ = m.start()
+        st = m.status()
+        self.info["mirror_mount_s"] = dt
+        self.info["mirror_full_fetch_s"] = {d: round(run_duration(e["last_full"]), 3)
+                                            for d, e in st["endpoints"].items()}
+        self.info["mirror_records"] = {d: e["records"] for d, e in st["endpoints"].items()}
+        self.info["mirror_changes"] = st["changes"]
+        self.info["mirror_rss_mb"] = m.hwm_mb()
+        log(f"  mounted in {dt:.1f} s: {sum(self.info['mirror_records'].values())} records, "
+            f"change log {st['changes']}")
+        tf = Tmpfs(self.b)
+        tf.start()
+        t = time.monotonic()
+        sh(f"tar -C {shlex.quote(m.mnt)} -cf - {TREE_ARGS} | tar -C {shlex.quote(tf.path)} -xf -")
+        self.info["copy_s"] = time.monotonic() - t
+        count = f"find {TREE_ARGS} -type f | wc -l"
+        n_fuse = subprocess.run(["/bin/sh", "-c", count], cwd=m.mnt, capture_output=True, text=True).stdout
+        n_tmp = subprocess.run(["/bin/sh", "-c", count], cwd=tf.path, capture_output=True, text=True).stdout
+        size = subprocess.run(["du", "-s", "--apparent-size", "-B1", "."], cwd=tf.path,
+                              capture_output=True, text=True).stdout.split()[0]
+        if n_fuse.strip() != n_tmp.strip():
+            raise BenchError(f"the copy has {n_tmp.strip()} files, the mount {n_fuse.strip()}")
+        self.info["tree_files"] = int(n_fuse)
+        self.info["tree_bytes"] = int(size)
+        log(f"  copied to tmpfs in {self.info['copy_s']:.1f} s: {int(n_fuse)} files, "
+            f"{int(size) / 1e6:.0f} MB")
+        return m, tf
+
+    # -- reads: warm, cold, ls -l, restart, API requests -------------------------------
+    def reads(self, sb, m, tf):
+        log(f"reads: {self.R} rounds of [restart, cold ls -l | tmpfs; restart, cold cat | "
+            f"tmpfs cat, warm cat, grep -r, jq]")
+        api = 0
+        employees = os.path.join(m.mnt, "employees")
+        for rep in range(self.R):
+            # A fresh mount: the kernel has nothing of the tree cached.
+            dt, iso = m.restart()
+            self.add("restart", dt)
+            m.wait_quiet(iso)
+            sb.reset_stats()
+            os.stat(employees)                       # the directory's own LOOKUP
+            r1 = m.requests()
+            r2 = m.requests()                        # what reading .status itself costs
+            self.add("ls_cold", op("ls", m.mnt))
+            r3 = m.requests()
+            calib = delta_of(r1, r2)
+            used = delta_of(r2, r3)
+            self.add("ls_lookups", used["lookup"] - calib["lookup"])
+            self.add("ls_readdirplus", used["readdirplus"] - calib["readdirplus"])
+            self.add("ls_getxattr", used["getxattr"] - calib["getxattr"])
+            self.add("ls_tmpfs", op("ls", tf.path))
+            api += sb.stats()["total"]
+
+            dt, iso = m.restart()
+            self.add("restart", dt)
+            m.wait_quiet(iso)
+            sb.reset_stats()
+            self.add("cold_cat", op("cat", m.mnt))
+            for name in ("cat", "grep", "jq"):
+                def fuse():
+                    r1 = m.requests()
+                    r2 = m.requests()
+                    self.add(f"warm_{name}", op(name, m.mnt))
+                    calib, used = delta_of(r1, r2), delta_of(r2, m.requests())
+                    self.add(f"warm_{name}_requests", {k: used[k] - calib[k] for k in used})
+
+                def base():
+                    self.add(f"tmpfs_{name}", op(name, tf.path))
+
+                for f in ((fuse, base) if rep % 2 else (base, fuse)):
+                    f()
+            # A warm `ls -l` too: it shows what remains once the kernel caches are full.
+            self.add("ls_warm", op("ls", m.mnt))
+            api += sb.stats()["total"]
+            s = self.samples
+            log(f"  rep {rep + 1}: restart {s['restart'][-2]:.2f}/{s['restart'][-1]:.2f} s, "
+                f"ls -l cold {s['ls_cold'][-1]:.2f} s ({s['ls_lookups'][-1]} lookups) / tmpfs "
+                f"{s['ls_tmpfs'][-1]:.2f} s, cold cat {s['cold_cat'][-1]:.2f} s, "
+                + ", ".join(f"{n} {s['warm_' + n][-1]:.2f}/{s['tmpfs_' + n][-1]:.2f} s"
+                            for n in ("cat", "grep", "jq")))
+        self.add("api_requests_reading", api)
+
+    # -- delta fetches -------------------------------------------------------------------
+    def delta(self, sb, m, key):
+        names = sorted(os.listdir(os.path.join(m.mnt, "employees")))
+        ids = [urllib.parse.unquote(n[:-len(".json")]) for n in names if n.endswith(".json")]
+        k = min(DELTA_CHANGES, len(ids))
+        step = len(ids) // k
+        chosen = ids[::step][:k]
+        log(f"delta fetch ({key}): {k} changed employees of {len(ids)}, {self.R} times "
+            f"(+1 warm-up) vs curl of the same request")
+        for rep in range(self.R + 1):
+            for i, eid in enumerate(chosen):
+                sb.mutate("update_employee", id=eid, job_title=f"Bench delta {rep}.{i}")
+            sb.reset_stats()
+            dt = m.control("sync employees")
+            run = m.status()["endpoints"]["employees"]["last_delta"]
+            urls = sb.page_urls("employees")
+            # The baseline: the same request(s), on a sandbox whose caches a mutation has
+            # just cleared, as they were for kombofs.
+            sb.mutate("update_employee", id=chosen[0], job_title=f"Bench delta {rep}.x")
+            cfg = curl_config(self.b.tmp, f"delta-{key}.curl", urls)
+            base = curl_pass(cfg, len(urls))
+            if rep == 0:
+                continue
+            self.add(key, dt)
+            self.add(key + "_status", run_duration(run))
+            self.add(key + "_curl", base)
+            self.add(key + "_fetched", run["fetched"])
+            self.add(key + "_changed", run["changed"])
+            self.add(key + "_pages", len(urls))
+            log(f"  rep {rep}: .control {dt * 1000:.1f} ms (last_delta {run_duration(run) * 1000:.0f} ms, "
+                f"{run['fetched']} fetched, {run['changed']} changed, {len(urls)} page(s)), "
+                f"curl {base * 1000:.1f} ms")
+
+    # -- webhooks ------------------------------------------------------------------------
+    def webhook(self):
+        if not os.path.exists(WEBHOOK_BENCH):
+            self.info["webhook"] = "not measured (webhook receiver pending)"
+            return
+        changes = 20 if self.a.smoke else 100
+        log(f"webhook latency: tests/bench/webhook_latency.py --employees {self.N} --changes {changes}")
+        env = dict(os.environ, KOMBOFS_BIN=self.b.bin)
+        try:
+            proc = subprocess.Popen([PY, WEBHOOK_BENCH, "--employees", str(self.N), "--changes",
+                                     str(changes)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, env=env, start_new_session=True)
+            self.b.register_pid(proc.pid)
+            try:
+                out, _ = proc.communicate(timeout=1800)
+            except BaseException:
+                # SIGINT lets it unmount and stop its sandbox in its finally blocks.
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise
+        except subprocess.SubprocessError as e:
+            self.info["webhook"] = f"not measured (webhook_latency.py: {e})"
+            return
+        self.info["webhook_output"] = out
+        sys.stderr.write("".join("    " + ln + "\n" for ln in out.splitlines()))
+        if proc.returncode != 0:
+            self.info["webhook"] = f"not measured (webhook_latency.py exited with {proc.returncode})"
+            return
+        # Sections start with "webhook -> visible to cat, <how>:"; each has lines
+        # "<label>  n=..  median X ms  p90 ..  p99 Y ..". The first section is the one
+        # the table shows; all of them go to the details.
+        sections, cur = [], None
+        for line in out.splitlines():
+            if line.startswith("webhook -> visible"):
+                cur = {"title": line.split(",", 1)[-1].strip().rstrip(":")}
+                sections.append(cur)
+            elif cur is not None and not line.startswith(" "):
+                cur = None
+            elif cur is not None:
+                for label, key in (("from the start of the POST", "post"), ("from the 200", "reply"),
+                                   ("the sandbox answering that fetch", "api")):
+                    mt = re.search(re.escape(label) + r".*?median\s+([\d.]+) ms.*?p99\s+([\d.]+)", line)
+                    if mt:
+                        cur[key] = (float(mt.group(1)) / 1000, float(mt.group(2)) / 1000)
+        sections = [sec for sec in sections if "post" in sec]
+        if not sections:
+            self.info["webhook"] = "not measured (could not read webhook_latency.py's output)"
+            return
+        got = dict(sections[0])
+        got["sections"] = sections
+        self.info["webhook"] = got
+        self.info["webhook_changes"] = changes
+
+
+# ------------------------------------------------------------------------------------
+def fmt_time(s):
+    if s is None:
+        return "—"
+    if s < 1:
+        return f"{s * 1000:.1f} ms" if s < 0.1 else f"{s * 1000:.0f} ms"
+    return f"{s:.2f} s"
+
+
+def fmt_ratio(x):
+    return "—" if x is None else f"{x:.2f}×"
+
+
+def machine():
+    mem = "?"
+    with open("/proc/meminfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    cpu = "?"
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True).stdout.strip() or "?"
+    return {"nproc": os.cpu_count(), "memory": mem, "kernel": platform.release(), "cpu": cpu,
+            "commit": rev}
+
+
+def table(run):
+    s, info, N = run.samples, run.info, run.N
+    med = {k: median(v) for k, v in s.items() if v and not isinstance(v[0], dict)}
+    rows = []
+
+    def row(what, value, baseline, ratio, target, met):
+        rows.append((what, value, baseline, fmt_ratio(ratio), target,
+                     "—" if met is None else ("yes" if met else "no")))
+
+    def ratio_row(what, key, base_key, limit, target):
+        v, b = med.get(key), med.get(base_key)
+        r = v / b if v is not None and b else None
+        row(what, fmt_time(v), fmt_time(b) + " tmpfs" if b is not None else "—", r, target,
+            None if r is None else r <= limit)
+
+    files = info.get("tree_files")
+    ratio_row(f"warm `grep -r` over the tree ({files} files)", "warm_grep", "tmpfs_grep", 1.2, "≤ 1.2×")
+    ratio_row("warm `cat` of every file", "warm_cat", "tmpfs_cat", 1.2, "≤ 1.2×")
+    ratio_row(f"warm `jq -c .id` over every employee ({N} files)", "warm_jq", "tmpfs_jq", 1.2, "≤ 1.2×")
+    ratio_row("cold: first `cat` of every file after mount", "cold_cat", "tmpfs_cat", 3.0, "≤ 3×")
+    v, b = med.get("ls_cold"), med.get("ls_tmpfs")
+    row(f"`ls -l employees/` ({N} entries), cold", fmt_time(v), fmt_time(b) + " tmpfs",
+        v / b if v and b else None, "≤ 2 s", v is not None and v <= 2.0)
+    lk = s.get("ls_lookups", [])
+    row("LOOKUP requests caused by that `ls -l`", str(max(lk)) if lk else "—", "—", None, "0",
+        bool(lk) and max(lk) == 0)
+    v, b, bf = med.get("full_fetch"), med.get("full_fetch_curl"), med.get("full_fetch_curl_follow")
+    row(f"full fetch of {N} employees (.status last_full)", fmt_time(v),
+        fmt_time(b) + " curl, 1 process", v / b if v and b else None, "≤ 1.5×", v and b and v / b <= 1.5)
+    row("  the same, against curl following `next`", fmt_time(v), fmt_time(bf) + " curl per page",
+        v / bf if v and bf else None, "≤ 1.5×", v and bf and v / bf <= 1.5)
+    dn, dn10 = med.get("delta_n"), med.get("delta_n10")
+    cn, cn10 = med.get("delta_n_curl"), med.get("delta_n10_curl")
+    k = DELTA_CHANGES if N // 10 >= DELTA_CHANGES else N // 10
+    row(f"delta fetch, {k} changed employees, {N} mirror (`sync employees`)", fmt_time(dn),
+        fmt_time(cn) + " curl, same request", dn / cn if dn and cn else None, "≤ 100 ms",
+        dn is not None and dn <= 0.1)
+    row(f"  the same, {N // 10} mirror: independent of size", fmt_time(dn10),
+        fmt_time(cn10) + " curl, same request", dn / dn10 if dn and dn10 else None,
+        f"≤ 100 ms, and {N} ÷ {N // 10} ≤ 1.5×",
+        dn is not None and dn10 is not None and dn10 <= 0.1 and dn / dn10 <= 1.5)
+    wh = info.get("webhook")
+    if isinstance(wh, dict):
+        api = next((sec["api"] for sec in wh["sections"] if "api" in sec), None)
+        row(f"webhook accepted → new content visible to `cat`, p50 ({wh['title']})",
+            fmt_time(wh["post"][0]), fmt_time(api[0]) + " API answer" if api else "—",
+            None, "≤ 30 ms", wh["post"][0] <= 0.030)
+        api99 = fmt_time(api[1]) + " API answer" if api else "—"
+        row("  the same, p99", fmt_time(wh["post"][1]), api99, None, "≤ 250 ms", wh["post"][1] <= 0.250)
+    else:
+        row("webhook accepted → new content visible to `cat`", wh or "not measured", "—", None,
+            "p50 ≤ 30 ms, p99 ≤ 250 ms", None)
+    rss = s.get("rss_full_fetch", [])
+    wire = info.get("full_fetch_wire_bytes")
+    row(f"peak RSS during the full fetch of {N} employees", f"{max(rss):.1f} MB" if rss else "—",
+        f"{wire / 1e6:.0f} MB downloaded" if wire else "—", None, "≤ 100 MB",
+        bool(rss) and max(rss) <= 100)
+    v = med.get("restart")
+    row(f"restart with a warm {N} cache → mount ready", fmt_time(v), "—", None, "≤ 1 s",
+        v is not None and v <= 1.0)
+    api = s.get("api_requests_reading", [])
+    row("API requests caused by reading the whole tree", str(api[0]) if api else "—", "—", None, "0",
+        bool(api) and api[0] == 0)
+    return rows
+
+
+def render(run, mach, started, elapsed):
+    rows = table(run)
+    out = ["| what | value | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    s, info = run.samples, run.info
+    out.append("")
+    out.append(f"N = {run.N} employees, {run.R} repetitions, medians; "
+               f"machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['memory']} RAM, "
+               f"Linux {mach['kernel']}; kombofs {mach['commit']}; "
+               f"run started {started}, took {elapsed / 60:.1f} min.")
+    out.append("")
+    out.append("Details:")
+    files, size = info.get("tree_files"), info.get("tree_bytes")
+    if files:
+        out.append(f"- tree: the nine record directories and changes/: {files} files, "
+                   f"{size / 1e6:.0f} MB; copied to the tmpfs with tar in {info['copy_s']:.1f} s; "
+                   f"the full fetch of all nine endpoints took {info['mirror_mount_s']:.1f} s "
+                   f"(peak RSS {info['mirror_rss_mb']:.1f} MB)")
+
+    def spread(key):
+        v = s.get(key)
+        return f"{fmt_time(min(v))}–{fmt_time(max(v))}" if v else "—"
+
+    for key, what in (("warm_grep", "warm grep"), ("warm_cat", "warm cat"), ("warm_jq", "warm jq")):
+        reqs = s.get(key + "_requests")
+        per = ""
+        if reqs:
+            used = ", ".join(f"{k} {v}" for k, v in reqs[-1].items() if v)
+            per = f"; FUSE requests in the last kombofs pass: {used or 'none'}"
+        out.append(f"- {what}: kombofs {spread(key)}, tmpfs {spread('tmpfs_' + key[5:])}{per}")
+    out.append(f"- cold cat: {spread('cold_cat')}; restart (exec → mount): {spread('restart')} "
+               f"({len(s.get('restart', []))} restarts)")
+    if s.get("ls_cold"):
+        out.append(f"- `ls -l` cold: {spread('ls_cold')}, warm {spread('ls_warm')}, tmpfs {spread('ls_tmpfs')}; "
+                   f"per cold `ls -l`: LOOKUP {max(s['ls_lookups'])}, READDIRPLUS {median(s['ls_readdirplus'])}, "
+                   f"GETXATTR {median(s['ls_getxattr'])}")
+    if s.get("full_fetch"):
+        out.append(f"- full fetch: last_full {spread('full_fetch')}, exec → mount {spread('full_fetch_to_mount')}; "
+                   f"curl (one process, keep-alive, gzip, {info['full_fetch_pages']} pages) "
+                   f"{spread('full_fetch_curl')}; curl per page following `next` {spread('full_fetch_curl_follow')}; "
+                   f"VmHWM {min(s['rss_full_fetch']):.1f}–{max(s['rss_full_fetch']):.1f} MB")
+    for key, n in (("delta_n", run.N), ("delta_n10", run.N // 10)):
+        if s.get(key):
+            out.append(f"- delta, {n} mirror: `.control` {spread(key)}, last_delta {spread(key + '_status')}, "
+                       f"curl {spread(key + '_curl')}; fetched {median(s[key + '_fetched'])}, "
+                       f"changed {median(s[key + '_changed'])} records in {median(s[key + '_pages'])} page(s)")
+    wh = info.get("webhook")
+    if isinstance(wh, dict):
+        for sec in wh["sections"]:
+            parts = [f"from the start of the POST p50 {fmt_time(sec['post'][0])} p99 {fmt_time(sec['post'][1])}"]
+            if "reply" in sec:
+                parts.append(f"from its 200 p50 {fmt_time(sec['reply'][0])} p99 {fmt_time(sec['reply'][1])}")
+            if "api" in sec:
+                parts.append(f"the sandbox answering the delta request p50 {fmt_time(sec['api'][0])} "
+                             f"p99 {fmt_time(sec['api'][1])}")
+            out.append(f"- webhook → visible, {sec['title']} ({info['webhook_changes']} changes, "
+                       f"tests/bench/webhook_latency.py with its own sandbox of {run.N} employees): "
+                       + "; ".join(parts))
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tmp", required=True)
+    ap.add_argument("--employees", type=int, default=100000)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--kombofs", required=True)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    started = now_iso()
+    mach = machine()
+    log(f"kombofs benchmarks: N={args.employees}, R={args.reps}, {mach['nproc']} CPUs, "
+        f"{mach['memory']}, Linux {mach['kernel']}; temporary directory {args.tmp}")
+    bench = Bench(args)
+    run = Run(bench)
+    status = 0
+    try:
+        sb = Sandbox(bench, "sandbox", args.employees).start()
+        run.full_fetch(sb)
+        m, tf = run.mirror(sb)
+        run.reads(sb, m, tf)
+        tf.stop()
+        run.delta(sb, m, "delta_n")
+        m.stop()
+        sb.stop()
+        sb10 = Sandbox(bench, "sandbox10", args.employees // 10).start()
+        m10 = Mount(bench, "mirror10", sb10, os.path.join(bench.tmp, "mirror10.db"))
+        m10.fresh_cache()
+        m10.start()
+        run.delta(sb10, m10, "delta_n10")
+        m10.stop()
+        sb10.stop()
+        run.webhook()
+    except BenchError as e:
+        log(f"FAILED: {e}")
+        status = 1
+    except Stop:
+        log("interrupted")
+        status = 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        bench.cleanup()
+    if status:
+        return status
+    elapsed = time.monotonic() - T0
+    text = render(run, mach, started, elapsed)
+    print(text, end="")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"employees": args.employees, "reps": args.reps, "machine": mach,
+                       "started": started, "seconds": elapsed, "samples": run.samples,
+                       "info": run.info}, f, indent=1)
+    log(f"done in {elapsed / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
