@@ -847,7 +847,7 @@ def render(run, mach, started, elapsed):
             if "api" in sec:
                 parts.append(f"the sandbox answering the delta request p50 {fmt_time(sec['api'][0])} "
                              f"p99 {fmt_time(sec['api'][1])}")
-            out.append(f"- webhook → visible, {sec['title']} ({info['webhook_changes']} changes, "
+            out.append(f"- webhook → visible, {sec['title']} ("
                        f"tests/bench/webhook_latency.py with its own sandbox of {run.N} employees): "
                        + "; ".join(parts))
     return "\n".join(out) + "\n"
