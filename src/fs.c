@@ -73,17 +73,7 @@ static char *status_text(void *ctx)
         json_object_set_new(ops, op_names[i], json_integer(atomic_load(&fs->ops[i])));
     json_object_set_new(j, "requests", ops);
     json_object_set_new(j, "kernel_notify", json_boolean(fs->o->kernel_notify));
-    char *text = json_dumps(j, JSON_INDENT(2));
-    json_decref(j);
-    if (!text)
-        return NULL;
-    size_t n = strlen(text);
-    char *out = realloc(text, n + 2);     /* a final newline, like every file here */
-    if (!out)
-        abort();
-    out[n] = '\n';
-    out[n + 1] = '\0';
-    return out;
+    return sync_render(j);
 }
 
 struct fs *fs_new(struct store *st, struct sync *sync, struct notify *nt,
@@ -227,14 +217,19 @@ static int stat_ino(struct fs *fs, uint64_t ino, struct stat *st)
 }
 
 /* node: the FUSE node id, which for records differs from st_ino (store.h). */
+static void fill_entry(uint64_t node, const struct stat *st, struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof *e);
+    e->ino = node;
+    e->attr = *st;
+    e->attr_timeout = FS_TIMEOUT;
+    e->entry_timeout = FS_TIMEOUT;
+}
+
 static void reply_entry(fuse_req_t req, uint64_t node, const struct stat *st)
 {
     struct fuse_entry_param e;
-    memset(&e, 0, sizeof e);
-    e.ino = node;
-    e.attr = *st;
-    e.attr_timeout = FS_TIMEOUT;
-    e.entry_timeout = FS_TIMEOUT;
+    fill_entry(node, st, &e);
     fuse_reply_entry(req, &e);
 }
 
@@ -376,11 +371,7 @@ static int dir_add(struct dirbuf *d, const char *name, uint64_t node, const stru
     size_t need;
     if (d->plus) {
         struct fuse_entry_param e;
-        memset(&e, 0, sizeof e);
-        e.ino = node;
-        e.attr = *st;
-        e.attr_timeout = FS_TIMEOUT;
-        e.entry_timeout = FS_TIMEOUT;
+        fill_entry(node, st, &e);
         need = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used,
                                       name, &e, off);
     } else {

@@ -759,7 +759,12 @@ void *sync_status(struct sync *s)
 
 char *sync_status_json(struct sync *s)
 {
-    json_t *j = sync_status(s);
+    return sync_render(sync_status(s));
+}
+
+char *sync_render(void *json)
+{
+    json_t *j = json;
     char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     if (!text)

@@ -59,6 +59,9 @@ int sync_request(struct sync *s, unsigned mask, enum sync_kind kind, int wait);
 void *sync_status(struct sync *s);
 /* The same as indented JSON text with a final newline (malloc'd), or NULL. */
 char *sync_status_json(struct sync *s);
+/* Indented JSON text with a final newline (malloc'd) of a json_t *; STEALS
+ * the reference. NULL if json is NULL or on failure. */
+char *sync_render(void *json);
 
 /* The daemon-wide state shown in .status ("initial-sync", "ready", ...),
  * and the webhook receiver's facts for it. */
