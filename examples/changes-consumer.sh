@@ -77,57 +77,65 @@ trap 'rm -f -- "$tmp"' EXIT
 pending() {
     local names
     names=$(ls -- "$changes") || return 1
-    printf '%s\n' "$names" | awk -v last="$last" '/^[0-9]{12}\.json$/ && substr($0, 1, 12) + 0 > last { print substr($0, 1, 12) }'
+    printf '%s\n' "$names" | awk -v last="$last" 'length($0) == 17 && /^[0-9]+\.json$/ && substr($0, 1, 12) + 0 > last { print substr($0, 1, 12) }'
 }
 
-# Report entries that disappeared (retention) between $last and $1.
+# Report the entries missing between $1 (the last one seen) and $2 (the next one there).
 check_gap() {
-    local next=$1
-    if [ "$next" -gt $((last + 1)) ]; then
-        if [ "$next" -eq $((last + 2)) ]; then
-            warn "entry $((last + 1)) is gone from $changes (removed by --changes-retention?); continuing with $next"
-        else
-            warn "entries $((last + 1))..$((next - 1)) are gone from $changes (removed by --changes-retention?); continuing with $next"
-        fi
+    local prev=$1 next=$2
+    if [ "$next" -eq $((prev + 2)) ]; then
+        warn "entry $((prev + 1)) is gone from $changes (removed by --changes-retention?); continuing with $next"
+    elif [ "$next" -gt $((prev + 2)) ]; then
+        warn "entries $((prev + 1))..$((next - 1)) are gone from $changes (removed by --changes-retention?); continuing with $next"
     fi
 }
 
-# Print a batch of entries with one jq; the state moves past the batch when jq succeeded.
+# Print a batch of entries (SEQ PATH SEQ PATH ...) with one jq; the state moves past the
+# batch when jq succeeded.
 print_batch() {
-    [ $# -gt 0 ] || return 0
-    jq -r '[.seq, .at, .model, .op, .id] | @tsv' "$@" || return 1
-    local lastname=${*: -1}
-    lastname=${lastname##*/}
-    save_state $((10#${lastname%.json}))
+    local files=() seq=0
+    while [ $# -gt 0 ]; do
+        seq=$1
+        if [ -e "$2" ]; then
+            files+=("$2")
+        else
+            warn "entry $1 was removed before it could be processed"
+        fi
+        shift 2
+    done
+    if [ ${#files[@]} -gt 0 ]; then
+        jq -r '[.seq, .at, .model, .op, .id] | @tsv' "${files[@]}" || {
+            warn "printing entries failed; state stays at $last"
+            return 1
+        }
+    fi
+    [ "$seq" -eq 0 ] || save_state "$seq"
 }
 
 # Process everything available; 0 when done (or asked to stop), 1 on a failure.
 run_once() {
-    local names name seq path files=()
+    local names name seq path seen=$last rc batchargs=()
     names=$(pending) || { warn "cannot list $changes"; return 1; }
     for name in $names; do
         seq=$((10#$name))
         path=$changes/$name.json
+        check_gap "$seen" "$seq"
+        seen=$seq
         if [ ${#cmd[@]} -eq 0 ]; then
-            # Entries still in the batch come first; a gap is seen against the batch's end.
-            if [ ${#files[@]} -eq 0 ]; then
-                check_gap "$seq"
-            fi
-            files+=("$path")
-            if [ ${#files[@]} -ge $batch ]; then
-                print_batch "${files[@]}" || { warn "printing entries failed; state stays at $last"; return 1; }
-                files=()
+            batchargs+=("$seq" "$path")
+            if [ ${#batchargs[@]} -ge $((2 * batch)) ]; then
+                print_batch "${batchargs[@]}" || return 1
+                batchargs=()
                 [ $stop -eq 0 ] || return 0
             fi
             continue
         fi
-        check_gap "$seq"
         if [ ! -e "$path" ]; then
             warn "entry $seq was removed before it could be processed"
             save_state "$seq"
             continue
         fi
-        local rc=0
+        rc=0
         "${cmd[@]}" "$path" || rc=$?
         if [ $rc -ne 0 ]; then
             warn "${cmd[0]} failed on $path (exit status $rc); state stays at $last"
@@ -136,8 +144,8 @@ run_once() {
         save_state "$seq"
         [ $stop -eq 0 ] || return 0
     done
-    if [ ${#files[@]} -gt 0 ]; then
-        print_batch "${files[@]}" || { warn "printing entries failed; state stays at $last"; return 1; }
+    if [ ${#batchargs[@]} -gt 0 ]; then
+        print_batch "${batchargs[@]}" || return 1
     fi
     return 0
 }

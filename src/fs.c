@@ -4,6 +4,7 @@
  * forget needs no bookkeeping and numbers survive remounts.
  */
 #define FUSE_USE_VERSION 35
+#include "clock.h"
 #include "fs.h"
 
 #include <errno.h>
@@ -88,7 +89,7 @@ struct fs *fs_new(struct store *st, struct sync *sync, struct notify *nt,
     fs->o = o;
     fs->uid = o->uid_set ? o->uid : getuid();
     fs->gid = o->gid_set ? o->gid : getgid();
-    fs->mount_ns = sync_now_ns();
+    fs->mount_ns = clock_now_ns();
     for (int i = 0; i <= MODEL_COUNT; i++)
         atomic_store(&fs->dir_mtime[i], fs->mount_ns);
     fs->status = snaps_new(status_text, fs);
@@ -108,7 +109,7 @@ void fs_changed(void *ctx, int model, uint64_t ino, const char *name,
     struct fs *fs = ctx;
     int slot = model < 0 ? MODEL_COUNT : model;
     uint64_t parent = model < 0 ? FS_INO_CHANGES : FS_INO_MODEL(model);
-    atomic_store(&fs->dir_mtime[slot], sync_now_ns());
+    atomic_store(&fs->dir_mtime[slot], clock_now_ns());
     notify_push(fs->nt, parent, ino, name, removed);
 }
 

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fs.h"
 #include "kombo.h"
 #include "log.h"
@@ -335,7 +336,7 @@ static int run_check(struct daemon *d)
         }
         char when[32] = "never";
         if (oldest_full > 0)
-            sync_format_time(oldest_full * 1000000000, when, sizeof when);
+            clock_format(oldest_full * 1000000000, when, sizeof when);
         printf("  cache        %s: %ld records, complete snapshot: %s\n", o->cache, total, when);
     }
     if (o->offline) {

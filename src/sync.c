@@ -1,11 +1,11 @@
 /*
- * sync.c — fetches, the change log, and the job queue.
+ * sync.c — the engine around fetch.c: per-endpoint state (generation,
+ * watermark, the figures of .status), the coalescing job queue, the worker
+ * thread and the schedule.
  *
- * A fetch lists one endpoint page by page; each page is applied in one
- * transaction: every record is rendered (jtext_pretty), compared with the
- * stored file, and written with a change-log entry only if its content
- * differs. The watermark (the fetch's start time) is committed after the
- * last page; a full fetch then removes what it did not see.
+ * The watermark of an endpoint is the start time of its last complete
+ * fetch, committed only after fetch_run() succeeded; a delta asks for
+ * updated_after = watermark - overlap.
  */
 #include "sync.h"
 
@@ -17,8 +17,7 @@
 #include <time.h>
 
 #include "buf.h"
-#include "diff.h"
-#include "fsname.h"
+#include "clock.h"
 #include "log.h"
 #include "models.h"
 #include "version.h"
@@ -67,44 +66,6 @@ struct sync {
     sync_status_extra_fn extra;
     void *extra_ctx;
 };
-
-/* ---- time ---- */
-
-int64_t sync_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-void sync_format_time(int64_t ns, char *out, size_t n)
-{
-    time_t sec = (time_t)(ns / 1000000000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(ns % 1000000000 / 1000000));
-}
-
-/* "YYYY-MM-DDTHH:MM:SS.mmmZ" -> ns; -1 if malformed. */
-static int64_t parse_time(const char *s)
-{
-    struct tm tm = { 0 };
-    int ms = 0;
-    const char *rest = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!rest)
-        return -1;
-    if (*rest == '.') {
-        int digits = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
-            if (digits++ < 3)
-                ms = ms * 10 + (*rest - '0');
-        while (digits++ < 3)
-            ms *= 10;
-    }
-    return (int64_t)timegm(&tm) * 1000000000 + (int64_t)ms * 1000000;
-}
 
 /* ---- construction ---- */
 
@@ -204,373 +165,17 @@ unsigned sync_models_without_snapshot(struct sync *s)
     return mask;
 }
 
-/* ---- one fetch ---- */
-
-struct touched {
-    int model;          /* -1: changes/ */
-    uint64_t ino;
-    char *name;
-    int removed;
-};
-
-struct fetch {
-    struct sync *s;
-    const struct model *m;
-    enum sync_kind kind;
-    int64_t gen;
-    int64_t page_ns;            /* the time of the page's transaction */
-    long fetched, changed, skipped;
-    long pages;
-    int64_t progress_ns;        /* when progress was last reported */
-    struct touched *touched;    /* files changed by the current transaction */
-    size_t ntouched, captouched;
-    struct buf body;            /* scratch: rendered record */
-    struct buf name;            /* scratch: file name */
-};
-
-static void touch(struct fetch *f, int model, uint64_t ino, const char *name,
-                  int removed)
-{
-    if (f->ntouched == f->captouched) {
-        f->captouched = f->captouched ? f->captouched * 2 : 64;
-        void *p = realloc(f->touched, f->captouched * sizeof *f->touched);
-        if (!p)
-            abort();
-        f->touched = p;
-    }
-    f->touched[f->ntouched++] = (struct touched){ model, ino, strdup(name), removed };
-}
-
-/* Tell the listener about a committed transaction, or forget a rolled back one. */
-static void flush_touched(struct fetch *f, int committed)
-{
-    for (size_t i = 0; i < f->ntouched; i++) {
-        struct touched *t = &f->touched[i];
-        if (committed && f->s->listener)
-            f->s->listener(f->s->listener_ctx, t->model, t->ino, t->name, t->removed);
-        free(t->name);
-    }
-    f->ntouched = 0;
-}
-
-/*
- * A change-log entry is written as compact JSON text and re-indented by
- * jtext_pretty, like the records: the record of a "created" entry is copied
- * byte for byte from the API's response, without a jansson round trip.
- */
-struct change {
-    struct fetch *f;
-    const char *id_json;        /* the id as a JSON string token */
-    size_t id_len;
-    const char *op;
-    int direct;
-    const char *nested;         /* compact JSON text of the array */
-    const struct buf *patch;    /* compact JSON text of the array */
-};
-
-static char *render_change(void *ctx, int64_t seq)
-{
-    struct change *c = ctx;
-    struct buf text = BUF_INIT, out = BUF_INIT;
-    char at[32];
-    sync_format_time(c->f->page_ns, at, sizeof at);
-    buf_printf(&text, "{\"seq\":%lld,\"at\":\"%s\",\"model\":\"%s\",\"id\":", (long long)seq,
-               at, c->f->m->dir);
-    buf_add(&text, c->id_json, c->id_len);
-    buf_printf(&text, ",\"op\":\"%s\",\"sync\":\"%s\",\"direct\":%s,\"nested\":%s,\"patch\":",
-               c->op, c->f->kind == SYNC_FULL ? "full" : "delta", c->direct ? "true" : "false",
-               c->nested);
-    buf_add(&text, c->patch->data, c->patch->len);
-    buf_addc(&text, '}');
-    int rc = jtext_pretty(text.data, text.len, &out);
-    buf_free(&text);
-    if (rc < 0) {
-        buf_free(&out);
-        return NULL;
-    }
-    return buf_detach(&out);
-}
-
-static int log_change(struct fetch *f, const char *id_json, size_t id_len,
-                      const char *op, int direct, const char *nested,
-                      const struct buf *patch)
-{
-    struct change c = { f, id_json, id_len, op, direct, nested, patch };
-    int64_t seq = store_change_add(f->s->st, f->page_ns, render_change, &c);
-    if (seq < 0)
-        return -1;
-    char name[32];
-    snprintf(name, sizeof name, "%012lld.json", (long long)seq);
-    touch(f, -1, STORE_INO_CHANGE_BASE + (uint64_t)seq, name, 0);
-    f->changed++;
-    return 0;
-}
-
-/* Parse one record. jansson refuses integers beyond 64 bits; such a record
- * is parsed again with every integer as a real, for its diffs only: the
- * file keeps the number exactly as sent. */
-static json_t *parse_record(const char *text, size_t len)
-{
-    json_t *j = json_loadb(text, len, 0, NULL);
-    return j ? j : json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
-}
-
-static const char *str_field(json_t *rec, const char *key)
-{
-    return json_string_value(json_object_get(rec, key));
-}
-
-static void append_json(struct buf *b, json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-    if (!s)
-        abort();
-    buf_adds(b, s);
-    free(s);
-}
-
-static int record_created(struct fetch *f, const char *id_json, size_t id_len,
-                          const char *text, size_t len)
-{
-    struct buf patch = BUF_INIT;
-    buf_adds(&patch, "[{\"op\":\"add\",\"path\":\"\",\"value\":");
-    buf_add(&patch, text, len);
-    buf_adds(&patch, "}]");
-    int rc = log_change(f, id_json, id_len, "created", 1, "[]", &patch);
-    buf_free(&patch);
-    return rc;
-}
-
-/* id_json may be NULL: the id is then encoded from `id`. */
-static int record_deleted(struct fetch *f, const char *id, const char *id_json,
-                          size_t id_len, uint64_t ino, uint64_t node, const char *name,
-                          int direct)
-{
-    struct buf patch = BUF_INIT, idbuf = BUF_INIT;
-    if (store_record_delete(f->s->st, ino) < 0)
-        return -1;
-    touch(f, f->m->index, node, name, 1);
-    if (!id_json) {
-        json_t *j = json_string(id);
-        append_json(&idbuf, j);
-        json_decref(j);
-        id_json = idbuf.data;
-        id_len = idbuf.len;
-    }
-    buf_adds(&patch, "[]");
-    int rc = log_change(f, id_json, id_len, "deleted", direct, "[]", &patch);
-    buf_free(&patch);
-    buf_free(&idbuf);
-    return rc;
-}
-
-static int record_updated(struct fetch *f, const char *id_json, size_t id_len,
-                          const char *text, size_t len, const struct store_record *old)
-{
-    json_t *rec = parse_record(text, len);
-    json_t *prev = parse_record(old->body, old->size);
-    struct buf patch = BUF_INIT, nested = BUF_INIT;
-    int rc = -1;
-    if (!rec)
-        goto out;
-    if (prev) {
-        const char *was = str_field(prev, "changed_at"), *now = str_field(rec, "changed_at");
-        int direct = (was || now) && !(was && now && strcmp(was, now) == 0);
-        json_t *n = diff_nested(prev, rec, f->m->nested);
-        json_t *p = diff_patch(prev, rec);
-        if (n && p) {
-            append_json(&nested, n);
-            append_json(&patch, p);
-            rc = log_change(f, id_json, id_len, "updated", direct, nested.data, &patch);
-        }
-        json_decref(n);
-        json_decref(p);
-    } else {
-        /* The stored file no longer parses (it always should): replace it whole. */
-        buf_adds(&patch, "[{\"op\":\"replace\",\"path\":\"\",\"value\":");
-        buf_add(&patch, text, len);
-        buf_adds(&patch, "}]");
-        rc = log_change(f, id_json, id_len, "updated", 1, "[]", &patch);
-    }
-out:
-    json_decref(rec);
-    json_decref(prev);
-    buf_free(&patch);
-    buf_free(&nested);
-    return rc;
-}
-
-enum { F_ID, F_CHANGED_AT, F_REMOTE_ID, F_DELETED_AT, F_COUNT };
-
-/* Apply one record of a page. Returns -1 only on a store error. The record's
- * own fields are read from its text; jansson parses it only when it changed. */
-static int apply_record(struct fetch *f, const char *text, size_t len)
-{
-    struct jtext_field fl[F_COUNT] = { [F_ID] = { .key = "id" },
-                                       [F_CHANGED_AT] = { .key = "changed_at" },
-                                       [F_REMOTE_ID] = { .key = "remote_id" },
-                                       [F_DELETED_AT] = { .key = "remote_deleted_at" } };
-    struct store_record old = { 0 };
-    int found = 0, rc = 0;
-
-    f->fetched++;
-    if (jtext_fields(text, len, fl, F_COUNT) < 0 || fl[F_ID].type != JTEXT_STRING ||
-        fl[F_ID].len == 0) {
-        f->skipped++;
-        log_warnx("%s: skipped a record without a string id", f->m->dir);
-        goto out;
-    }
-    const char *id = fl[F_ID].str;
-    const char *id_json = text + fl[F_ID].raw.off;
-    size_t id_len = fl[F_ID].raw.len;
-    buf_reset(&f->name);
-    fsname_escape(id, fl[F_ID].len, &f->name);
-    buf_adds(&f->name, ".json");
-
-    found = store_record_get(f->s->st, f->m->index, f->name.data, &old);
-    if (found < 0) {
-        found = 0;
-        rc = -1;
-        goto out;
-    }
-    if (fl[F_DELETED_AT].type == JTEXT_STRING || fl[F_DELETED_AT].type == JTEXT_OTHER) {
-        if (found)
-            rc = record_deleted(f, id, id_json, id_len, old.ino, old.node, f->name.data, 1);
-        goto out;
-    }
-    buf_reset(&f->body);
-    if (jtext_pretty(text, len, &f->body) < 0) {
-        f->skipped++;
-        log_warnx("%s: skipped a record that is not valid JSON", f->m->dir);
-        goto out;
-    }
-    if (found && old.size == f->body.len && memcmp(old.body, f->body.data, f->body.len) == 0) {
-        if (f->kind == SYNC_FULL)
-            rc = store_record_touch(f->s->st, old.ino, f->gen);
-        goto out;
-    }
-    const char *changed_at = fl[F_CHANGED_AT].str, *remote_id = fl[F_REMOTE_ID].str;
-    if (found) {
-        uint64_t node;
-        rc = store_record_update(f->s->st, old.ino, f->body.data, f->body.len, changed_at,
-                                 remote_id, f->page_ns, f->gen, &node);
-        if (rc == 0) {
-            touch(f, f->m->index, node, f->name.data, 0);
-            rc = record_updated(f, id_json, id_len, text, len, &old);
-        }
-    } else {
-        uint64_t ino = store_record_insert(f->s->st, f->m->index, id, f->name.data, f->body.data,
-                                           f->body.len, changed_at, remote_id, f->page_ns, f->gen);
-        if (!ino) {
-            rc = -1;
-            goto out;
-        }
-        touch(f, f->m->index, ino, f->name.data, 0);
-        rc = record_created(f, id_json, id_len, text, len);
-    }
-out:
-    if (found)
-        store_record_free(&old);
-    jtext_fields_free(fl, F_COUNT);
-    return rc;
-}
-
-static int on_page(void *ctx, const char *body, const struct jtext_page *page)
-{
-    struct fetch *f = ctx;
-    f->page_ns = sync_now_ns();
-    if (store_begin(f->s->st) < 0)
-        return -1;
-    for (size_t i = 0; i < page->nresults; i++) {
-        if (apply_record(f, body + page->results[i].off, page->results[i].len) < 0) {
-            store_rollback(f->s->st);
-            flush_touched(f, 0);
-            return -1;
-        }
-    }
-    if (store_commit(f->s->st) < 0) {
-        store_rollback(f->s->st);
-        flush_touched(f, 0);
-        return -1;
-    }
-    flush_touched(f, 1);
-    /* A long fetch reports progress every 5 s (stderr in the foreground, journal, STATUS=). */
-    f->pages++;
-    if (f->page_ns - f->progress_ns >= 5000000000LL) {
-        if (f->progress_ns) {
-            log_info("%s: %s fetch: %ld records so far (%ld pages)", f->m->dir,
-                     f->kind == SYNC_FULL ? "full" : "delta", f->fetched, f->pages);
-            log_status("%s: %s fetch: %ld records so far", f->m->dir,
-                       f->kind == SYNC_FULL ? "full" : "delta", f->fetched);
-        }
-        f->progress_ns = f->page_ns;
-    }
-    return 0;
-}
-
-static int sweep_one(void *ctx, uint64_t ino, uint64_t node, const char *id,
-                     const char *name)
-{
-    return record_deleted(ctx, id, NULL, 0, ino, node, name, 0);
-}
-
-/* After a complete full listing: remove what it did not return, in batches. */
-static int sweep(struct fetch *f)
-{
-    for (;;) {
-        f->page_ns = sync_now_ns();
-        if (store_begin(f->s->st) < 0)
-            return -1;
-        int n = store_records_stale(f->s->st, f->m->index, f->gen, 500, sweep_one, f);
-        if (n < 0 || store_commit(f->s->st) < 0) {
-            store_rollback(f->s->st);
-            flush_touched(f, 0);
-            return -1;
-        }
-        flush_touched(f, 1);
-        if (n < 500)
-            return 0;
-    }
-}
-
 static void status_persist(struct sync *s, int m);
 
-static void pruned(void *ctx, int64_t seq)
+/* The sync listener as the fetch's callback. */
+static void changed(void *ctx, int model, uint64_t node, const char *name, int removed)
 {
-    char name[32];
-    snprintf(name, sizeof name, "%012lld.json", (long long)seq);
-    touch(ctx, -1, STORE_INO_CHANGE_BASE + (uint64_t)seq, name, 1);
+    struct sync *s = ctx;
+    if (s->listener)
+        s->listener(s->listener_ctx, model, node, name, removed);
 }
 
-/* Retention: remove change-log entries older than --changes-retention. */
-static void prune_changes(struct fetch *f)
-{
-    if (f->s->o->changes_retention <= 0)
-        return;
-    int64_t before = sync_now_ns() - (int64_t)f->s->o->changes_retention * 1000000000;
-    if (store_begin(f->s->st) < 0)
-        return;
-    if (store_changes_prune(f->s->st, before, pruned, f) < 0 || store_commit(f->s->st) < 0) {
-        store_rollback(f->s->st);
-        flush_touched(f, 0);
-        return;
-    }
-    flush_touched(f, 1);
-}
-
-/* The query of a fetch; the delta's updated_after is watermark - overlap. */
-static void build_query(struct sync *s, const struct store_endpoint *ep,
-                        enum sync_kind kind, struct buf *q)
-{
-    buf_adds(q, "page_size=250");
-    if (kind == SYNC_DELTA) {
-        char t[32];
-        int64_t wm = parse_time(ep->watermark);
-        sync_format_time(wm - (int64_t)s->o->overlap * 1000000000, t, sizeof t);
-        buf_printf(q, "&updated_after=%s&include_deleted=true", t);
-    }
-}
-
+/* Bookkeeping around one fetch_run: generation, watermark, status, log. */
 static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kind)
 {
     pthread_mutex_lock(&s->lock);
@@ -581,13 +186,14 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     struct store_endpoint ep;
     if (store_endpoint_get(s->st, m->index, &ep) < 0)
         return -1;
-    if (kind == SYNC_DELTA && (!ep.watermark || parse_time(ep.watermark) < 0))
+    int64_t wm = clock_parse(ep.watermark);
+    if (kind == SYNC_DELTA && wm < 0)
         kind = SYNC_FULL;   /* nothing to be relative to */
 
-    struct fetch f = { .s = s, .m = m, .kind = kind, .gen = ep.gen };
-    int64_t start = sync_now_ns();
-    char started[32];
-    sync_format_time(start, started, sizeof started);
+    int64_t start = clock_now_ns();
+    char started[CLOCK_ISO_LEN], since[CLOCK_ISO_LEN];
+    clock_format(start, started, sizeof started);
+    clock_format(wm - (int64_t)s->o->overlap * 1000000000, since, sizeof since);
 
     pthread_mutex_lock(&s->lock);
     struct run_stat *rs = &s->ms[m->index].last[kind];
@@ -596,47 +202,46 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     snprintf(rs->result, sizeof rs->result, "running");
     pthread_mutex_unlock(&s->lock);
 
-    int rc = 0;
-    if (kind == SYNC_FULL) {
-        f.gen = ep.gen + 1;
-        rc = store_endpoint_set_gen(s->st, m->index, f.gen);
-    }
-    struct buf q = BUF_INIT;
-    build_query(s, &ep, kind, &q);
-    struct kombo_error err = { 0 };
-    enum kombo_result res = KOMBO_ABORTED;
+    struct fetch_job job = { s->st, s->k, m, kind, kind == SYNC_DELTA ? since : NULL,
+                             kind == SYNC_FULL ? ep.gen + 1 : ep.gen, changed, s };
+    struct fetch_result fr = { 0 };
+    int rc = kind == SYNC_FULL ? store_endpoint_set_gen(s->st, m->index, job.gen) : 0;
     if (rc == 0)
-        res = kombo_list(s->k, m->path, q.data, on_page, &f, &err);
-    buf_free(&q);
-    if (res == KOMBO_OK && kind == SYNC_FULL)
-        rc = sweep(&f);
-    if (res == KOMBO_OK && rc == 0)
+        rc = fetch_run(&job, &fr);
+    else
+        fr.store_failed = 1;
+    /* The watermark is the start of a complete fetch: committed only now. */
+    if (rc == 0)
         rc = store_endpoint_set_watermark(s->st, m->index, started);
-    if (res == KOMBO_OK && rc == 0 && kind == SYNC_FULL)
-        rc = store_endpoint_set_full_at(s->st, m->index, sync_now_ns() / 1000000000);
-    int ok = res == KOMBO_OK && rc == 0;
-    if (ok)
-        prune_changes(&f);
+    if (rc == 0 && kind == SYNC_FULL)
+        rc = store_endpoint_set_full_at(s->st, m->index, clock_now_ns() / 1000000000);
+    if (rc < 0 && fr.api == KOMBO_OK)
+        fr.store_failed = 1;
+    int ok = rc == 0;
+    if (ok && s->o->changes_retention > 0)
+        fetch_prune_changes(s->st, clock_now_ns() - (int64_t)s->o->changes_retention * 1000000000,
+                            changed, s);
 
     pthread_mutex_lock(&s->lock);
     struct model_state *ms = &s->ms[m->index];
-    sync_format_time(sync_now_ns(), rs->finished_at, sizeof rs->finished_at);
+    clock_format(clock_now_ns(), rs->finished_at, sizeof rs->finished_at);
     snprintf(rs->result, sizeof rs->result, "%s", ok ? "ok" : "error");
-    rs->fetched = f.fetched;
-    rs->changed = f.changed;
-    rs->skipped = f.skipped;
+    rs->fetched = fr.fetched;
+    rs->changed = fr.changed;
+    rs->skipped = fr.skipped;
     if (ok) {
         ms->last_error[0] = '\0';
         if (kind == SYNC_FULL) {
             /* The first snapshot corrects nothing: it is where the mirror starts. */
-            ms->drift = ms->full_at > 0 ? f.changed : 0;
-            ms->full_at = sync_now_ns() / 1000000000;
+            ms->drift = ms->full_at > 0 ? fr.changed : 0;
+            ms->full_at = clock_now_ns() / 1000000000;
         }
+    } else if (fr.store_failed) {
+        snprintf(ms->last_error, sizeof ms->last_error, "cache: could not write the cache");
     } else {
-        snprintf(ms->last_error, sizeof ms->last_error, "%s: %s",
-                 res == KOMBO_OK ? "cache" : kombo_result_str(res),
-                 res == KOMBO_OK ? "could not write the cache" : err.message);
-        if (res == KOMBO_AUTH)
+        snprintf(ms->last_error, sizeof ms->last_error, "%s: %s", kombo_result_str(fr.api),
+                 fr.err.message);
+        if (fr.api == KOMBO_AUTH)
             snprintf(s->state, sizeof s->state, "error");
     }
     if (ok && strcmp(s->state, "error") == 0)
@@ -644,21 +249,16 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     pthread_mutex_unlock(&s->lock);
     status_persist(s, m->index);
 
+    const char *what = kind == SYNC_FULL ? "full" : "delta";
     if (ok) {
-        double secs = (double)(sync_now_ns() - start) / 1e9;
-        log_info("%s: %s fetch: %ld fetched, %ld changed, %ld skipped (%.2f s)",
-                 m->dir, kind == SYNC_FULL ? "full" : "delta", f.fetched, f.changed,
-                 f.skipped, secs);
-        log_status("%s: %s fetch at %s: %ld fetched, %ld changed (%.2f s)", m->dir,
-                   kind == SYNC_FULL ? "full" : "delta", started, f.fetched, f.changed, secs);
+        double secs = (double)(clock_now_ns() - start) / 1e9;
+        log_info("%s: %s fetch: %ld fetched, %ld changed, %ld skipped (%.2f s)", m->dir, what,
+                 fr.fetched, fr.changed, fr.skipped, secs);
+        log_status("%s: %s fetch at %s: %ld fetched, %ld changed (%.2f s)", m->dir, what,
+                   started, fr.fetched, fr.changed, secs);
+    } else {
+        log_warnx("%s: %s fetch failed: %s", m->dir, what, ms->last_error);
     }
-    else
-        log_warnx("%s: %s fetch failed: %s", m->dir, kind == SYNC_FULL ? "full" : "delta",
-                  ms->last_error);
-    flush_touched(&f, 0);
-    free(f.touched);
-    buf_free(&f.body);
-    buf_free(&f.name);
     store_endpoint_free(&ep);
     return ok ? 0 : -1;
 }
@@ -698,7 +298,7 @@ static json_t *model_json(struct sync *s, int m, const char *watermark, long rec
     json_object_set_new(j, "last_full", run_json(&ms->last[SYNC_FULL]));
     json_object_set_new(j, "last_error", ms->last_error[0] ? json_string(ms->last_error) : json_null());
     if (s->o->full_sync_interval > 0 && ms->full_at > 0)
-        sync_format_time((ms->full_at + s->o->full_sync_interval) * 1000000000, next, sizeof next);
+        clock_format((ms->full_at + s->o->full_sync_interval) * 1000000000, next, sizeof next);
     json_object_set_new(j, "next_full_at", next[0] ? json_string(next) : json_null());
     json_object_set_new(j, "drift", json_integer(ms->drift));
     return j;
@@ -871,7 +471,7 @@ static void *worker(void *arg)
     struct sync *s = arg;
     pthread_mutex_lock(&s->lock);
     while (!atomic_load(&s->stop)) {
-        int64_t now = sync_now_ns() / 1000000000;
+        int64_t now = clock_now_ns() / 1000000000;
         int64_t next = schedule(s, now);
         if (!s->pending[SYNC_DELTA] && !s->pending[SYNC_FULL]) {
             if (next) {
@@ -903,7 +503,7 @@ static void *worker(void *arg)
             s->ms[m].finished[kind] = taken[m];
             s->ms[m].failed[kind] = rc < 0;
             if (kind == SYNC_DELTA || rc == 0)
-                s->ms[m].last_delta_at = sync_now_ns() / 1000000000;
+                s->ms[m].last_delta_at = clock_now_ns() / 1000000000;
             if (kind == SYNC_FULL) {
                 s->ms[m].finished[SYNC_DELTA] = taken_delta[m];
                 s->ms[m].failed[SYNC_DELTA] = rc < 0;
@@ -922,7 +522,7 @@ static void *worker(void *arg)
 int sync_start(struct sync *s)
 {
     pthread_mutex_lock(&s->lock);
-    int64_t now = sync_now_ns() / 1000000000;
+    int64_t now = clock_now_ns() / 1000000000;
     for (int m = 0; m < MODEL_COUNT; m++)
         s->ms[m].last_delta_at = now;
     s->running = 1;

@@ -16,19 +16,17 @@
 
 #include <stdint.h>
 
+#include "fetch.h"
 #include "kombo.h"
 #include "options.h"
 #include "store.h"
 
-enum sync_kind { SYNC_DELTA = 0, SYNC_FULL = 1 };
-
 struct sync;
 
 /* Called by the worker after each committed transaction, for each record
- * or change-log file created, changed or removed (ino, its directory's
- * model index or -1 for changes/, its file name). Must not block long. */
-typedef void (*sync_changed_fn)(void *ctx, int model, uint64_t ino,
-                                const char *name, int removed);
+ * or change-log file created, changed or removed (see fetch_changed_fn).
+ * Must not block long. */
+typedef fetch_changed_fn sync_changed_fn;
 
 struct sync *sync_new(struct store *st, struct kombo *k,
                       const struct options *o);
@@ -79,9 +77,5 @@ void sync_disable(struct sync *s, const char *why);
  * reference (json_t *) or NULL. Called from FUSE threads. */
 typedef void *(*sync_status_extra_fn)(void *ctx);
 void sync_set_status_extra(struct sync *s, sync_status_extra_fn fn, void *ctx);
-
-/* Current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (>= 25 bytes). */
-void sync_format_time(int64_t ns, char *out, size_t n);
-int64_t sync_now_ns(void);
 
 #endif

@@ -16,6 +16,7 @@
  *   3. end of body: signature, then parsing, then the answer.
  * The per-request state is freed in the request-completed callback.
  */
+#include "clock.h"
 #include "webhook.h"
 
 #include <arpa/inet.h>
@@ -402,7 +403,7 @@ static void count(struct webhook *w, enum outcome what)
     switch (what) {
     case O_ACCEPTED:
         w->accepted++;
-        sync_format_time(sync_now_ns(), w->last_at, sizeof w->last_at);
+        clock_format(clock_now_ns(), w->last_at, sizeof w->last_at);
         break;
     case O_REJECTED:
         w->rejected++;

@@ -1,0 +1,406 @@
+/*
+ * fetch.c — one fetch: pages, records, change-log entries, the sweep.
+ *
+ * Each page is one transaction: every record is rendered (jtext_pretty),
+ * compared byte for byte with its stored file, and written with a change-log
+ * entry only if it differs. jansson parses a record only when it changed
+ * (for the diff); new and unchanged records are handled from their text.
+ */
+#include "fetch.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "diff.h"
+#include "fsname.h"
+#include "jtext.h"
+#include "log.h"
+
+struct touched {
+    int model;          /* -1: changes/ */
+    uint64_t ino;
+    char *name;
+    int removed;
+};
+
+struct fetch {
+    const struct fetch_job *job;
+    struct store *st;           /* job->st */
+    const struct model *m;      /* job->m */
+    enum sync_kind kind;        /* job->kind */
+    int64_t gen;
+    int64_t page_ns;            /* the time of the page's transaction */
+    long fetched, changed, skipped;
+    long pages;
+    int64_t progress_ns;        /* when progress was last reported */
+    int store_failed;
+    struct touched *touched;    /* files changed by the current transaction */
+    size_t ntouched, captouched;
+    struct buf body;            /* scratch: rendered record */
+    struct buf name;            /* scratch: file name */
+};
+
+static void touch(struct fetch *f, int model, uint64_t ino, const char *name,
+                  int removed)
+{
+    if (f->ntouched == f->captouched) {
+        f->captouched = f->captouched ? f->captouched * 2 : 64;
+        void *p = realloc(f->touched, f->captouched * sizeof *f->touched);
+        if (!p)
+            abort();
+        f->touched = p;
+    }
+    f->touched[f->ntouched++] = (struct touched){ model, ino, strdup(name), removed };
+}
+
+/* Tell the listener about a committed transaction, or forget a rolled back one. */
+static void flush_touched(struct fetch *f, int committed)
+{
+    for (size_t i = 0; i < f->ntouched; i++) {
+        struct touched *t = &f->touched[i];
+        if (committed && f->job->changed)
+            f->job->changed(f->job->ctx, t->model, t->ino, t->name, t->removed);
+        free(t->name);
+    }
+    f->ntouched = 0;
+}
+
+/*
+ * A change-log entry is written as compact JSON text and re-indented by
+ * jtext_pretty, like the records: the record of a "created" entry is copied
+ * byte for byte from the API's response, without a jansson round trip.
+ */
+struct change {
+    struct fetch *f;
+    const char *id_json;        /* the id as a JSON string token */
+    size_t id_len;
+    const char *op;
+    int direct;
+    const char *nested;         /* compact JSON text of the array */
+    const struct buf *patch;    /* compact JSON text of the array */
+};
+
+static char *render_change(void *ctx, int64_t seq)
+{
+    struct change *c = ctx;
+    struct buf text = BUF_INIT, out = BUF_INIT;
+    char at[CLOCK_ISO_LEN];
+    clock_format(c->f->page_ns, at, sizeof at);
+    buf_printf(&text, "{\"seq\":%lld,\"at\":\"%s\",\"model\":\"%s\",\"id\":", (long long)seq,
+               at, c->f->m->dir);
+    buf_add(&text, c->id_json, c->id_len);
+    buf_printf(&text, ",\"op\":\"%s\",\"sync\":\"%s\",\"direct\":%s,\"nested\":%s,\"patch\":",
+               c->op, c->f->kind == SYNC_FULL ? "full" : "delta", c->direct ? "true" : "false",
+               c->nested);
+    buf_add(&text, c->patch->data, c->patch->len);
+    buf_addc(&text, '}');
+    int rc = jtext_pretty(text.data, text.len, &out);
+    buf_free(&text);
+    if (rc < 0) {
+        buf_free(&out);
+        return NULL;
+    }
+    return buf_detach(&out);
+}
+
+static int log_change(struct fetch *f, const char *id_json, size_t id_len,
+                      const char *op, int direct, const char *nested,
+                      const struct buf *patch)
+{
+    struct change c = { f, id_json, id_len, op, direct, nested, patch };
+    int64_t seq = store_change_add(f->st, f->page_ns, render_change, &c);
+    if (seq < 0)
+        return -1;
+    char name[32];
+    snprintf(name, sizeof name, "%012lld.json", (long long)seq);
+    touch(f, -1, STORE_INO_CHANGE_BASE + (uint64_t)seq, name, 0);
+    f->changed++;
+    return 0;
+}
+
+/* Parse one record. jansson refuses integers beyond 64 bits; such a record
+ * is parsed again with every integer as a real, for its diffs only: the
+ * file keeps the number exactly as sent. */
+static json_t *parse_record(const char *text, size_t len)
+{
+    json_t *j = json_loadb(text, len, 0, NULL);
+    return j ? j : json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
+}
+
+static const char *str_field(json_t *rec, const char *key)
+{
+    return json_string_value(json_object_get(rec, key));
+}
+
+static void append_json(struct buf *b, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    if (!s)
+        abort();
+    buf_adds(b, s);
+    free(s);
+}
+
+static int record_created(struct fetch *f, const char *id_json, size_t id_len,
+                          const char *text, size_t len)
+{
+    struct buf patch = BUF_INIT;
+    buf_adds(&patch, "[{\"op\":\"add\",\"path\":\"\",\"value\":");
+    buf_add(&patch, text, len);
+    buf_adds(&patch, "}]");
+    int rc = log_change(f, id_json, id_len, "created", 1, "[]", &patch);
+    buf_free(&patch);
+    return rc;
+}
+
+/* id_json may be NULL: the id is then encoded from `id`. */
+static int record_deleted(struct fetch *f, const char *id, const char *id_json,
+                          size_t id_len, uint64_t ino, uint64_t node, const char *name,
+                          int direct)
+{
+    struct buf patch = BUF_INIT, idbuf = BUF_INIT;
+    if (store_record_delete(f->st, ino) < 0)
+        return -1;
+    touch(f, f->m->index, node, name, 1);
+    if (!id_json) {
+        json_t *j = json_string(id);
+        append_json(&idbuf, j);
+        json_decref(j);
+        id_json = idbuf.data;
+        id_len = idbuf.len;
+    }
+    buf_adds(&patch, "[]");
+    int rc = log_change(f, id_json, id_len, "deleted", direct, "[]", &patch);
+    buf_free(&patch);
+    buf_free(&idbuf);
+    return rc;
+}
+
+static int record_updated(struct fetch *f, const char *id_json, size_t id_len,
+                          const char *text, size_t len, const struct store_record *old)
+{
+    json_t *rec = parse_record(text, len);
+    json_t *prev = parse_record(old->body, old->size);
+    struct buf patch = BUF_INIT, nested = BUF_INIT;
+    int rc = -1;
+    if (!rec)
+        goto out;
+    if (prev) {
+        const char *was = str_field(prev, "changed_at"), *now = str_field(rec, "changed_at");
+        int direct = (was || now) && !(was && now && strcmp(was, now) == 0);
+        json_t *n = diff_nested(prev, rec, f->m->nested);
+        json_t *p = diff_patch(prev, rec);
+        if (n && p) {
+            append_json(&nested, n);
+            append_json(&patch, p);
+            rc = log_change(f, id_json, id_len, "updated", direct, nested.data, &patch);
+        }
+        json_decref(n);
+        json_decref(p);
+    } else {
+        /* The stored file no longer parses (it always should): replace it whole. */
+        buf_adds(&patch, "[{\"op\":\"replace\",\"path\":\"\",\"value\":");
+        buf_add(&patch, text, len);
+        buf_adds(&patch, "}]");
+        rc = log_change(f, id_json, id_len, "updated", 1, "[]", &patch);
+    }
+out:
+    json_decref(rec);
+    json_decref(prev);
+    buf_free(&patch);
+    buf_free(&nested);
+    return rc;
+}
+
+enum { F_ID, F_CHANGED_AT, F_REMOTE_ID, F_DELETED_AT, F_COUNT };
+
+/* Apply one record of a page. Returns -1 only on a store error. The record's
+ * own fields are read from its text; jansson parses it only when it changed. */
+static int apply_record(struct fetch *f, const char *text, size_t len)
+{
+    struct jtext_field fl[F_COUNT] = { [F_ID] = { .key = "id" },
+                                       [F_CHANGED_AT] = { .key = "changed_at" },
+                                       [F_REMOTE_ID] = { .key = "remote_id" },
+                                       [F_DELETED_AT] = { .key = "remote_deleted_at" } };
+    struct store_record old = { 0 };
+    int found = 0, rc = 0;
+
+    f->fetched++;
+    if (jtext_fields(text, len, fl, F_COUNT) < 0 || fl[F_ID].type != JTEXT_STRING ||
+        fl[F_ID].len == 0) {
+        f->skipped++;
+        log_warnx("%s: skipped a record without a string id", f->m->dir);
+        goto out;
+    }
+    const char *id = fl[F_ID].str;
+    const char *id_json = text + fl[F_ID].raw.off;
+    size_t id_len = fl[F_ID].raw.len;
+    buf_reset(&f->name);
+    fsname_escape(id, fl[F_ID].len, &f->name);
+    buf_adds(&f->name, ".json");
+
+    found = store_record_get(f->st, f->m->index, f->name.data, &old);
+    if (found < 0) {
+        found = 0;
+        rc = -1;
+        goto out;
+    }
+    if (fl[F_DELETED_AT].type == JTEXT_STRING || fl[F_DELETED_AT].type == JTEXT_OTHER) {
+        if (found)
+            rc = record_deleted(f, id, id_json, id_len, old.ino, old.node, f->name.data, 1);
+        goto out;
+    }
+    buf_reset(&f->body);
+    if (jtext_pretty(text, len, &f->body) < 0) {
+        f->skipped++;
+        log_warnx("%s: skipped a record that is not valid JSON", f->m->dir);
+        goto out;
+    }
+    if (found && old.size == f->body.len && memcmp(old.body, f->body.data, f->body.len) == 0) {
+        if (f->kind == SYNC_FULL)
+            rc = store_record_touch(f->st, old.ino, f->gen);
+        goto out;
+    }
+    const char *changed_at = fl[F_CHANGED_AT].str, *remote_id = fl[F_REMOTE_ID].str;
+    if (found) {
+        uint64_t node;
+        rc = store_record_update(f->st, old.ino, f->body.data, f->body.len, changed_at,
+                                 remote_id, f->page_ns, f->gen, &node);
+        if (rc == 0) {
+            touch(f, f->m->index, node, f->name.data, 0);
+            rc = record_updated(f, id_json, id_len, text, len, &old);
+        }
+    } else {
+        uint64_t ino = store_record_insert(f->st, f->m->index, id, f->name.data, f->body.data,
+                                           f->body.len, changed_at, remote_id, f->page_ns, f->gen);
+        if (!ino) {
+            rc = -1;
+            goto out;
+        }
+        touch(f, f->m->index, ino, f->name.data, 0);
+        rc = record_created(f, id_json, id_len, text, len);
+    }
+out:
+    if (found)
+        store_record_free(&old);
+    jtext_fields_free(fl, F_COUNT);
+    return rc;
+}
+
+static int on_page(void *ctx, const char *body, const struct jtext_page *page)
+{
+    struct fetch *f = ctx;
+    f->page_ns = clock_now_ns();
+    if (store_begin(f->st) < 0)
+        return f->store_failed = 1, -1;
+    for (size_t i = 0; i < page->nresults; i++) {
+        if (apply_record(f, body + page->results[i].off, page->results[i].len) < 0) {
+            store_rollback(f->st);
+            flush_touched(f, 0);
+            return f->store_failed = 1, -1;
+        }
+    }
+    if (store_commit(f->st) < 0) {
+        store_rollback(f->st);
+        flush_touched(f, 0);
+        return f->store_failed = 1, -1;
+    }
+    flush_touched(f, 1);
+    /* A long fetch reports progress every 5 s (stderr in the foreground, journal, STATUS=). */
+    f->pages++;
+    if (f->page_ns - f->progress_ns >= 5000000000LL) {
+        if (f->progress_ns) {
+            log_info("%s: %s fetch: %ld records so far (%ld pages)", f->m->dir,
+                     f->kind == SYNC_FULL ? "full" : "delta", f->fetched, f->pages);
+            log_status("%s: %s fetch: %ld records so far", f->m->dir,
+                       f->kind == SYNC_FULL ? "full" : "delta", f->fetched);
+        }
+        f->progress_ns = f->page_ns;
+    }
+    return 0;
+}
+
+static int sweep_one(void *ctx, uint64_t ino, uint64_t node, const char *id,
+                     const char *name)
+{
+    return record_deleted(ctx, id, NULL, 0, ino, node, name, 0);
+}
+
+/* After a complete full listing: remove what it did not return, in batches. */
+static int sweep(struct fetch *f)
+{
+    for (;;) {
+        f->page_ns = clock_now_ns();
+        if (store_begin(f->st) < 0)
+            return -1;
+        int n = store_records_stale(f->st, f->m->index, f->gen, 500, sweep_one, f);
+        if (n < 0 || store_commit(f->st) < 0) {
+            store_rollback(f->st);
+            flush_touched(f, 0);
+            return -1;
+        }
+        flush_touched(f, 1);
+        if (n < 500)
+            return 0;
+    }
+}
+
+static void pruned(void *ctx, int64_t seq)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%012lld.json", (long long)seq);
+    touch(ctx, -1, STORE_INO_CHANGE_BASE + (uint64_t)seq, name, 1);
+}
+
+static void fetch_free(struct fetch *f)
+{
+    flush_touched(f, 0);
+    free(f->touched);
+    buf_free(&f->body);
+    buf_free(&f->name);
+}
+
+int fetch_prune_changes(struct store *st, int64_t before_ns,
+                        fetch_changed_fn changed, void *ctx)
+{
+    struct fetch_job job = { .st = st, .changed = changed, .ctx = ctx };
+    struct fetch f = { .job = &job, .st = st };
+    int rc = -1;
+    if (store_begin(st) == 0) {
+        if (store_changes_prune(st, before_ns, pruned, &f) >= 0 && store_commit(st) == 0) {
+            flush_touched(&f, 1);
+            rc = 0;
+        } else {
+            store_rollback(st);
+        }
+    }
+    fetch_free(&f);
+    return rc;
+}
+
+int fetch_run(const struct fetch_job *job, struct fetch_result *out)
+{
+    struct fetch f = { .job = job, .st = job->st, .m = job->m, .kind = job->kind,
+                       .gen = job->gen };
+    struct buf q = BUF_INIT;
+    memset(out, 0, sizeof *out);
+    buf_adds(&q, "page_size=250");
+    if (job->kind == SYNC_DELTA)
+        buf_printf(&q, "&updated_after=%s&include_deleted=true", job->updated_after);
+    out->api = kombo_list(job->k, job->m->path, q.data, on_page, &f, &out->err);
+    buf_free(&q);
+    if (out->api == KOMBO_ABORTED && f.store_failed)
+        out->store_failed = 1;
+    if (out->api == KOMBO_OK && job->kind == SYNC_FULL && sweep(&f) < 0)
+        out->store_failed = 1;
+    out->fetched = f.fetched;
+    out->changed = f.changed;
+    out->skipped = f.skipped;
+    fetch_free(&f);
+    return out->api == KOMBO_OK && !out->store_failed ? 0 : -1;
+}
+
