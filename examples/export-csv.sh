@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
-[ $# -ge 1 ] && [ $# -le 2 ] || { usage >&2; exit 2; }
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage >&2; exit 2; fi
 mnt=${1%/}
 out=${2:--}
 command -v jq >/dev/null || { echo "$prog: jq is not installed" >&2; exit 2; }

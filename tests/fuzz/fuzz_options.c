@@ -8,12 +8,12 @@
  * Sandbox: options_parse reads the key and secret files, stats the mount
  * point and reads the environment. At start-up the target makes a private
  * temp dir (key and secret files, a directory "mnt", an empty, an oversized
- * and a binary file), chdirs into it and clears the environment; each input
- * then sets some KOMBO_* variables from its first byte. fopen and stat are
- * wrapped at link time (-Wl,--wrap): while options_parse runs, a path with a
- * '/' or equal to ".." is refused (EACCES) before it reaches the system, and
- * an open for writing fails the run, so no file outside the temp dir is
- * ever touched. The temp dir is removed at exit.
+ * and a binary file) and clears the environment; each input then sets some
+ * KOMBO_* variables from its first byte. fopen and stat are wrapped at link
+ * time (-Wl,--wrap): while options_parse runs, a path with a '/' or equal to
+ * ".." is refused (EACCES) before it reaches the system, any other path is
+ * taken inside the temp dir, and an open for writing fails the run: no file
+ * outside the temp dir is ever touched. The temp dir is removed at exit.
  *
  * Properties:
  *  - options_duration agrees with a reference: digits, then nothing or one
@@ -74,58 +74,79 @@ FILE *__wrap_fopen64(const char *path, const char *mode);
 int __wrap_stat(const char *path, struct stat *st);
 int __wrap_stat64(const char *path, struct stat64 *st);
 
-static int refused(const char *path, const char *mode)
+/* While options_parse runs: the path it gave, inside the sandbox, in buf;
+ * NULL (errno EACCES) for a path with a '/' or "..". Outside: path itself. */
+static const char *confine(const char *path, const char *mode, char *buf, size_t n)
 {
     if (!guarded)
-        return 0;
+        return path;
     if (mode)
         FUZZ_CHECK(mode[0] == 'r' && !strchr(mode, '+'),
                    "options_parse opens '%s' with mode '%s'", path, mode);
-    if (strchr(path, '/') || strcmp(path, "..") == 0) {
+    if (strchr(path, '/') || strcmp(path, "..") == 0 ||
+        (size_t)snprintf(buf, n, "%s/%s", sandbox, path) >= n) {
         errno = EACCES;
-        return 1;
+        return NULL;
     }
-    return 0;
+    return buf;
 }
 
 FILE *__wrap_fopen(const char *path, const char *mode)
 {
-    return refused(path, mode) ? NULL : __real_fopen(path, mode);
+    char buf[PATH_MAX];
+    const char *p = confine(path, mode, buf, sizeof buf);
+    return p ? __real_fopen(p, mode) : NULL;
 }
 
 FILE *__wrap_fopen64(const char *path, const char *mode)
 {
-    return refused(path, mode) ? NULL : __real_fopen64(path, mode);
+    char buf[PATH_MAX];
+    const char *p = confine(path, mode, buf, sizeof buf);
+    return p ? __real_fopen64(p, mode) : NULL;
 }
 
 int __wrap_stat(const char *path, struct stat *st)
 {
-    return refused(path, NULL) ? -1 : __real_stat(path, st);
+    char buf[PATH_MAX];
+    const char *p = confine(path, NULL, buf, sizeof buf);
+    return p ? __real_stat(p, st) : -1;
 }
 
 int __wrap_stat64(const char *path, struct stat64 *st)
 {
-    return refused(path, NULL) ? -1 : __real_stat64(path, st);
+    char buf[PATH_MAX];
+    const char *p = confine(path, NULL, buf, sizeof buf);
+    return p ? __real_stat64(p, st) : -1;
 }
 
 /* ---- set-up ---- */
 
+static void in_sandbox(char *buf, size_t n, const char *name)
+{
+    FUZZ_CHECK((size_t)snprintf(buf, n, "%s/%s", sandbox, name) < n, "path too long");
+}
+
 static void put(const char *name, const char *content, size_t n)
 {
-    FILE *f = __real_fopen(name, "w");
-    FUZZ_CHECK(f && fwrite(content, 1, n, f) == n && fclose(f) == 0, "cannot write %s", name);
+    char path[PATH_MAX];
+    in_sandbox(path, sizeof path, name);
+    FILE *f = __real_fopen(path, "w");
+    FUZZ_CHECK(f && fwrite(content, 1, n, f) == n && fclose(f) == 0, "cannot write %s", path);
 }
 
 static void cleanup(void)
 {
     static const char *const files[] = { "key", "secret", "big", "empty", "nul", "file" };
-    if (!sandbox[0] || chdir(sandbox) != 0)
+    char path[PATH_MAX];
+    if (!sandbox[0])
         return;
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        unlink(files[i]);
-    rmdir("mnt");
-    if (chdir("/") == 0)
-        rmdir(sandbox);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        in_sandbox(path, sizeof path, files[i]);
+        unlink(path);
+    }
+    in_sandbox(path, sizeof path, "mnt");
+    rmdir(path);
+    rmdir(sandbox);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -135,9 +156,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *tmp = getenv("TMPDIR");
     snprintf(sandbox, sizeof sandbox, "%s/kombofs-fuzz-options.XXXXXX",
              tmp && *tmp && strlen(tmp) < 24 ? tmp : "/tmp");
-    FUZZ_CHECK(mkdtemp(sandbox) && chdir(sandbox) == 0, "cannot make the sandbox");
+    FUZZ_CHECK(mkdtemp(sandbox), "cannot make the sandbox %s", sandbox);
     atexit(cleanup);
-    char line[64];
+    char line[64], path[PATH_MAX];
     int n = snprintf(line, sizeof line, "%s\n", secrets[0]);
     put("key", line, (size_t)n);
     n = snprintf(line, sizeof line, "  %s \r\n", secrets[1]);
@@ -148,7 +169,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     put("empty", "", 0);
     put("nul", "ab\0cd", 5);
     put("file", "x", 1);
-    FUZZ_CHECK(mkdir("mnt", 0700) == 0, "mkdir mnt");
+    in_sandbox(path, sizeof path, "mnt");
+    FUZZ_CHECK(mkdir(path, 0700) == 0, "mkdir %s", path);
     clearenv();
     return 0;
 }
@@ -190,11 +212,25 @@ static void check_duration(const char *s)
 
 /* ---- options_parse ---- */
 
+/* Does the input spell s out itself (also once ',' and '\\' are dropped, as
+ * they are from the integration id in fsname=)? */
 static int in_input(char **argv, int argc, const char *s)
 {
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc; i++) {
         if (strstr(argv[i], s))
             return 1;
+        char *t = strdup(argv[i]), *w = t;
+        if (!t)
+            abort();
+        for (const char *r = argv[i]; *r; r++)
+            if (*r != ',' && *r != '\\')
+                *w++ = *r;
+        *w = '\0';
+        int found = strstr(t, s) != NULL;
+        free(t);
+        if (found)
+            return 1;
+    }
     return 0;
 }
 

@@ -41,11 +41,26 @@ static const char *const field_keys[] = { "id", "changed_at", "remote_id",
                                           "remote_deleted_at", "" };
 #define NFIELDS (sizeof field_keys / sizeof field_keys[0])
 
+/* jansson 2.14 swallows a NUL byte right after a literal or a number
+ * ("null\0", "14\0": it compares the token as a C string), where RFC 8259
+ * and jtext refuse it. Not jtext's business: such texts count as refused. */
+static json_t *load(const char *t, size_t n, size_t flags, json_error_t *e)
+{
+    if (n && memchr(t, '\0', n)) {
+        if (e) {
+            memset(e, 0, sizeof *e);
+            snprintf(e->text, sizeof e->text, "a NUL byte (not tested against jansson)");
+        }
+        return NULL;
+    }
+    return json_loadb(t, n, flags, e);
+}
+
 /* jansson's reading of a text, as sync.c's parse_record does it. */
 static json_t *jansson_read(const char *t, size_t n, size_t flags, json_error_t *e)
 {
-    json_t *j = json_loadb(t, n, flags, e);
-    return j ? j : json_loadb(t, n, flags | JSON_DECODE_INT_AS_REAL, e);
+    json_t *j = load(t, n, flags, e);
+    return j ? j : load(t, n, flags | JSON_DECODE_INT_AS_REAL, e);
 }
 
 /*
@@ -174,10 +189,7 @@ static void check_fields(const char *t, size_t n)
         for (size_t i = 0; i < NFIELDS; i++)
             FUZZ_CHECK(f[i].str == NULL, "string left allocated after a failure");
     }
-    json_t *o = json_loadb(t, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
-    if (!o)
-        o = json_loadb(t, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
-                       NULL);
+    json_t *o = jansson_read(t, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     if (json_is_object(o) && nesting(t, n) <= JTEXT_MAX_DEPTH) {
         FUZZ_CHECK(rc == 0, "jtext_fields refuses an object");
         for (size_t i = 0; i < NFIELDS; i++) {
@@ -205,12 +217,8 @@ static void check_fields(const char *t, size_t n)
             if (want != JTEXT_ABSENT) {
                 FUZZ_CHECK(f[i].raw.off < n && f[i].raw.len <= n - f[i].raw.off,
                            "field '%s': raw span out of the text", f[i].key);
-                json_t *r = json_loadb(t + f[i].raw.off, f[i].raw.len,
-                                       JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-                if (!r)
-                    r = json_loadb(t + f[i].raw.off, f[i].raw.len,
-                                   JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
-                                   NULL);
+                json_t *r = jansson_read(t + f[i].raw.off, f[i].raw.len,
+                                         JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
                 FUZZ_CHECK(r && json_equal(r, v), "field '%s': raw span is not the value",
                            f[i].key);
                 json_decref(r);

@@ -158,12 +158,22 @@ def world(sandbox, kombofs):
     sb.update_employment(emps[7]["employments"][0]["id"], job_title="Lead, Payroll")
     w.deleted = emps[8]["id"]
     sb.soft_delete("employees", w.deleted)
-    dept = next(g for g in sb.visible("groups") if g["type"] == "DEPARTMENT")
+    groups = sb.visible("groups")
+    dept = next(g for g in groups if g["type"] == "DEPARTMENT")
+    team = next(g for g in groups if g["type"] == "TEAM")
+    w.dept = dept["name"]
+    # A second department for one employee (counted in both).
+    w.two_depts = emps[12]["id"]
+    mine = {g["id"] for g in emps[12]["groups"]}
+    other = next(g for g in groups if g["type"] == "DEPARTMENT" and g["id"] not in mine)
+    sb.move_employee_group(w.two_depts, None, other["id"])
+    # The new hire's first group is a team: the CSV's department is the DEPARTMENT one.
     w.created = sb.create_employee(first_name="李", last_name="Łukasz-Østergård",
                                    display_full_name="李 Łukasz-Østergård 🚀",
                                    work_email="Li.Lukasz@Northwind.Example",
                                    start_date=f"{w.month}-03T00:00:00.000Z",
-                                   employment_status="ACTIVE", group_ids=[dept["id"]])
+                                   employment_status="ACTIVE",
+                                   group_ids=[team["id"], dept["id"]])
     w.balance_emp = next(e["id"] for e in emps[9:] if e["time_off_balances"])
     w.balance = w.before[w.balance_emp]["time_off_balances"][0]["id"]
     sb.update_balance(w.balance, balance=12.5, used=None)
@@ -201,6 +211,8 @@ def test_headcount_by_department(world):
     got = lines(run_block("Headcount by department", world).stdout)
     assert got == want
     assert len(got) >= 3
+    two = [g for g in world.after[world.two_depts]["groups"] if g["type"] == "DEPARTMENT"]
+    assert len(two) == 2 and two[0]["name"] != two[1]["name"]
 
 
 def test_find_by_email(world):
@@ -290,8 +302,7 @@ EMBEDDED_LISTS = ("employments", "time_off_balances")
 
 def expected_nested(b, a):
     """The `nested` pointers of an employee that changed from b to a, for the embedded
-    objects the world's changes touch (groups and teams stay the same)."""
-    assert b.get("groups") == a.get("groups") and b.get("teams") == a.get("teams")
+    objects other than groups and teams."""
     out = ["/" + k for k in EMBEDDED if b.get(k) != a.get(k)]
     for k in EMBEDDED_LISTS:
         old = {x["id"]: x for x in b.get(k) or []}
@@ -326,7 +337,10 @@ def test_who_changed_this_week(world):
     assert nested[world.created] == [] and nested[world.deleted] == []
     for rid, op in want.items():
         if op == "updated":
-            assert sorted(nested[rid]) == expected_nested(before[rid], after[rid]), rid
+            others = [p for p in nested[rid] if not p.startswith(("/groups", "/teams"))]
+            assert sorted(others) == expected_nested(before[rid], after[rid]), rid
+            if before[rid]["groups"] != after[rid]["groups"]:
+                assert any(p.startswith("/groups") for p in nested[rid]), rid
     emps = list(before)
     assert nested[emps[6]] == [] or nested[emps[6]] == ["/manager"]  # own fields only
     assert "/employments/0" in nested[world.nested_emp]
@@ -450,6 +464,9 @@ def test_doc_export(world, tmp_path):
     assert any('"' in c and "," in c and "\n" in c for c in flat)
     assert any("李" in c for c in flat) and any("🚀" in c for c in flat)
     assert b'"Zo\xc3\xab ""Z."" O\'Brien, Jr."' in data
+    new = next(r for r in rows if r[0] == world.created)
+    assert world.after[world.created]["groups"][0]["type"] == "TEAM"
+    assert new[9] == world.dept
 
 
 # --- examples/export-csv.sh --------------------------------------------------------
@@ -546,13 +563,17 @@ def wait_for(cond, timeout=60, what="condition"):
 
 
 def change_something(sandbox, fs):
-    """Two employee changes and a nested one; returns the ids that must appear."""
+    """Two employee changes and a nested one, synced; returns the ids of the employees
+    whose content changed (also the reports of the renamed one)."""
     emps = sandbox.visible("employees")
     sandbox.update_employee(emps[0]["id"], job_title="Chief Example Officer")
     sandbox.update_employment(emps[1]["employments"][0]["id"], job_title="Lead, Examples")
     sandbox.update_employee(emps[2]["id"], last_name="Ñandú")
     assert fs.control("sync") == 0
-    return {emps[0]["id"], emps[1]["id"], emps[2]["id"]}
+    after = {e["id"]: e for e in sandbox.visible("employees")}
+    changed = {e["id"] for e in emps if after[e["id"]] != e}
+    assert {emps[0]["id"], emps[1]["id"], emps[2]["id"]} <= changed
+    return changed
 
 
 def test_consumer_runs_command_in_order_and_resumes_after_a_failure(sandbox, kombofs,
