@@ -143,7 +143,7 @@ def soak(args):
         early = sum(samples[:third]) / third
         late = sum(samples[-third:]) / third
         result = {
-            "ok": not diffs and late <= early * 1.25 + 4096,
+            "ok": not diffs and (args.no_rss_check or late <= early * 1.25 + 4096),
             "seconds": args.seconds, "changes": step, "controls": controls,
             "failed_controls": failed_controls,
             "api_requests": stats["total"],
@@ -178,6 +178,8 @@ def main():
     ap.add_argument("--employees", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--kombofs", default=os.path.join(ROOT, "build", "kombofs"))
+    ap.add_argument("--no-rss-check", action="store_true",
+                    help="do not judge memory (AddressSanitizer's quarantine grows by design)")
     args = ap.parse_args()
     result = soak(args)
     print(json.dumps(result))
