@@ -127,8 +127,8 @@ static int log_change(struct fetch *f, const char *id_json, size_t id_len,
  * file keeps the number exactly as sent. */
 static json_t *parse_record(const char *text, size_t len)
 {
-    json_t *j = json_loadb(text, len, 0, NULL);
-    return j ? j : json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
+    json_t *j = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
+    return j ? j : json_loadb(text, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
 }
 
 static const char *str_field(json_t *rec, const char *key)
@@ -187,9 +187,7 @@ static int record_updated(struct fetch *f, const char *id_json, size_t id_len,
     json_t *prev = parse_record(old->body, old->size);
     struct buf patch = BUF_INIT, nested = BUF_INIT;
     int rc = -1;
-    if (!rec)
-        goto out;
-    if (prev) {
+    if (rec && prev) {
         const char *was = str_field(prev, "changed_at"), *now = str_field(rec, "changed_at");
         int direct = (was || now) && !(was && now && strcmp(was, now) == 0);
         json_t *n = diff_nested(prev, rec, f->m->nested);
@@ -202,13 +200,15 @@ static int record_updated(struct fetch *f, const char *id_json, size_t id_len,
         json_decref(n);
         json_decref(p);
     } else {
-        /* The stored file no longer parses (it always should): replace it whole. */
+        /* A version jansson cannot read although jtext accepted it (a number
+         * beyond a double, a lone surrogate escape, invalid UTF-8, a key with
+         * \u0000): the file keeps the record verbatim; log one whole replace
+         * rather than failing the page, and every later fetch with it. */
         buf_adds(&patch, "[{\"op\":\"replace\",\"path\":\"\",\"value\":");
         buf_add(&patch, text, len);
         buf_adds(&patch, "}]");
         rc = log_change(f, id_json, id_len, "updated", 1, "[]", &patch);
     }
-out:
     json_decref(rec);
     json_decref(prev);
     buf_free(&patch);

@@ -69,10 +69,10 @@ static char *status_text(void *ctx)
     json_t *j = sync_status(fs->sync);
     if (!j)
         return NULL;
-    json_t *ops = json_object();
+    json_t *counts = json_object();
     for (int i = 0; i < C_COUNT; i++)
-        json_object_set_new(ops, op_names[i], json_integer(atomic_load(&fs->ops[i])));
-    json_object_set_new(j, "requests", ops);
+        json_object_set_new(counts, op_names[i], json_integer(atomic_load(&fs->ops[i])));
+    json_object_set_new(j, "requests", counts);
     json_object_set_new(j, "kernel_notify", json_boolean(fs->o->kernel_notify));
     return sync_render(j);
 }

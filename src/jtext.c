@@ -354,6 +354,8 @@ static int each_member(struct scan *s, member_fn fn, void *ctx)
             return -1;
         s->p++;
         skip_ws(s);
+        if (s->p >= s->end)     /* the callbacks look at *s->p */
+            return -1;
         if (fn(s, k, klen, ctx) < 0)
             return -1;
         skip_ws(s);
@@ -450,6 +452,10 @@ static int data_member(struct scan *s, const char *k, size_t klen, void *ctx)
         return -1;
     }
     if (key_is(k, klen, "results")) {
+        if (c->have_results) {  /* scan_results appends: a second array would overflow */
+            c->msg = "data.results appears twice";
+            return -1;
+        }
         c->have_results = 1;
         return scan_results(s, c);
     }

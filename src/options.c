@@ -190,7 +190,8 @@ static int o_item(struct parser *ps, const char *item)
     if ((n == 7 && memcmp(item, "api_key", 7) == 0) ||
         (n == 7 && memcmp(item, "api-key", 7) == 0))
         return fail(ps, "the API key is never accepted as an option (it would show in ps): use api_key_file= or KOMBO_API_KEY");
-    if ((n == 14 && memcmp(item, "webhook_secret", 14) == 0))
+    if ((n == 14 && memcmp(item, "webhook_secret", 14) == 0) ||
+        (n == 14 && memcmp(item, "webhook-secret", 14) == 0))
         return fail(ps, "the webhook secret is never accepted as an option: use webhook_secret_file= or KOMBO_WEBHOOK_SECRET");
     const struct optdef *d = find_opt(item, n);
     if (d)

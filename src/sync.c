@@ -448,7 +448,7 @@ static int64_t schedule(struct sync *s, int64_t now)
         if (!(s->o->models & (1u << m)))
             continue;
         struct model_state *ms = &s->ms[m];
-        int64_t due[2] = {
+        const int64_t due[2] = {
             s->o->poll_interval > 0 ? ms->last_delta_at + s->o->poll_interval : 0,
             s->o->full_sync_interval > 0 ? ms->full_at + s->o->full_sync_interval : 0,
         };

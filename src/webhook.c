@@ -292,7 +292,7 @@ int webhook_parse_listen(const char *value, struct sockaddr_storage *sa,
                          socklen_t *salen, char *err, size_t errlen)
 {
     char host[64];
-    const char *colon, *addr = value;
+    const char *colon;
     in_port_t port;
     memset(sa, 0, sizeof *sa);
     if (!value || !*value)
@@ -301,7 +301,7 @@ int webhook_parse_listen(const char *value, struct sockaddr_storage *sa,
         const char *close = strchr(value, ']');
         if (!close || close[1] != ':')
             return listen_fail(err, errlen, value, "expected [IPv6]:PORT");
-        addr = value + 1;
+        const char *addr = value + 1;
         colon = close + 1;
         if ((size_t)(close - addr) >= sizeof host || close == addr)
             return listen_fail(err, errlen, value, "not an IPv6 address");

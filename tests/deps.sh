@@ -7,6 +7,7 @@ KOMBOFS_DEPS=(
     libmicrohttpd-dev libssl-dev
     python3 python3-pytest python3-pytest-timeout
     jq sqlite3 curl attr valgrind
+    clang-14 libclang-rt-14-dev llvm-14 cppcheck clang-tidy-14
 )
 
 kombofs_install_deps() {

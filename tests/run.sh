@@ -10,7 +10,8 @@
 # Three passes: (1) every test on the normal build; (2) the C unit tests and the
 # integration tests again on an AddressSanitizer + UndefinedBehaviorSanitizer build
 # (build-asan/), where any report fails the test (the daemon's log is scanned);
-# (3) the C unit tests under valgrind memcheck, zero errors and leaks.
+# (3) the C unit tests under valgrind memcheck, zero errors and leaks; (4) each libFuzzer
+# target for 30 s on its corpus, and the regressions; (5) cppcheck and clang-tidy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +55,12 @@ if [ "$quick" = 0 ]; then
         --wrap "valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect" \
         || status=1
     logs+=("$build"/meson-logs/testlog-memcheck*.json)   # meson appends the wrapper's name
+
+    echo "== fuzzing (libFuzzer, 30 s per target)"
+    tests/fuzz/run.sh 30 || status=1
+
+    echo "== static analysis (cppcheck, clang-tidy)"
+    tests/static/run.sh || status=1
 fi
 
 # One closing line that any CI can read: every TAP subtest and pytest test counted.

@@ -734,7 +734,10 @@ def fmt_ratio(x):
     return "—" if x is None else f"{x:.2f}×"
 
 
-def machine():
+def machine(binary):
+    import hashlib
+    with open(binary, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
     mem = "?"
     with open("/proc/meminfo", encoding="utf-8") as f:
         for line in f:
@@ -751,7 +754,7 @@ def machine():
     with open("/proc/loadavg", encoding="utf-8") as f:
         load = f.read().split()[0]
     return {"nproc": os.cpu_count(), "memory": mem, "kernel": platform.release(), "cpu": cpu,
-            "commit": rev, "load": load}
+            "commit": rev, "load": load, "binary": digest}
 
 
 def table(run):
@@ -830,7 +833,7 @@ def render(run, mach, started, elapsed):
     out.append("")
     out.append(f"N = {run.N} employees, {run.R} repetitions, medians; "
                f"machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['memory']} RAM, "
-               f"Linux {mach['kernel']}; kombofs {mach['commit']}; "
+               f"Linux {mach['kernel']}; kombofs at commit {mach['commit']} (binary sha256 {mach['binary']}…); "
                f"run started {started} (load average {mach['load']}; at the end {end_load}), "
                f"took {elapsed / 60:.1f} min.")
     out.append("")
@@ -903,7 +906,7 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     started = now_iso()
-    mach = machine()
+    mach = machine(args.kombofs)
     log(f"kombofs benchmarks: N={args.employees}, R={args.reps}, {mach['nproc']} CPUs, "
         f"{mach['memory']}, Linux {mach['kernel']}; temporary directory {args.tmp}")
     bench = Bench(args)

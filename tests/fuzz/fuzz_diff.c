@@ -13,7 +13,7 @@
  *  - diff_apply(copy of A, P) succeeds and gives a document json_equal to B;
  *    diff_patch(A, A) is empty; diff_patch(NULL, B) applied to NULL gives B;
  *    diff_patch(A, NULL) is empty;
- *  - P survives its text form as sync.c writes it (compact, 17 digits):
+ *  - P survives its text form as fetch.c writes it (compact, 17 digits):
  *    jtext_validate and jtext_pretty accept the text, jansson reads it back
  *    as the same patch, and that patch does the same;
  *  - the inputs are borrowed: A, B and an applied patch are unchanged;

@@ -10,11 +10,11 @@
  *  - jtext_validate(T) == 0 exactly when jtext_pretty(T) == 0; a refused
  *    text appends nothing (the buffer keeps its previous content);
  *  - P = pretty(T) ends with a newline, validates, and pretty(P) == P;
- *  - T is accepted by jansson (as sync.c's parse_record reads a record:
+ *  - T is accepted by jansson (as fetch.c's parse_record reads a record:
  *    flags 0, then JSON_DECODE_INT_AS_REAL for integers beyond 64 bits),
  *    and jansson reads P as the same value (json_equal). The divergences
  *    listed in known_divergence() are tolerated, and counted, unless
- *    KOMBOFS_FUZZ_STRICT=1 (docs/fuzzing.md: what they cost in sync.c);
+ *    KOMBOFS_FUZZ_STRICT=1 (docs/fuzzing.md: what they cost in fetch.c);
  *  - conversely, whatever jansson accepts jtext accepts too, unless it
  *    nests deeper than JTEXT_MAX_DEPTH.
  * For the page:
@@ -56,11 +56,21 @@ static json_t *load(const char *t, size_t n, size_t flags, json_error_t *e)
     return json_loadb(t, n, flags, e);
 }
 
-/* jansson's reading of a text, as sync.c's parse_record does it. */
-static json_t *jansson_read(const char *t, size_t n, size_t flags, json_error_t *e)
+/* jansson's reading of a text, as fetch.c's parse_record does it: when an
+ * integer is beyond 64 bits, every number is read as a real (then *as_real,
+ * if given, is set, so that parts of the text can be read the same way). */
+static json_t *jansson_read2(const char *t, size_t n, size_t flags, json_error_t *e,
+                             int *as_real)
 {
     json_t *j = load(t, n, flags, e);
+    if (as_real)
+        *as_real = !j;
     return j ? j : load(t, n, flags | JSON_DECODE_INT_AS_REAL, e);
+}
+
+static json_t *jansson_read(const char *t, size_t n, size_t flags, json_error_t *e)
+{
+    return jansson_read2(t, n, flags, e, NULL);
 }
 
 /*
@@ -189,7 +199,8 @@ static void check_fields(const char *t, size_t n)
         for (size_t i = 0; i < NFIELDS; i++)
             FUZZ_CHECK(f[i].str == NULL, "string left allocated after a failure");
     }
-    json_t *o = jansson_read(t, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    int as_real;
+    json_t *o = jansson_read2(t, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL, &as_real);
     if (json_is_object(o) && nesting(t, n) <= JTEXT_MAX_DEPTH) {
         FUZZ_CHECK(rc == 0, "jtext_fields refuses an object");
         for (size_t i = 0; i < NFIELDS; i++) {
@@ -217,8 +228,10 @@ static void check_fields(const char *t, size_t n)
             if (want != JTEXT_ABSENT) {
                 FUZZ_CHECK(f[i].raw.off < n && f[i].raw.len <= n - f[i].raw.off,
                            "field '%s': raw span out of the text", f[i].key);
-                json_t *r = jansson_read(t + f[i].raw.off, f[i].raw.len,
-                                         JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+                json_t *r = load(t + f[i].raw.off, f[i].raw.len,
+                                 JSON_DECODE_ANY | JSON_ALLOW_NUL |
+                                     (as_real ? JSON_DECODE_INT_AS_REAL : 0),
+                                 NULL);
                 FUZZ_CHECK(r && json_equal(r, v), "field '%s': raw span is not the value",
                            f[i].key);
                 json_decref(r);
@@ -271,7 +284,8 @@ static void check_page(const char *body, size_t len)
         }
     }
 
-    json_t *root = jansson_read(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    int as_real;
+    json_t *root = jansson_read2(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL, &as_real);
     json_t *results;
     const char *next;
     int plain = raw_token(body, len, "status", 1) && raw_token(body, len, "success", 0) &&
@@ -289,8 +303,10 @@ static void check_page(const char *body, size_t len)
             FUZZ_CHECK(page.nresults == json_array_size(results), "%zu results, jansson %zu",
                        page.nresults, json_array_size(results));
             for (size_t i = 0; i < page.nresults; i++) {
-                json_t *r = jansson_read(body + page.results[i].off, page.results[i].len,
-                                         JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+                json_t *r = load(body + page.results[i].off, page.results[i].len,
+                                 JSON_DECODE_ANY | JSON_ALLOW_NUL |
+                                     (as_real ? JSON_DECODE_INT_AS_REAL : 0),
+                                 NULL);
                 FUZZ_CHECK(r && json_equal(r, json_array_get(results, i)),
                            "result %zu is not jansson's element", i);
                 json_decref(r);

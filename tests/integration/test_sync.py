@@ -366,3 +366,20 @@ def test_seeded_random_changes_converge(sandbox, kombofs):
     except AssertionError:
         print(f"seed={seed}")
         raise
+
+
+@pytest.mark.sandbox(employees=5)
+def test_a_changed_record_jansson_cannot_read_does_not_block_the_endpoint(sandbox, kombofs):
+    """A number beyond a double is kept verbatim in the file; its change is logged as a
+    whole replace instead of failing the page (found by the page fuzzer)."""
+    fs = kombofs(sandbox, "--poll-interval=0")
+    emp, other = [e["id"] for e in sandbox.visible("employees")[:2]]
+    seq = last_seq(fs)
+    sandbox.update_employee(emp, custom_fields={"big": 10 ** 400})
+    sandbox.update_employee(other, job_title="An unrelated change")
+    assert fs.control("sync employees") == 0
+    assert fs.read_json("employees", other + ".json")["job_title"] == "An unrelated change"
+    with open(fs.path("employees", emp + ".json")) as f:
+        assert "1" + "0" * 400 in f.read()
+    [c] = [c for c in changes(fs, seq) if c["id"] == emp]
+    assert c["op"] == "updated" and c["patch"][0]["op"] == "replace" and c["patch"][0]["path"] == ""

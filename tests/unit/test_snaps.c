@@ -21,7 +21,7 @@ static char *render(void *ctx)
 int main(void)
 {
     struct snaps *s = snaps_new(render, NULL);
-    size_t len, len2;
+    size_t len, len2 = 0;
     int64_t ns, ns2;
     char buf[64];
 
