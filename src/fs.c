@@ -623,7 +623,14 @@ static int record_meta(struct fs *fs, fuse_ino_t ino, char *vals[3])
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     char *vals[3] = { NULL, NULL, NULL };
-    int rc = record_meta(counted(req, C_GETXATTR), ino, vals);
+    struct fs *fs = counted(req, C_GETXATTR);
+    /* ls asks every file for security.selinux and system.posix_acl_access; the
+     * kernel does not cache the answer, so say no before any query. */
+    if (strncmp(name, "user.kombo.", 11) != 0) {
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
+    int rc = record_meta(fs, ino, vals);
     int err = ENODATA;
     if (rc < 0)
         err = EIO;

@@ -155,6 +155,7 @@ struct daemon {
     struct fuse_session *se;
     struct store *wh_store;     /* the receiver's own connection */
     struct webhook *wh;
+    int claimed;
     int mounted;
     int handlers;
 };
@@ -179,6 +180,8 @@ static void teardown(struct daemon *d)
     fs_free(d->fs);
     kombo_free(d->k);
     store_close(d->wh_store);
+    if (d->claimed)
+        store_release(d->st);   /* a clean stop: the next start skips the check */
     store_close(d->st);
     options_free(&d->o);
 }
@@ -205,7 +208,7 @@ static void *webhook_status(void *ctx)
 static int start_webhooks(struct daemon *d)
 {
     char err[512];
-    d->wh_store = store_open(d->o.cache, err, sizeof err);
+    d->wh_store = store_open_again(d->o.cache, err, sizeof err);
     if (d->wh_store)
         d->wh = webhook_start(&d->o, d->sync, d->wh_store, err, sizeof err);
     if (!d->wh) {
@@ -227,6 +230,9 @@ static int run(struct daemon *d)
         log_warnx("%s", err);
         return EXIT_USAGE;
     }
+    if (store_claim(d->st) < 0)
+        return 1;
+    d->claimed = 1;
     if (!d->o.offline) {
         if (kombo_global_init() < 0) {
             log_warnx("cannot initialise libcurl");

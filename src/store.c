@@ -53,7 +53,9 @@ static const char *const wsql[W_COUNT] = {
     [W_EP_STATUS] = "UPDATE endpoints SET status = ?2 WHERE model = ?1",
     [W_CH_INSERT] = "INSERT INTO changes (at, body, size) VALUES (?1, x'', 0)",
     [W_CH_BODY] = "UPDATE changes SET body = ?2, size = ?3 WHERE seq = ?1",
-    [W_CH_OLD] = "SELECT seq FROM changes WHERE at < ?1 ORDER BY seq",
+    /* No ORDER BY: with one, SQLite 3.40 scans the whole log in seq order
+     * instead of using changes_at (measured: 70-100 ms per fetch at 100k). */
+    [W_CH_OLD] = "SELECT seq FROM changes INDEXED BY changes_at WHERE at < ?1",
     [W_CH_PRUNE] = "DELETE FROM changes WHERE at < ?1",
     [W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [W_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
@@ -200,7 +202,27 @@ static int create_private(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-static int check_schema(struct store *st, char *err, size_t errlen)
+/* Whether the last daemon on this cache stopped without store_release(),
+ * or the flag cannot even be read (then the file needs the check too). */
+static int left_in_use(struct store *st)
+{
+    sqlite3_stmt *s;
+    int in_use = 1;
+    if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'in_use'", -1, &s,
+                           NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            const char *v = (const char *)sqlite3_column_text(s, 0);
+            in_use = v && strcmp(v, "1") == 0;
+        } else if (rc == SQLITE_DONE) {
+            in_use = 0;
+        }
+        sqlite3_finalize(s);
+    }
+    return in_use;
+}
+
+static int check_schema(struct store *st, int verify, char *err, size_t errlen)
 {
     int version = 0, tables = 0;
     if (pragma_int(st->db, "PRAGMA user_version", &version) < 0 ||
@@ -220,6 +242,11 @@ static int check_schema(struct store *st, char *err, size_t errlen)
         snprintf(err, errlen, "cache '%s' is not a kombofs cache (a SQLite file with other tables)", st->path);
         return -1;
     }
+    /* A whole-file check costs about 0.5 s per GB: done when the last daemon
+     * did not stop cleanly (a crash, a kill -9, a power cut), not every start. */
+    if (!verify || !left_in_use(st))
+        return 0;
+    log_info("cache %s was not closed cleanly: checking it", st->path);
     int quick = 0;
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL) == SQLITE_OK) {
@@ -237,7 +264,7 @@ static int check_schema(struct store *st, char *err, size_t errlen)
     return 0;
 }
 
-struct store *store_open(const char *path, char *err, size_t errlen)
+static struct store *open_store(const char *path, int verify, char *err, size_t errlen)
 {
     struct store *st = calloc(1, sizeof *st);
     if (!st)
@@ -260,7 +287,7 @@ struct store *store_open(const char *path, char *err, size_t errlen)
     }
     if (exec(st->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF", err, errlen) < 0)
         goto fail;
-    if (check_schema(st, err, errlen) < 0)
+    if (check_schema(st, verify, err, errlen) < 0)
         goto fail;
     for (int i = 0; i < W_COUNT; i++) {
         if (sqlite3_prepare_v3(st->db, wsql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -273,6 +300,26 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 fail:
     store_close(st);
     return NULL;
+}
+
+struct store *store_open(const char *path, char *err, size_t errlen)
+{
+    return open_store(path, 1, err, errlen);
+}
+
+struct store *store_open_again(const char *path, char *err, size_t errlen)
+{
+    return open_store(path, 0, err, errlen);
+}
+
+int store_claim(struct store *st)
+{
+    return store_meta_set(st, "in_use", "1");
+}
+
+int store_release(struct store *st)
+{
+    return store_meta_set(st, "in_use", "0");
 }
 
 static void reader_close(struct store_reader *r)

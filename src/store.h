@@ -54,6 +54,13 @@ struct store_reader;
  * Returns NULL with a message in err if the file is not a kombofs cache,
  * is corrupt, or has a newer schema. Never wipes anything. */
 struct store *store_open(const char *path, char *err, size_t errlen);
+/* A further connection to a cache the process already opened (no check). */
+struct store *store_open_again(const char *path, char *err, size_t errlen);
+/* The daemon holds the cache: store_claim() at start, store_release() at a
+ * clean stop. store_open() runs PRAGMA quick_check (and refuses a corrupt
+ * file) only when the last claim was never released. */
+int store_claim(struct store *st);
+int store_release(struct store *st);
 void store_close(struct store *st);
 const char *store_path(const struct store *st);
 

@@ -46,7 +46,7 @@ if [ "$quick" = 0 ]; then
     setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs --num-processes 2 --logbase testlog-asan \
-        --no-suite sandbox || status=1
+        --no-suite sandbox --no-suite bench || status=1
     logs+=(build-asan/meson-logs/testlog-asan.json)
 
     echo "== valgrind memcheck (C unit tests)"

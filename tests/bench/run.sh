@@ -25,7 +25,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-employees=100000 reps= smoke=0 kombofs="$root/build/kombofs" out= json= keep=0
+employees=100000 reps='' smoke=0 kombofs="$root/build/kombofs" out='' json='' keep=0
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -51,7 +51,10 @@ if [ "$smoke" = 1 ]; then
 fi
 reps=${reps:-5}
 case "$employees$reps" in *[!0-9]*|'') echo "run.sh: --employees and --reps take numbers" >&2; exit 2 ;; esac
-[ "$employees" -ge 100 ] && [ "$reps" -ge 1 ] || { echo "run.sh: need --employees >= 100, --reps >= 1" >&2; exit 2; }
+if [ "$employees" -lt 100 ] || [ "$reps" -lt 1 ]; then
+    echo "run.sh: need --employees >= 100, --reps >= 1" >&2
+    exit 2
+fi
 [ -x "$kombofs" ] || { echo "run.sh: $kombofs is not an executable (ninja -C build?)" >&2; exit 1; }
 for tool in fusermount3 curl jq tar find xargs grep; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (tests/deps.sh installs it)" >&2; exit 1; }
@@ -59,6 +62,7 @@ done
 [ -x /usr/bin/python3 ] || { echo "run.sh: /usr/bin/python3 is missing" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "run.sh: /dev/fuse is missing" >&2; exit 1; }
 
+export PYTHONDONTWRITEBYTECODE=1
 tmp=$(mktemp -d /tmp/kombofs-bench.XXXXXX)
 chmod 755 "$tmp"
 pypid=
@@ -67,6 +71,7 @@ pypid=
 # then, as a backstop, every process it recorded in $tmp/pids (only if the process still
 # runs a command line naming $tmp, so a recycled pid is never hit), every mount under
 # $tmp (deepest first), and the directory itself.
+# shellcheck disable=SC2317  # invoked by the trap
 cleanup() {
     local status=$? pid m
     trap - EXIT INT TERM HUP
@@ -77,17 +82,18 @@ cleanup() {
     fi
     if [ -f "$tmp/pids" ]; then
         while read -r pid; do
-            [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || continue
+            if [ -z "$pid" ] || [ ! -r "/proc/$pid/cmdline" ]; then continue; fi
             tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "$tmp" || continue
             kill -TERM "$pid" 2>/dev/null || true
         done < "$tmp/pids"
     fi
-    for m in $(awk -v t="$tmp" 'index($2, t "/") == 1 { print $2 }' /proc/mounts | sort -r); do
-        case "$(awk -v m="$m" '$2 == m { print $3 }' /proc/mounts)" in
-            fuse*) fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true ;;
-            *) umount -l "$m" 2>/dev/null || true ;;
-        esac
-    done
+    awk -v t="$tmp" 'index($2, t "/") == 1 { print $3, $2 }' /proc/mounts | sort -r -k 2 |
+        while read -r type m; do
+            case "$type" in
+                fuse*) fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true ;;
+                *) umount -l "$m" 2>/dev/null || true ;;
+            esac
+        done
     if [ "$keep" = 1 ]; then
         echo "run.sh: kept $tmp" >&2
     elif awk -v t="$tmp" 'index($2, t "/") == 1 { found = 1 } END { exit !found }' /proc/mounts; then

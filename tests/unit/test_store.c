@@ -126,6 +126,57 @@ static void test_records(void)
     store_close(st);
 }
 
+/* A cache with 200 records, closed: claimed (and left so) if `claim`. */
+static void make_cache(int claim)
+{
+    struct store *st = store_open(path, err, sizeof err);
+    char id[16], name[32];
+    store_begin(st);
+    for (int i = 0; i < 200; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        snprintf(name, sizeof name, "r%d.json", i);
+        store_record_insert(st, 0, id, name, "{\"some\": \"padding padding padding\"}\n", 37,
+                            NULL, NULL, 1, 1);
+    }
+    store_commit(st);
+    if (claim)
+        store_claim(st);
+    store_close(st);
+}
+
+/* Overwrite every page but the first (which holds the header and the schema). */
+static void damage(void)
+{
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 4096, SEEK_SET);
+    for (long i = 4096; i < size; i++)
+        fputc(0x5a, f);
+    fclose(f);
+}
+
+static void test_unclean_stop_is_checked(void)
+{
+    make_cache(0);
+    damage();
+    struct store *st = store_open(path, err, sizeof err);
+    ok(!st && strstr(err, "corrupt"), "a flag that cannot be read counts as unclean: %s", err);
+    remove_db();
+
+    make_cache(1);
+    damage();
+    st = store_open(path, err, sizeof err);
+    ok(!st && strstr(err, "corrupt"), "after an unclean stop the check runs and refuses: %s", err);
+    remove_db();
+
+    make_cache(1);
+    st = store_open(path, err, sizeof err);
+    ok(st && store_release(st) == 0, "an intact cache passes the check");
+    store_close(st);
+    remove_db();
+}
+
 static void test_refusals(void)
 {
     sqlite3 *db;
@@ -160,6 +211,7 @@ int main(void)
     remove_db();
     test_records();
     remove_db();
+    test_unclean_stop_is_checked();
     test_refusals();
     return tap_done_testing();
 }
