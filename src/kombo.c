@@ -134,7 +134,12 @@ void kombo_free(struct kombo *k)
     if (!k)
         return;
     curl_easy_cleanup(k->curl);
-    curl_slist_free_all(k->headers);   /* holds the key: freed, and wiped below */
+    for (struct curl_slist *h = k->headers; h; h = h->next) {
+        volatile char *p = h->data;     /* the Authorization header holds the key */
+        while (*p)
+            *p++ = 0;
+    }
+    curl_slist_free_all(k->headers);
     if (k->api_key) {
         volatile char *p = k->api_key;
         while (*p)
