@@ -21,8 +21,6 @@ struct kombo {
     const atomic_int *cancel;
     struct buf body;
     long retry_after_ms;    /* from the last response's headers, -1 if none */
-    long requests;
-    long retries;
     unsigned rng;
 };
 
@@ -161,16 +159,6 @@ void kombo_set_cancel(struct kombo *k, const atomic_int *flag)
     k->cancel = flag;
 }
 
-long kombo_requests(const struct kombo *k)
-{
-    return k->requests;
-}
-
-long kombo_retries(const struct kombo *k)
-{
-    return k->retries;
-}
-
 static int cancelled(const struct kombo *k)
 {
     return k->cancel && atomic_load(k->cancel);
@@ -260,8 +248,6 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
     for (int attempt = 0; attempt < k->retry.max_attempts; attempt++) {
         if (cancelled(k))
             break;
-        if (attempt > 0)
-            k->retries++;
         buf_reset(&k->body);
         k->retry_after_ms = -1;
         curl_easy_setopt(k->curl, CURLOPT_URL, url);
@@ -269,7 +255,6 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
         clock_gettime(CLOCK_MONOTONIC, &t0);
         CURLcode cc = curl_easy_perform(k->curl);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        k->requests++;
         long status = 0, wait = -1;
         long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
         if (cc != CURLE_OK) {

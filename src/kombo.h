@@ -62,10 +62,6 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
 /* GET /check-api-key: KOMBO_OK if the key is accepted. */
 enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err);
 
-/* Requests made and retried since kombo_new (for .status and logs). */
-long kombo_requests(const struct kombo *k);
-long kombo_retries(const struct kombo *k);
-
 const char *kombo_result_str(enum kombo_result r);
 
 /* Call once at start-up, before any thread (curl_global_init). */

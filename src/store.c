@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* The writer's statements, prepared once. */
@@ -438,6 +439,22 @@ int store_record_get(struct store *st, int model, const char *name,
     return -1;
 }
 
+/* The content columns, in the order both record statements bind them from `first`:
+ * body, size, changed_at, remote_id, mtime, gen. */
+static void bind_content(sqlite3_stmt *s, int first, const char *body, size_t size,
+                         const char *changed_at, const char *remote_id, int64_t mtime_ns,
+                         int64_t gen)
+{
+    sqlite3_bind_blob(s, first, body, (int)size, SQLITE_STATIC);
+    sqlite3_bind_int64(s, first + 1, (sqlite3_int64)size);
+    if (changed_at)
+        sqlite3_bind_text(s, first + 2, changed_at, -1, SQLITE_STATIC);
+    if (remote_id)
+        sqlite3_bind_text(s, first + 3, remote_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, first + 4, mtime_ns);
+    sqlite3_bind_int64(s, first + 5, gen);
+}
+
 uint64_t store_record_insert(struct store *st, int model, const char *id,
                              const char *name, const char *body, size_t size,
                              const char *changed_at, const char *remote_id,
@@ -447,14 +464,7 @@ uint64_t store_record_insert(struct store *st, int model, const char *id,
     sqlite3_bind_int(s, 1, model);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 4, body, (int)size, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)size);
-    if (changed_at)
-        sqlite3_bind_text(s, 6, changed_at, -1, SQLITE_STATIC);
-    if (remote_id)
-        sqlite3_bind_text(s, 7, remote_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 8, mtime_ns);
-    sqlite3_bind_int64(s, 9, gen);
+    bind_content(s, 4, body, size, changed_at, remote_id, mtime_ns, gen);
     if (done(st, s, "record insert") < 0)
         return 0;
     return (uint64_t)sqlite3_last_insert_rowid(st->db) + STORE_INO_RECORD_BASE;
@@ -463,9 +473,7 @@ uint64_t store_record_insert(struct store *st, int model, const char *id,
 /* Keep the current version of record ino readable under its node. */
 static int supersede(struct store *st, uint64_t ino)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int64_t now = clock_now_ns();
     sqlite3_stmt *s = w(st, W_SUPERSEDED_PRUNE);
     sqlite3_bind_int64(s, 1, now);
     if (done(st, s, "superseded prune") < 0)
@@ -486,14 +494,7 @@ int store_record_update(struct store *st, uint64_t ino, const char *body,
         return -1;
     sqlite3_stmt *s = w(st, W_REC_UPDATE);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
-    sqlite3_bind_blob(s, 2, body, (int)size, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)size);
-    if (changed_at)
-        sqlite3_bind_text(s, 4, changed_at, -1, SQLITE_STATIC);
-    if (remote_id)
-        sqlite3_bind_text(s, 5, remote_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 6, mtime_ns);
-    sqlite3_bind_int64(s, 7, gen);
+    bind_content(s, 2, body, size, changed_at, remote_id, mtime_ns, gen);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *node = store_node(ino, (uint64_t)sqlite3_column_int64(s, 0));
