@@ -107,6 +107,37 @@ static char *render_change(void *ctx, int64_t seq)
     return buf_detach(&out);
 }
 
+/* A "created" entry is stored without its record, which the store splices in
+ * where the placeholder value 0 was (store_record_create): the first full
+ * fetch does not write every record twice. */
+static const char created_patch[] = "[{\"op\":\"add\",\"path\":\"\",\"value\":0}]";
+static const char created_tail[] = "\n    }\n  ]\n}\n";
+
+static char *render_created(void *ctx, int64_t seq, size_t *split)
+{
+    char *t = render_change(ctx, seq);
+    if (!t)
+        return NULL;
+    size_t len = strlen(t), tail = sizeof created_tail - 1;
+    if (len < tail + 1 || t[len - tail - 1] != '0' ||
+        memcmp(t + len - tail, created_tail, tail) != 0) {
+        free(t);    /* cannot happen: the template above decides the shape */
+        return NULL;
+    }
+    memmove(t + len - tail - 1, t + len - tail, tail + 1);
+    *split = len - tail - 1;
+    return t;
+}
+
+/* An entry was written: its file appears when the transaction commits. */
+static void logged(struct fetch *f, int64_t seq)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%012lld.json", (long long)seq);
+    touch(f, -1, STORE_INO_CHANGE_BASE + (uint64_t)seq, name, 0);
+    f->changed++;
+}
+
 static int log_change(struct fetch *f, const char *id_json, size_t id_len,
                       const char *op, int direct, const char *nested,
                       const struct buf *patch)
@@ -115,10 +146,7 @@ static int log_change(struct fetch *f, const char *id_json, size_t id_len,
     int64_t seq = store_change_add(f->st, f->page_ns, render_change, &c);
     if (seq < 0)
         return -1;
-    char name[32];
-    snprintf(name, sizeof name, "%012lld.json", (long long)seq);
-    touch(f, -1, STORE_INO_CHANGE_BASE + (uint64_t)seq, name, 0);
-    f->changed++;
+    logged(f, seq);
     return 0;
 }
 
@@ -145,16 +173,21 @@ static void append_json(struct buf *b, json_t *j)
     free(s);
 }
 
-static int record_created(struct fetch *f, const char *id_json, size_t id_len,
-                          const char *text, size_t len)
+/* A new record and its "created" entry, in one call to the store. */
+static int record_created(struct fetch *f, const char *id, const char *id_json,
+                          size_t id_len, const char *changed_at, const char *remote_id)
 {
-    struct buf patch = BUF_INIT;
-    buf_adds(&patch, "[{\"op\":\"add\",\"path\":\"\",\"value\":");
-    buf_add(&patch, text, len);
-    buf_adds(&patch, "}]");
-    int rc = log_change(f, id_json, id_len, "created", 1, "[]", &patch);
-    buf_free(&patch);
-    return rc;
+    const struct buf patch = { (char *)created_patch, sizeof created_patch - 1, 0 };
+    struct change c = { f, id_json, id_len, "created", 1, "[]", &patch };
+    uint64_t ino = 0;
+    int64_t seq = store_record_create(f->st, f->m->index, id, f->name.data, f->body.data,
+                                      f->body.len, changed_at, remote_id, f->page_ns, f->gen,
+                                      render_created, &c, &ino);
+    if (seq < 0)
+        return -1;
+    touch(f, f->m->index, ino, f->name.data, 0);
+    logged(f, seq);
+    return 0;
 }
 
 /* id_json may be NULL: the id is then encoded from `id`. */
@@ -275,14 +308,7 @@ static int apply_record(struct fetch *f, const char *text, size_t len)
             rc = record_updated(f, id_json, id_len, text, len, &old);
         }
     } else {
-        uint64_t ino = store_record_insert(f->st, f->m->index, id, f->name.data, f->body.data,
-                                           f->body.len, changed_at, remote_id, f->page_ns, f->gen);
-        if (!ino) {
-            rc = -1;
-            goto out;
-        }
-        touch(f, f->m->index, ino, f->name.data, 0);
-        rc = record_created(f, id_json, id_len, text, len);
+        rc = record_created(f, id, id_json, id_len, changed_at, remote_id);
     }
 out:
     if (found)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "log.h"
 
@@ -23,7 +24,7 @@ enum wstmt {
     W_REC_GET, W_REC_INSERT, W_REC_UPDATE, W_REC_TOUCH, W_REC_DELETE,
     W_REC_STALE, W_REC_COUNT, W_SUPERSEDE, W_SUPERSEDED_PRUNE,
     W_EP_GET, W_EP_ENSURE, W_EP_WATERMARK, W_EP_GEN, W_EP_FULL_AT, W_EP_STATUS,
-    W_CH_INSERT, W_CH_BODY, W_CH_OLD, W_CH_PRUNE,
+    W_CH_NEXT, W_CH_INSERT, W_CH_OLD, W_CH_PRUNE, W_CH_BORROWED, W_CH_OWN,
     W_META_GET, W_META_SET, W_WH_INSERT, W_WH_PRUNE,
     W_COUNT
 };
@@ -33,10 +34,10 @@ static const char *const wsql[W_COUNT] = {
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
     [W_REC_GET] = "SELECT ino, body, changed_at, ver FROM records WHERE model = ?1 AND name = ?2",
-    [W_REC_INSERT] = "INSERT INTO records (model, id, name, body, size, changed_at, remote_id, mtime, gen)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [W_REC_INSERT] = "INSERT INTO records (model, id, name, body, size, changed_at, remote_id, mtime, gen,"
+                     " created_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [W_REC_UPDATE] = "UPDATE records SET body = ?2, size = ?3, changed_at = ?4, remote_id = ?5,"
-                     " mtime = ?6, gen = ?7, ver = ver + 1 WHERE ino = ?1 RETURNING ver",
+                     " mtime = ?6, gen = ?7, ver = ver + 1, created_seq = 0 WHERE ino = ?1 RETURNING ver",
     [W_REC_TOUCH] = "UPDATE records SET gen = ?2 WHERE ino = ?1",
     [W_REC_DELETE] = "DELETE FROM records WHERE ino = ?1",
     [W_REC_STALE] = "SELECT ino, id, name, ver FROM records WHERE model = ?1 AND gen < ?2"
@@ -52,8 +53,13 @@ static const char *const wsql[W_COUNT] = {
     [W_EP_GEN] = "UPDATE endpoints SET gen = ?2 WHERE model = ?1",
     [W_EP_FULL_AT] = "UPDATE endpoints SET full_at = ?2 WHERE model = ?1",
     [W_EP_STATUS] = "UPDATE endpoints SET status = ?2 WHERE model = ?1",
-    [W_CH_INSERT] = "INSERT INTO changes (at, body, size) VALUES (?1, x'', 0)",
-    [W_CH_BODY] = "UPDATE changes SET body = ?2, size = ?3 WHERE seq = ?1",
+    /* One writer: the next number is known before the entry is rendered. */
+    [W_CH_NEXT] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0) + 1",
+    [W_CH_INSERT] = "INSERT INTO changes (seq, at, body, size, rec, split) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* The entry that borrows the current body of record ?1, if any. */
+    [W_CH_BORROWED] = "SELECT c.seq, c.body, c.split, r.body FROM records r"
+                      " JOIN changes c ON c.seq = r.created_seq AND c.rec = r.ino WHERE r.ino = ?1",
+    [W_CH_OWN] = "UPDATE changes SET body = ?2, rec = NULL, split = NULL WHERE seq = ?1",
     /* No ORDER BY: with one, SQLite 3.40 scans the whole log in seq order
      * instead of using changes_at (measured: 70-100 ms per fetch at 100k). */
     [W_CH_OLD] = "SELECT seq FROM changes INDEXED BY changes_at WHERE at < ?1",
@@ -82,7 +88,8 @@ static const char *const rsql[R_NSTMT] = {
     [R_META] = "SELECT id, remote_id, changed_at FROM records WHERE ino = ?1",
     [R_CH_ATTR] = "SELECT size, at FROM changes WHERE seq = ?1",
     [R_CH_LIST] = "SELECT seq, size, at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    [R_CH_BODY] = "SELECT body FROM changes WHERE seq = ?1",
+    [R_CH_BODY] = "SELECT c.body, c.split, r.body FROM changes c LEFT JOIN records r ON r.ino = c.rec"
+                  " WHERE c.seq = ?1",
     [R_CH_RANGE] = "SELECT (SELECT min(seq) FROM changes),"
                    " (SELECT seq FROM sqlite_sequence WHERE name = 'changes')",
     [R_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
@@ -102,10 +109,13 @@ struct store {
     pthread_mutex_t readers_lock;
     struct store_reader *readers;
     int64_t webhook_pruned_at;  /* unix s of the last prune of old event ids */
+    uint64_t serial;            /* unique in the process: a new store may reuse a freed address */
 };
 
+static _Atomic uint64_t store_serials;
+
 static _Thread_local struct store_reader *tl_reader;
-static _Thread_local const struct store *tl_reader_owner;
+static _Thread_local uint64_t tl_reader_owner;    /* the serial of its store */
 
 static const char schema_v1[] =
     "CREATE TABLE records ("
@@ -153,6 +163,23 @@ static const char schema_v1[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
     "INSERT INTO meta (key, value) VALUES ('application', 'kombofs');"
     "PRAGMA user_version = 1;";
+
+/*
+ * Version 2: a "created" change entry borrows its record's body instead of
+ * holding a copy (the first full fetch wrote every record twice). Such an
+ * entry has rec = the record's rowid and split = where the record goes in
+ * its body, which then holds the entry without the record: see splice_entry().
+ * records.created_seq names the entry that borrows the record's current
+ * body; before that body changes or goes, the entry gets its own copy
+ * (own_entry()), so an entry's text never changes.
+ */
+static const char migrate_v2[] =
+    "BEGIN;"
+    "ALTER TABLE records ADD COLUMN created_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE changes ADD COLUMN rec INTEGER;"
+    "ALTER TABLE changes ADD COLUMN split INTEGER;"
+    "PRAGMA user_version = 2;"
+    "COMMIT;";
 
 /* Wait for another connection's write lock in 1 ms steps (SQLite's own
  * busy_timeout backs off up to 100 ms per step, which turned a 10 ms page
@@ -232,8 +259,11 @@ static int check_schema(struct store *st, int verify, char *err, size_t errlen)
                  st->path, sqlite3_errmsg(st->db));
         return -1;
     }
-    if (version == 0 && tables == 0)
-        return exec(st->db, schema_v1, err, errlen) < 0 ? -1 : 0;
+    int fresh = version == 0 && tables == 0;
+    if (fresh && exec(st->db, schema_v1, err, errlen) < 0)
+        return -1;
+    if (fresh)
+        version = 1;
     if (version > STORE_SCHEMA_VERSION) {
         snprintf(err, errlen, "cache '%s' has schema version %d, newer than this kombofs (%d): refusing to touch it",
                  st->path, version, STORE_SCHEMA_VERSION);
@@ -243,6 +273,16 @@ static int check_schema(struct store *st, int verify, char *err, size_t errlen)
         snprintf(err, errlen, "cache '%s' is not a kombofs cache (a SQLite file with other tables)", st->path);
         return -1;
     }
+    if (version < 2 && exec(st->db, migrate_v2, err, errlen) < 0) {
+        if (!sqlite3_get_autocommit(st->db))
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        char why[256];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "cache '%s': cannot upgrade it to schema version 2: %s", st->path, why);
+        return -1;
+    }
+    if (fresh)
+        return 0;
     /* A whole-file check costs about 0.5 s per GB: done when the last daemon
      * did not stop cleanly (a crash, a kill -9, a power cut), not every start. */
     if (!verify || !left_in_use(st))
@@ -271,6 +311,7 @@ static struct store *open_store(const char *path, int verify, char *err, size_t 
     if (!st)
         abort();
     st->path = strdup(path);
+    st->serial = ++store_serials;
     pthread_mutex_init(&st->readers_lock, NULL);
 
     if (access(path, F_OK) < 0 && create_private(path, err, errlen) < 0)
@@ -455,19 +496,178 @@ static void bind_content(sqlite3_stmt *s, int first, const char *body, size_t si
     sqlite3_bind_int64(s, first + 5, gen);
 }
 
-uint64_t store_record_insert(struct store *st, int model, const char *id,
-                             const char *name, const char *body, size_t size,
-                             const char *changed_at, const char *remote_id,
-                             int64_t mtime_ns, int64_t gen)
+static uint64_t insert_record(struct store *st, int model, const char *id, const char *name,
+                              const char *body, size_t size, const char *changed_at,
+                              const char *remote_id, int64_t mtime_ns, int64_t gen,
+                              int64_t created_seq)
 {
     sqlite3_stmt *s = w(st, W_REC_INSERT);
     sqlite3_bind_int(s, 1, model);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
     bind_content(s, 4, body, size, changed_at, remote_id, mtime_ns, gen);
+    sqlite3_bind_int64(s, 10, created_seq);
     if (done(st, s, "record insert") < 0)
         return 0;
     return (uint64_t)sqlite3_last_insert_rowid(st->db) + STORE_INO_RECORD_BASE;
+}
+
+uint64_t store_record_insert(struct store *st, int model, const char *id,
+                             const char *name, const char *body, size_t size,
+                             const char *changed_at, const char *remote_id,
+                             int64_t mtime_ns, int64_t gen)
+{
+    return insert_record(st, model, id, name, body, size, changed_at, remote_id, mtime_ns,
+                         gen, 0);
+}
+
+/* ---- entries that borrow a record's body ---- */
+
+/* The indentation (spaces) of the line that offset `at` of text is on. */
+static size_t line_indent(const char *text, size_t at)
+{
+    size_t start = at, n = 0;
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    while (start + n < at && text[start + n] == ' ')
+        n++;
+    return n;
+}
+
+/* The record's text as it goes into an entry: without its final newline. */
+static size_t rec_len(const char *rec, size_t len)
+{
+    return len && rec[len - 1] == '\n' ? len - 1 : len;
+}
+
+static size_t count_newlines(const char *p, size_t n)
+{
+    size_t k = 0;
+    const char *end = p + n;
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        k++;
+        p++;
+    }
+    return k;
+}
+
+/* The size of splice_entry(): computed when the entry is written, from the same rule. */
+static size_t splice_size(const char *entry, size_t elen, size_t split, const char *rec,
+                          size_t rlen)
+{
+    rlen = rec_len(rec, rlen);
+    return elen + rlen + count_newlines(rec, rlen) * line_indent(entry, split);
+}
+
+/* A borrowing entry's text: entry[0, split), the record without its final
+ * newline, each of its line breaks followed by the indentation of the line
+ * the split is on (so a record rendered at depth 0 reads as if rendered in
+ * place), then entry[split, elen). Appended to out. */
+static void splice_entry(const char *entry, size_t elen, size_t split, const char *rec,
+                   size_t rlen, struct buf *out)
+{
+    size_t indent = line_indent(entry, split);
+    rlen = rec_len(rec, rlen);
+    buf_reserve(out, elen + rlen + count_newlines(rec, rlen) * indent);
+    buf_add(out, entry, split);
+    const char *p = rec, *end = rec + rlen;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        buf_add(out, p, n);
+        for (size_t i = 0; nl && i < indent; i++)
+            buf_addc(out, ' ');
+        p += n;
+    }
+    buf_add(out, entry + split, elen - split);
+}
+
+/* Before the current body of record ino changes or goes: the entry that
+ * borrows it, if any, gets its own copy of its text. */
+static int own_entry(struct store *st, uint64_t ino)
+{
+    sqlite3_stmt *s = w(st, W_CH_BORROWED);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        if (rc == SQLITE_DONE)
+            return 0;
+        log_warnx("cache: borrowed entry: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    int64_t seq = sqlite3_column_int64(s, 0);
+    const char *entry = sqlite3_column_blob(s, 1);
+    size_t elen = (size_t)sqlite3_column_bytes(s, 1);
+    int64_t split = sqlite3_column_int64(s, 2);
+    const char *rec = sqlite3_column_blob(s, 3);
+    size_t rlen = (size_t)sqlite3_column_bytes(s, 3);
+    struct buf text = BUF_INIT;
+    if (split < 0 || (uint64_t)split > elen) {
+        sqlite3_reset(s);
+        log_warnx("cache: change entry %lld: a split beyond its text", (long long)seq);
+        return -1;
+    }
+    splice_entry(entry ? entry : "", elen, (size_t)split, rec ? rec : "", rlen, &text);
+    sqlite3_reset(s);
+    s = w(st, W_CH_OWN);
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_blob(s, 2, text.data, (int)text.len, SQLITE_STATIC);
+    rc = done(st, s, "change entry copy");
+    buf_free(&text);
+    return rc;
+}
+
+static int64_t next_seq(struct store *st)
+{
+    sqlite3_stmt *s = w(st, W_CH_NEXT);
+    int rc = sqlite3_step(s);
+    int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    if (seq < 0)
+        log_warnx("cache: change numbering: %s", sqlite3_errmsg(st->db));
+    return seq;
+}
+
+static int insert_change(struct store *st, int64_t seq, int64_t at_ns, const char *entry,
+                         size_t elen, size_t size, uint64_t rec, size_t split)
+{
+    sqlite3_stmt *s = w(st, W_CH_INSERT);
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_int64(s, 2, at_ns);
+    sqlite3_bind_blob(s, 3, entry, (int)elen, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)size);
+    if (rec) {
+        sqlite3_bind_int64(s, 5, (sqlite3_int64)(rec - STORE_INO_RECORD_BASE));
+        sqlite3_bind_int64(s, 6, (sqlite3_int64)split);
+    }
+    return done(st, s, "change insert");
+}
+
+int64_t store_record_create(struct store *st, int model, const char *id,
+                            const char *name, const char *body, size_t size,
+                            const char *changed_at, const char *remote_id,
+                            int64_t mtime_ns, int64_t gen, store_created_fn fn,
+                            void *ctx, uint64_t *ino)
+{
+    int64_t seq = next_seq(st);
+    if (seq < 0)
+        return -1;
+    size_t split = 0;
+    char *entry = fn(ctx, seq, &split);
+    if (!entry)
+        return -1;
+    size_t elen = strlen(entry);
+    int rc = -1;
+    if (split <= elen) {
+        *ino = insert_record(st, model, id, name, body, size, changed_at, remote_id, mtime_ns,
+                             gen, seq);
+        if (*ino)
+            rc = insert_change(st, seq, mtime_ns, entry, elen,
+                               splice_size(entry, elen, split, body, size), *ino, split);
+    }
+    free(entry);
+    return rc < 0 ? -1 : seq;
 }
 
 /* Keep the current version of record ino readable under its node. */
@@ -490,7 +690,7 @@ int store_record_update(struct store *st, uint64_t ino, const char *body,
                         const char *remote_id, int64_t mtime_ns, int64_t gen,
                         uint64_t *node)
 {
-    if (supersede(st, ino) < 0)
+    if (own_entry(st, ino) < 0 || supersede(st, ino) < 0)
         return -1;
     sqlite3_stmt *s = w(st, W_REC_UPDATE);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
@@ -516,7 +716,7 @@ int store_record_touch(struct store *st, uint64_t ino, int64_t gen)
 
 int store_record_delete(struct store *st, uint64_t ino)
 {
-    if (supersede(st, ino) < 0)
+    if (own_entry(st, ino) < 0 || supersede(st, ino) < 0)
         return -1;
     sqlite3_stmt *s = w(st, W_REC_DELETE);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
@@ -638,20 +838,16 @@ int store_endpoint_set_status(struct store *st, int model, const char *json)
 int64_t store_change_add(struct store *st, int64_t at_ns, store_change_fn fn,
                          void *ctx)
 {
-    sqlite3_stmt *s = w(st, W_CH_INSERT);
-    sqlite3_bind_int64(s, 1, at_ns);
-    if (done(st, s, "change insert") < 0)
+    int64_t seq = next_seq(st);
+    if (seq < 0)
         return -1;
-    int64_t seq = sqlite3_last_insert_rowid(st->db);
     char *body = fn(ctx, seq);
     if (!body)
         return -1;
     size_t len = strlen(body);
-    s = w(st, W_CH_BODY);
-    sqlite3_bind_int64(s, 1, seq);
-    sqlite3_bind_blob(s, 2, body, (int)len, free);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)len);
-    return done(st, s, "change body") < 0 ? -1 : seq;
+    int rc = insert_change(st, seq, at_ns, body, len, len, 0, 0);
+    free(body);
+    return rc < 0 ? -1 : seq;
 }
 
 long store_changes_prune(struct store *st, int64_t before_ns, store_seq_fn fn,
@@ -715,7 +911,7 @@ int store_meta_set(struct store *st, const char *key, const char *value)
 
 struct store_reader *store_reader(struct store *st)
 {
-    if (tl_reader && tl_reader_owner == st)
+    if (tl_reader && tl_reader_owner == st->serial)
         return tl_reader;
     struct store_reader *r = calloc(1, sizeof *r);
     if (!r)
@@ -733,7 +929,7 @@ struct store_reader *store_reader(struct store *st)
     st->readers = r;
     pthread_mutex_unlock(&st->readers_lock);
     tl_reader = r;
-    tl_reader_owner = st;
+    tl_reader_owner = st->serial;
     return r;
 fail:
     log_warnx("cache: cannot open a reader: %s", r->db ? sqlite3_errmsg(r->db) : "no memory");
@@ -935,7 +1131,40 @@ int store_read_change_list(struct store_reader *r, int64_t after, int max,
 long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
                             size_t off, size_t n)
 {
-    return read_blob(r, R_CH_BODY, seq, 0, dst, off, n);
+    sqlite3_stmt *s = rs(r, R_CH_BODY);
+    sqlite3_bind_int64(s, 1, seq);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        row_result(r, rc);
+        sqlite3_reset(s);
+        return -1;
+    }
+    const char *entry = sqlite3_column_blob(s, 0);
+    size_t elen = (size_t)sqlite3_column_bytes(s, 0);
+    struct buf text = BUF_INIT;
+    const char *src = entry;
+    size_t size = elen;
+    if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
+        int64_t split = sqlite3_column_int64(s, 1);
+        const char *rec = sqlite3_column_blob(s, 2);
+        size_t rlen = (size_t)sqlite3_column_bytes(s, 2);
+        if (split < 0 || (uint64_t)split > elen || sqlite3_column_type(s, 2) == SQLITE_NULL) {
+            log_warnx("cache: change entry %lld borrows a record it cannot find", (long long)seq);
+            sqlite3_reset(s);
+            return -1;
+        }
+        splice_entry(entry ? entry : "", elen, (size_t)split, rec ? rec : "", rlen, &text);
+        src = text.data;
+        size = text.len;
+    }
+    long copied = 0;
+    if (off < size) {
+        copied = (long)(size - off < n ? size - off : n);
+        memcpy(dst, src + off, (size_t)copied);
+    }
+    sqlite3_reset(s);
+    buf_free(&text);
+    return copied;
 }
 
 int store_read_change_range(struct store_reader *r, int64_t *first,

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_INO_RECORD_BASE 1000ull
 #define STORE_NODE_VER_SHIFT 36                 /* rowids below 2^36 */
 #define STORE_NODE_VER_MASK 0xFFFFFFull         /* 24 bits of version */
@@ -89,6 +89,20 @@ uint64_t store_record_insert(struct store *st, int model, const char *id,
                              const char *name, const char *body, size_t size,
                              const char *changed_at, const char *remote_id,
                              int64_t mtime_ns, int64_t gen);
+/* Insert a new record together with its "created" change-log entry, which
+ * borrows the record's body rather than copying it (see store.c, schema
+ * version 2). fn(ctx, seq, &split) returns the entry's text without the
+ * record (malloc'd, NUL-terminated) and sets split to where the record goes;
+ * there the record appears without its final newline, and each of its line
+ * breaks is followed by the indentation of the line the split is on: a
+ * record rendered at depth 0 reads as if rendered in place. The entry's
+ * time is mtime_ns. Returns the entry's seq (and *ino) or -1. */
+typedef char *(*store_created_fn)(void *ctx, int64_t seq, size_t *split);
+int64_t store_record_create(struct store *st, int model, const char *id,
+                            const char *name, const char *body, size_t size,
+                            const char *changed_at, const char *remote_id,
+                            int64_t mtime_ns, int64_t gen, store_created_fn fn,
+                            void *ctx, uint64_t *ino);
 /* Replace the content of the record with st_ino ino; the old version stays
  * readable under its node for a while. *node gets the new version's node. */
 int store_record_update(struct store *st, uint64_t ino, const char *body,

@@ -126,6 +126,118 @@ static void test_records(void)
     store_close(st);
 }
 
+/* A "created" entry template: the record goes after "value": (indent 2). */
+static char *created_fn(void *ctx, int64_t seq, size_t *split)
+{
+    char *s = malloc(96);
+    int n = snprintf(s, 96, "{\n  \"seq\": %lld,\n  \"tag\": \"%s\",\n  \"value\": ", (long long)seq,
+                     (const char *)ctx);
+    *split = (size_t)n;
+    snprintf(s + n, (size_t)(96 - n), "\n}\n");
+    return s;
+}
+
+/* The whole text of entry seq, and its size as getattr reports it. */
+static char *entry_text(struct store_reader *r, int64_t seq, uint64_t *size)
+{
+    static char buf[512];
+    struct store_attr a;
+    *size = 0;
+    if (store_read_change_attr(r, seq, &a) != 1)
+        return NULL;
+    *size = a.size;
+    long n = 0, got;
+    while ((got = store_read_change_body(r, seq, buf + n, (size_t)n, 7)) > 0)  /* 7-byte reads */
+        n += got;
+    if (got < 0)
+        return NULL;
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_borrowed_entries(void)
+{
+    struct store *st = store_open(path, err, sizeof err);
+    struct store_reader *r = store_reader(st);
+    const char *rec1 = "{\n  \"a\": [\n    1\n  ]\n}\n", *rec2 = "{\n  \"b\": 2\n}\n";
+    const char *want1 = "{\n  \"seq\": 1,\n  \"tag\": \"x\",\n  \"value\": {\n    \"a\": [\n      1\n    ]\n  }\n}\n";
+    const char *want2 = "{\n  \"seq\": 2,\n  \"tag\": \"y\",\n  \"value\": {\n    \"b\": 2\n  }\n}\n";
+    uint64_t x = 0, y = 0, size;
+    char *t;
+    store_begin(st);
+    ok(store_record_create(st, 0, "X", "X.json", rec1, strlen(rec1), NULL, NULL, 10, 1, created_fn,
+                           "x", &x) == 1 && x >= STORE_INO_RECORD_BASE, "record and entry created");
+    ok(store_record_create(st, 0, "Y", "Y.json", rec2, strlen(rec2), NULL, NULL, 10, 1, created_fn,
+                           "y", &y) == 2 && y > x, "a second one");
+    store_commit(st);
+    t = entry_text(r, 1, &size);
+    ok(t && strcmp(t, want1) == 0, "the entry reads with the record spliced in, indented: %s", t);
+    ok(size == strlen(want1), "its size is the spliced size (%llu)", (unsigned long long)size);
+    t = entry_text(r, 2, &size);
+    ok(t && strcmp(t, want2) == 0 && size == strlen(want2), "the second one too");
+
+    uint64_t node;
+    store_begin(st);
+    ok(store_record_update(st, x, "{}\n", 3, NULL, NULL, 20, 1, &node) == 0, "record X updated");
+    ok(store_record_delete(st, y) == 0, "record Y deleted");
+    store_commit(st);
+    t = entry_text(r, 1, &size);
+    ok(t && strcmp(t, want1) == 0 && size == strlen(want1), "X's entry keeps the old content");
+    t = entry_text(r, 2, &size);
+    ok(t && strcmp(t, want2) == 0 && size == strlen(want2), "Y's entry outlives the record");
+    store_begin(st);
+    ok(store_record_update(st, x, "[]\n", 3, NULL, NULL, 30, 1, &node) == 0,
+       "a second update has nothing to copy");
+    store_commit(st);
+    t = entry_text(r, 1, &size);
+    ok(t && strcmp(t, want1) == 0, "the entry is still the same");
+
+    store_begin(st);
+    uint64_t z = 0;
+    ok(store_record_create(st, 0, "Z", "Z.json", rec2, strlen(rec2), NULL, NULL, 10, 1, created_fn,
+                           "z", &z) == 3, "a third");
+    ok(store_changes_prune(st, 11, NULL, NULL) == 3, "retention removes every entry");
+    ok(store_record_update(st, z, "{}\n", 3, NULL, NULL, 40, 1, &node) == 0,
+       "a record whose entry is gone updates");
+    store_commit(st);
+    ok(entry_text(r, 3, &size) == NULL, "the pruned entry is gone");
+    store_close(st);
+
+    /* A version 1 cache (before borrowing): upgraded in place, entries intact. */
+    remove_db();
+    st = store_open(path, err, sizeof err);
+    store_begin(st);
+    store_record_insert(st, 0, "A", "A.json", "{}\n", 3, NULL, NULL, 1, 1);
+    store_change_add(st, 1000, body_fn, "old");
+    store_commit(st);
+    store_close(st);
+    sqlite3 *db;
+    sqlite3_open(path, &db);
+    ok(sqlite3_exec(db, "ALTER TABLE records DROP COLUMN created_seq; ALTER TABLE changes DROP COLUMN rec;"
+                        " ALTER TABLE changes DROP COLUMN split; PRAGMA user_version = 1",
+                    NULL, NULL, NULL) == SQLITE_OK, "made a version 1 cache");
+    sqlite3_close(db);
+    st = store_open(path, err, sizeof err);
+    ok(st != NULL, "a version 1 cache opens (%s)", err);
+    r = store_reader(st);
+    t = entry_text(r, 1, &size);
+    ok(t && strcmp(t, "{\"seq\": 1, \"tag\": \"old\"}\n") == 0, "its entries read as before");
+    store_begin(st);
+    ok(store_record_create(st, 0, "B", "B.json", rec2, strlen(rec2), NULL, NULL, 10, 1, created_fn,
+                           "y", &x) == 2, "and takes borrowing entries");
+    store_commit(st);
+    store_close(st);
+    sqlite3_open(path, &db);
+    int version = 0;
+    sqlite3_stmt *s;
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    ok(version == STORE_SCHEMA_VERSION && version == 2, "now at schema version %d", version);
+}
+
 /* A cache with 200 records, closed: claimed (and left so) if `claim`. */
 static void make_cache(int claim)
 {
@@ -210,6 +322,8 @@ int main(void)
     snprintf(path, sizeof path, "/tmp/kombofs-test-store-%d.db", (int)getpid());
     remove_db();
     test_records();
+    remove_db();
+    test_borrowed_entries();
     remove_db();
     test_unclean_stop_is_checked();
     test_refusals();
