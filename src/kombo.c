@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ struct kombo {
     struct curl_slist *headers;
     struct kombo_retry retry;
     const atomic_int *cancel;
+    const atomic_int *stop;     /* set by kombo_list while its reader needs no more pages */
     struct buf body;
     long retry_after_ms;    /* from the last response's headers, -1 if none */
     unsigned rng;
@@ -81,6 +83,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
     return len;
 }
 
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow);
+
 struct kombo *kombo_new(const char *api_url, const char *api_key,
                         const char *integration)
 {
@@ -121,6 +126,9 @@ struct kombo *kombo_new(const char *api_url, const char *api_key,
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 600L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, k);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -161,7 +169,18 @@ void kombo_set_cancel(struct kombo *k, const atomic_int *flag)
 
 static int cancelled(const struct kombo *k)
 {
-    return k->cancel && atomic_load(k->cancel);
+    return (k->cancel && atomic_load(k->cancel)) || (k->stop && atomic_load(k->stop));
+}
+
+/* Also ends a transfer in flight (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return cancelled(ctx);
 }
 
 /* Sleep ms milliseconds in small steps, waking early on cancel. */
@@ -301,48 +320,161 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
     return res;
 }
 
-enum kombo_result kombo_list(struct kombo *k, const char *path,
-                             const char *query, kombo_page_fn fn, void *ctx,
-                             struct kombo_error *err)
+/*
+ * A listing is a pipeline of two threads: a helper downloads the pages
+ * (HTTP, gzip, the envelope scan) and follows data.next, up to PIPE_DEPTH
+ * pages ahead, while the caller's thread runs the callback on the previous
+ * page. The callback still sees every page in order, on the caller's thread.
+ */
+#define PIPE_DEPTH 2
+
+struct listed {
+    struct buf body;
+    struct jtext_page page;
+};
+
+struct pipe {
+    struct kombo *k;
+    const char *path, *query;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct listed q[PIPE_DEPTH];    /* downloaded, not yet handed to the callback */
+    int head, count;
+    struct buf spare[PIPE_DEPTH];   /* page buffers handed back, for reuse */
+    int nspare;
+    int done;                       /* the helper ended; res and err are final */
+    atomic_int stop;                /* the caller needs no more pages */
+    enum kombo_result res;
+    struct kombo_error err;
+};
+
+static void *download(void *arg)
 {
+    struct pipe *p = arg;
+    struct kombo *k = p->k;
     struct buf url = BUF_INIT;
     char *cursor = NULL;
     enum kombo_result res;
-    memset(err, 0, sizeof *err);
     for (;;) {
         buf_reset(&url);
-        buf_printf(&url, "%s%s?%s", k->base, path, query);
+        buf_printf(&url, "%s%s?%s", k->base, p->path, p->query);
         if (cursor) {
             char *esc = curl_easy_escape(k->curl, cursor, 0);
             if (!esc)
                 abort();
-            buf_printf(&url, "%scursor=%s", query[0] ? "&" : "", esc);
+            buf_printf(&url, "%scursor=%s", p->query[0] ? "&" : "", esc);
             curl_free(esc);
         }
+        pthread_mutex_lock(&p->mu);
+        if (!k->body.data && p->nspare)
+            k->body = p->spare[--p->nspare];
+        pthread_mutex_unlock(&p->mu);
         struct jtext_page page;
-        res = get_page(k, url.data, &page, err);
+        res = get_page(k, url.data, &page, &p->err);
         if (res != KOMBO_OK)
             break;
         free(cursor);
         cursor = page.next ? strdup(page.next) : NULL;
-        int rc = fn(ctx, k->body.data, &page);
-        jtext_page_free(&page);
-        if (rc > 0)
-            break;      /* the caller has seen enough */
-        if (rc < 0) {
-            res = KOMBO_ABORTED;
-            if (!err->message[0])
-                snprintf(err->message, sizeof err->message, "stopped while storing a page");
+        pthread_mutex_lock(&p->mu);
+        while (p->count == PIPE_DEPTH && !atomic_load(&p->stop))
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (atomic_load(&p->stop)) {
+            pthread_mutex_unlock(&p->mu);
+            jtext_page_free(&page);
             break;
         }
+        struct listed *l = &p->q[(p->head + p->count) % PIPE_DEPTH];
+        l->body = k->body;              /* the bytes move to the queue */
+        k->body = (struct buf)BUF_INIT;
+        l->page = page;
+        p->count++;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
         if (!cursor)
             break;
     }
     free(cursor);
     buf_free(&url);
+    pthread_mutex_lock(&p->mu);
+    p->res = res;
+    p->done = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+enum kombo_result kombo_list(struct kombo *k, const char *path,
+                             const char *query, kombo_page_fn fn, void *ctx,
+                             struct kombo_error *err)
+{
+    struct pipe p = { .k = k, .path = path, .query = query };
+    pthread_t helper;
+    int rc = 0;
+    memset(err, 0, sizeof *err);
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    atomic_init(&p.stop, 0);
+    k->stop = &p.stop;
+    if (pthread_create(&helper, NULL, download, &p) != 0) {
+        k->stop = NULL;
+        pthread_cond_destroy(&p.cv);
+        pthread_mutex_destroy(&p.mu);
+        snprintf(err->message, sizeof err->message, "cannot start a download thread");
+        return KOMBO_TRANSIENT;
+    }
+    for (;;) {
+        pthread_mutex_lock(&p.mu);
+        while (p.count == 0 && !p.done)
+            pthread_cond_wait(&p.cv, &p.mu);
+        if (p.count == 0) {
+            pthread_mutex_unlock(&p.mu);
+            break;                      /* the helper ended and every page was seen */
+        }
+        struct listed l = p.q[p.head];
+        p.head = (p.head + 1) % PIPE_DEPTH;
+        p.count--;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+
+        rc = fn(ctx, l.body.data, &l.page);
+        jtext_page_free(&l.page);
+        pthread_mutex_lock(&p.mu);
+        if (p.nspare < PIPE_DEPTH && l.body.cap <= (4u << 20)) {
+            buf_reset(&l.body);
+            p.spare[p.nspare++] = l.body;
+        } else {
+            buf_free(&l.body);          /* do not keep a huge page's buffer around */
+        }
+        if (rc != 0) {
+            atomic_store(&p.stop, 1);   /* also ends the helper's transfer in flight */
+            pthread_cond_broadcast(&p.cv);
+        }
+        pthread_mutex_unlock(&p.mu);
+        if (rc != 0)
+            break;
+    }
+    pthread_join(helper, NULL);
+    k->stop = NULL;
+    while (p.count) {
+        buf_free(&p.q[p.head].body);
+        jtext_page_free(&p.q[p.head].page);
+        p.head = (p.head + 1) % PIPE_DEPTH;
+        p.count--;
+    }
+    while (p.nspare)
+        buf_free(&p.spare[--p.nspare]);
     if (k->body.cap > (4u << 20))
-        buf_free(&k->body);     /* do not keep a huge page's buffer around */
-    return res;
+        buf_free(&k->body);
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    if (rc > 0)
+        return KOMBO_OK;                /* the caller has seen enough */
+    if (rc < 0) {
+        snprintf(err->message, sizeof err->message, "stopped while storing a page");
+        return KOMBO_ABORTED;
+    }
+    *err = p.err;
+    return p.res;
 }
 
 enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err)

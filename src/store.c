@@ -327,7 +327,11 @@ static struct store *open_store(const char *path, int verify, char *err, size_t 
         snprintf(err, errlen, "cache '%s' is not a SQLite database or is corrupt", path);
         goto fail;
     }
-    if (exec(st->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF", err, errlen) < 0)
+    /* A checkpoint every 64 MB of WAL rather than SQLite's 4 MB: each one
+     * syncs the WAL and the database, and a full fetch of 100k employees
+     * (545 MB) made about 300 of them (measured: 6.3 s -> 5.3 s). */
+    if (exec(st->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
+                     " PRAGMA wal_autocheckpoint = 16384", err, errlen) < 0)
         goto fail;
     if (check_schema(st, verify, err, errlen) < 0)
         goto fail;
