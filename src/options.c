@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "fsname.h"
@@ -266,6 +267,26 @@ static int long_opt(struct parser *ps, int argc, char **argv, int *i)
 }
 
 /* Read a secret from a file: at most 4 KiB, trailing white space removed. */
+/* The daemon changes to "/" when it goes to the background: a relative path
+ * is made absolute while the working directory is still the caller's. */
+static int make_absolute(struct parser *ps, const char *what, char **path)
+{
+    if (!*path || (*path)[0] == '/')
+        return 0;
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return fail(ps, "%s '%s' is relative and the current directory is unknown: %s", what,
+                    *path, strerror(errno));
+    struct buf b = BUF_INIT;
+    buf_adds(&b, cwd);
+    if (strcmp(cwd, "/") != 0)
+        buf_addc(&b, '/');
+    buf_adds(&b, *path);
+    free(*path);
+    *path = buf_detach(&b);
+    return 0;
+}
+
 static int read_secret(struct parser *ps, const char *what, const char *path,
                        char **out)
 {
@@ -412,6 +433,9 @@ static int check_and_fill(struct parser *ps)
         buf_adds(&b, ".db");
         o->cache = buf_detach(&b);
     }
+    if (make_absolute(ps, "mount point", &o->mountpoint) < 0 ||
+        make_absolute(ps, "--cache", &o->cache) < 0)
+        return -1;
     return 0;
 }
 

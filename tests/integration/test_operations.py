@@ -111,6 +111,28 @@ def test_mount_t_fuse_kombofs(sandbox, tmp_path, on_path):
     assert not is_mounted(str(mnt))
 
 
+def test_relative_paths_are_resolved_before_going_to_the_background(sandbox, tmp_path):
+    """The daemon changes to "/": `kombofs ID mnt --cache=c.db` run in a directory must
+    mount that directory's mnt and keep its cache there (it failed to mount before)."""
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "key").write_text(API_KEY + "\n")
+    r = subprocess.run([KOMBOFS, INTEGRATION, "mnt", "--cache=c.db", "--api-key-file=key",
+                        f"--api-url={sandbox.url}", "--models=employees", "--poll-interval=0"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    mnt = tmp_path / "mnt"
+    try:
+        assert r.returncode == 0, r.stderr
+        assert is_mounted(str(mnt))
+        assert (tmp_path / "c.db").exists()
+        assert len(os.listdir(mnt / "employees")) == len(sandbox.visible("employees"))
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
+    deadline = time.monotonic() + 10
+    while is_mounted(str(mnt)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_mounted(str(mnt))
+
+
 def test_fstab_line_works_with_mount_a(sandbox, tmp_path, on_path):
     mnt = tmp_path / "hr"
     mnt.mkdir()

@@ -83,6 +83,15 @@ static void test_good(void)
     ok(rc == 0 && strcmp(o.cache, "/run/state/a%2Fb.db") == 0, "STATE_DIRECTORY, escaped id");
     options_free(&o);
     unsetenv("STATE_DIRECTORY");
+
+    /* The daemon runs in "/": relative paths are resolved where it was started. */
+    char cwd[4096];
+    ok(getcwd(cwd, sizeof cwd) && chdir("/tmp") == 0, "in /tmp");
+    rc = parse(&o, ARGS(".", "--cache=sub/c.db"));
+    ok(rc == 0 && strcmp(o.mountpoint, "/tmp/.") == 0 && strcmp(o.cache, "/tmp/sub/c.db") == 0,
+       "relative mount point and cache made absolute (%s, %s)", o.mountpoint, o.cache);
+    options_free(&o);
+    ok(chdir(cwd) == 0, "back");
     unsetenv("KOMBO_INTEGRATION_ID");
     unsetenv("KOMBO_API_KEY");
 }
