@@ -323,6 +323,12 @@ static struct store *open_store(const char *path, int verify, char *err, size_t 
         goto fail;
     }
     sqlite3_busy_handler(st->db, busy_nap, NULL);
+    /* 16 KiB pages for a new cache (an existing one keeps its size): records
+     * average a few KiB, and with 4 KiB pages a full fetch of 100k employees
+     * took 3.9 s against 3.4 s (8 KiB: 4.4 s); a cold `cat` of those files
+     * was no slower. Must come before the first write; a file that is no
+     * database is reported by the next statement. */
+    sqlite3_exec(st->db, "PRAGMA page_size = 16384", NULL, NULL, NULL);
     if (exec(st->db, "PRAGMA journal_mode = WAL", err, errlen) < 0) {
         snprintf(err, errlen, "cache '%s' is not a SQLite database or is corrupt", path);
         goto fail;
