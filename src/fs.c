@@ -624,8 +624,15 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
     char *vals[3] = { NULL, NULL, NULL };
     struct fs *fs = counted(req, C_GETXATTR);
-    /* ls asks every file for security.selinux and system.posix_acl_access; the
-     * kernel does not cache the answer, so say no before any query. */
+    /* Only user.* names exist here. Other namespaces are not supported
+     * (ENOTSUP), which `ls -l` remembers per file system: it asks every file
+     * for security.selinux and system.posix_acl_access until one says
+     * ENOTSUP (with ENODATA: 200,003 requests for 100,000 files, none
+     * cached by the kernel). A foreign user.* name: ENODATA, before any query. */
+    if (strncmp(name, "user.", 5) != 0) {
+        fuse_reply_err(req, ENOTSUP);
+        return;
+    }
     if (strncmp(name, "user.kombo.", 11) != 0) {
         fuse_reply_err(req, ENODATA);
         return;

@@ -98,6 +98,13 @@ def test_xattrs(sandbox, kombofs):
     assert os.getxattr(p, "user.kombo.changed_at").decode() == rec["changed_at"]
     assert set(os.listxattr(p)) == {"user.kombo.id", "user.kombo.remote_id",
                                     "user.kombo.changed_at"}
+    with pytest.raises(OSError) as e:
+        os.getxattr(p, "user.other")
+    assert e.value.errno == errno.ENODATA
+    for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+        with pytest.raises(OSError) as e:
+            os.getxattr(p, name)
+        assert e.value.errno == errno.ENOTSUP, name
 
 
 @pytest.mark.sandbox(employees=150)
