@@ -24,20 +24,37 @@ static void skip_ws(struct scan *s)
         s->p++;
 }
 
-static void emit(struct scan *s, const char *p, size_t n)
+/* Output goes straight into the buffer: the scan is the hot path of a full
+ * fetch (every record is scanned three times). buf_reserve() keeps room
+ * for the NUL that buf's contract wants, written once at the end. */
+static inline void emit(struct scan *s, const char *p, size_t n)
 {
-    if (s->out)
-        buf_add(s->out, p, n);
+    struct buf *b = s->out;
+    if (!b)
+        return;
+    if (b->cap - b->len <= n)
+        buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
 }
 
 static void newline(struct scan *s)
 {
-    if (!s->out)
+    struct buf *b = s->out;
+    if (!b)
         return;
-    buf_reserve(s->out, 1 + (size_t)s->indent * 2);
-    buf_addc(s->out, '\n');
-    for (int i = 0; i < s->indent; i++)
-        buf_add(s->out, "  ", 2);
+    size_t n = 1 + (size_t)s->indent * 2;
+    if (b->cap - b->len <= n)
+        buf_reserve(b, n);
+    b->data[b->len] = '\n';
+    memset(b->data + b->len + 1, ' ', n - 1);
+    b->len += n;
+}
+
+/* A byte a string holds as it is: not '"', not '\\', not a control character. */
+static inline int plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\';
 }
 
 static int hexval(char c)
@@ -56,6 +73,12 @@ static int scan_string(struct scan *s)
 {
     const char *start = s->p++;
     while (s->p < s->end) {
+        const char *p = s->p, *end = s->end;
+        while (p < end && plain((unsigned char)*p))
+            p++;
+        s->p = p;
+        if (p == end)
+            break;
         unsigned char c = (unsigned char)*s->p;
         if (c == '"') {
             s->p++;
