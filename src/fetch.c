@@ -40,8 +40,6 @@ struct fetch {
     int store_failed;
     struct touched *touched;    /* files changed by the current transaction */
     size_t ntouched, captouched;
-    struct buf body;            /* scratch: rendered record */
-    struct buf name;            /* scratch: file name */
 };
 
 static void touch(struct fetch *f, int model, uint64_t ino, const char *name,
@@ -175,17 +173,17 @@ static void append_json(struct buf *b, json_t *j)
 
 /* A new record and its "created" entry, in one call to the store. */
 static int record_created(struct fetch *f, const char *id, const char *id_json,
-                          size_t id_len, const char *changed_at, const char *remote_id)
+                          size_t id_len, const char *name, const char *body, size_t size,
+                          const char *changed_at, const char *remote_id)
 {
     const struct buf patch = { (char *)created_patch, sizeof created_patch - 1, 0 };
     struct change c = { f, id_json, id_len, "created", 1, "[]", &patch };
     uint64_t ino = 0;
-    int64_t seq = store_record_create(f->st, f->m->index, id, f->name.data, f->body.data,
-                                      f->body.len, changed_at, remote_id, f->page_ns, f->gen,
-                                      render_created, &c, &ino);
+    int64_t seq = store_record_create(f->st, f->m->index, id, name, body, size, changed_at,
+                                      remote_id, f->page_ns, f->gen, render_created, &c, &ino);
     if (seq < 0)
         return -1;
-    touch(f, f->m->index, ino, f->name.data, 0);
+    touch(f, f->m->index, ino, name, 0);
     logged(f, seq);
     return 0;
 }
@@ -251,80 +249,146 @@ static int record_updated(struct fetch *f, const char *id_json, size_t id_len,
 
 enum { F_ID, F_CHANGED_AT, F_REMOTE_ID, F_DELETED_AT, F_COUNT };
 
-/* Apply one record of a page. Returns -1 only on a store error. The record's
- * own fields are read from its text; jansson parses it only when it changed. */
-static int apply_record(struct fetch *f, const char *text, size_t len)
+/*
+ * Reading and rendering a page's records needs no database, so it runs on
+ * the download thread (kombo_list_prepared), ahead of the transaction that
+ * compares and stores them on the worker: measured at 100,000 employees,
+ * a full fetch went from 3.26 s to 2.94 s (medians of five).
+ */
+enum rec_status { REC_OK, REC_NO_ID, REC_INVALID };
+
+struct rec {
+    enum rec_status status;
+    int deleted;                    /* remote_deleted_at is set */
+    struct jtext_field fl[F_COUNT];
+    size_t name_off, body_off, body_len;    /* in the page's arena */
+};
+
+struct prepared {
+    struct rec *recs;
+    size_t n;
+    struct buf arena;               /* file names (NUL-terminated) and rendered files */
+};
+
+static void prepare_record(const char *text, size_t len, struct rec *r, struct buf *arena)
 {
-    struct jtext_field fl[F_COUNT] = { [F_ID] = { .key = "id" },
-                                       [F_CHANGED_AT] = { .key = "changed_at" },
-                                       [F_REMOTE_ID] = { .key = "remote_id" },
-                                       [F_DELETED_AT] = { .key = "remote_deleted_at" } };
+    r->fl[F_ID].key = "id";
+    r->fl[F_CHANGED_AT].key = "changed_at";
+    r->fl[F_REMOTE_ID].key = "remote_id";
+    r->fl[F_DELETED_AT].key = "remote_deleted_at";
+    if (jtext_fields(text, len, r->fl, F_COUNT) < 0 || r->fl[F_ID].type != JTEXT_STRING ||
+        r->fl[F_ID].len == 0) {
+        r->status = REC_NO_ID;
+        return;
+    }
+    r->name_off = arena->len;
+    fsname_escape(r->fl[F_ID].str, r->fl[F_ID].len, arena);
+    buf_add(arena, ".json", sizeof ".json");    /* with its NUL */
+    r->deleted = r->fl[F_DELETED_AT].type == JTEXT_STRING ||
+                 r->fl[F_DELETED_AT].type == JTEXT_OTHER;
+    if (r->deleted)
+        return;                     /* the file goes: nothing to render */
+    r->body_off = arena->len;
+    if (jtext_pretty(text, len, arena) < 0)
+        r->status = REC_INVALID;
+    r->body_len = arena->len - r->body_off;
+}
+
+static void *prepare_page(void *ctx, const char *body, const struct jtext_page *page)
+{
+    (void)ctx;
+    struct prepared *p = calloc(1, sizeof *p);
+    if (!p)
+        abort();
+    p->n = page->nresults;
+    p->recs = calloc(p->n ? p->n : 1, sizeof *p->recs);
+    if (!p->recs)
+        abort();
+    for (size_t i = 0; i < p->n; i++)
+        prepare_record(body + page->results[i].off, page->results[i].len, &p->recs[i],
+                       &p->arena);
+    return p;
+}
+
+static void release_page(void *ctx, void *prepared)
+{
+    struct prepared *p = prepared;
+    (void)ctx;
+    for (size_t i = 0; i < p->n; i++)
+        jtext_fields_free(p->recs[i].fl, F_COUNT);
+    free(p->recs);
+    buf_free(&p->arena);
+    free(p);
+}
+
+/* Apply one prepared record of a page. Returns -1 only on a store error.
+ * jansson parses the record only when it changed. */
+static int apply_record(struct fetch *f, const char *text, size_t len, const struct rec *r,
+                        const struct buf *arena)
+{
     struct store_record old = { 0 };
-    int found = 0, rc = 0;
+    int found, rc = 0;
 
     f->fetched++;
-    if (jtext_fields(text, len, fl, F_COUNT) < 0 || fl[F_ID].type != JTEXT_STRING ||
-        fl[F_ID].len == 0) {
+    if (r->status == REC_NO_ID) {
         f->skipped++;
         log_warnx("%s: skipped a record without a string id", f->m->dir);
-        goto out;
+        return 0;
     }
-    const char *id = fl[F_ID].str;
-    const char *id_json = text + fl[F_ID].raw.off;
-    size_t id_len = fl[F_ID].raw.len;
-    buf_reset(&f->name);
-    fsname_escape(id, fl[F_ID].len, &f->name);
-    buf_adds(&f->name, ".json");
+    const char *id = r->fl[F_ID].str;
+    const char *id_json = text + r->fl[F_ID].raw.off;
+    size_t id_len = r->fl[F_ID].raw.len;
+    const char *name = arena->data + r->name_off;
+    const char *body = arena->data + r->body_off;
 
-    found = store_record_get(f->st, f->m->index, f->name.data, &old);
-    if (found < 0) {
-        found = 0;
-        rc = -1;
-        goto out;
-    }
-    if (fl[F_DELETED_AT].type == JTEXT_STRING || fl[F_DELETED_AT].type == JTEXT_OTHER) {
+    found = store_record_get(f->st, f->m->index, name, &old);
+    if (found < 0)
+        return -1;
+    if (r->deleted) {
         if (found)
-            rc = record_deleted(f, id, id_json, id_len, old.ino, old.node, f->name.data, 1);
+            rc = record_deleted(f, id, id_json, id_len, old.ino, old.node, name, 1);
         goto out;
     }
-    buf_reset(&f->body);
-    if (jtext_pretty(text, len, &f->body) < 0) {
+    if (r->status == REC_INVALID) {
         f->skipped++;
         log_warnx("%s: skipped a record that is not valid JSON", f->m->dir);
         goto out;
     }
-    if (found && old.size == f->body.len && memcmp(old.body, f->body.data, f->body.len) == 0) {
+    if (found && old.size == r->body_len && memcmp(old.body, body, r->body_len) == 0) {
         if (f->kind == SYNC_FULL)
             rc = store_record_touch(f->st, old.ino, f->gen);
         goto out;
     }
-    const char *changed_at = fl[F_CHANGED_AT].str, *remote_id = fl[F_REMOTE_ID].str;
+    const char *changed_at = r->fl[F_CHANGED_AT].str, *remote_id = r->fl[F_REMOTE_ID].str;
     if (found) {
         uint64_t node;
-        rc = store_record_update(f->st, old.ino, f->body.data, f->body.len, changed_at,
-                                 remote_id, f->page_ns, f->gen, &node);
+        rc = store_record_update(f->st, old.ino, body, r->body_len, changed_at, remote_id,
+                                 f->page_ns, f->gen, &node);
         if (rc == 0) {
-            touch(f, f->m->index, node, f->name.data, 0);
+            touch(f, f->m->index, node, name, 0);
             rc = record_updated(f, id_json, id_len, text, len, &old);
         }
     } else {
-        rc = record_created(f, id, id_json, id_len, changed_at, remote_id);
+        rc = record_created(f, id, id_json, id_len, name, body, r->body_len, changed_at,
+                            remote_id);
     }
 out:
     if (found)
         store_record_free(&old);
-    jtext_fields_free(fl, F_COUNT);
     return rc;
 }
 
-static int on_page(void *ctx, const char *body, const struct jtext_page *page)
+static int on_page(void *ctx, const char *body, const struct jtext_page *page,
+                   void *prepared)
 {
     struct fetch *f = ctx;
+    struct prepared *p = prepared;
     f->page_ns = clock_now_ns();
     if (store_begin(f->st) < 0)
         return f->store_failed = 1, -1;
     for (size_t i = 0; i < page->nresults; i++) {
-        if (apply_record(f, body + page->results[i].off, page->results[i].len) < 0) {
+        if (apply_record(f, body + page->results[i].off, page->results[i].len, &p->recs[i],
+                         &p->arena) < 0) {
             store_rollback(f->st);
             flush_touched(f, 0);
             return f->store_failed = 1, -1;
@@ -386,8 +450,6 @@ static void fetch_free(struct fetch *f)
 {
     flush_touched(f, 0);
     free(f->touched);
-    buf_free(&f->body);
-    buf_free(&f->name);
 }
 
 int fetch_prune_changes(struct store *st, int64_t before_ns,
@@ -417,7 +479,8 @@ int fetch_run(const struct fetch_job *job, struct fetch_result *out)
     buf_adds(&q, "page_size=250");
     if (job->kind == SYNC_DELTA)
         buf_printf(&q, "&updated_after=%s&include_deleted=true", job->updated_after);
-    out->api = kombo_list(job->k, job->m->path, q.data, on_page, &f, &out->err);
+    out->api = kombo_list_prepared(job->k, job->m->path, q.data, prepare_page, on_page,
+                                   release_page, &f, &out->err);
     buf_free(&q);
     if (out->api == KOMBO_ABORTED && f.store_failed)
         out->store_failed = 1;

@@ -331,11 +331,15 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
 struct listed {
     struct buf body;
     struct jtext_page page;
+    void *prepared;
 };
 
 struct pipe {
     struct kombo *k;
     const char *path, *query;
+    kombo_prepare_fn prepare;       /* optional, run on the helper thread */
+    kombo_release_fn release;
+    void *ctx;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct listed q[PIPE_DEPTH];    /* downloaded, not yet handed to the callback */
@@ -375,18 +379,22 @@ static void *download(void *arg)
             break;
         free(cursor);
         cursor = page.next ? strdup(page.next) : NULL;
+        void *prepared = p->prepare ? p->prepare(p->ctx, k->body.data, &page) : NULL;
         pthread_mutex_lock(&p->mu);
         while (p->count == PIPE_DEPTH && !atomic_load(&p->stop))
             pthread_cond_wait(&p->cv, &p->mu);
         if (atomic_load(&p->stop)) {
             pthread_mutex_unlock(&p->mu);
             jtext_page_free(&page);
+            if (prepared)
+                p->release(p->ctx, prepared);
             break;
         }
         struct listed *l = &p->q[(p->head + p->count) % PIPE_DEPTH];
         l->body = k->body;              /* the bytes move to the queue */
         k->body = (struct buf)BUF_INIT;
         l->page = page;
+        l->prepared = prepared;
         p->count++;
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
@@ -403,11 +411,13 @@ static void *download(void *arg)
     return NULL;
 }
 
-enum kombo_result kombo_list(struct kombo *k, const char *path,
-                             const char *query, kombo_page_fn fn, void *ctx,
-                             struct kombo_error *err)
+enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const char *query,
+                                      kombo_prepare_fn prepare, kombo_prepared_fn fn,
+                                      kombo_release_fn release, void *ctx,
+                                      struct kombo_error *err)
 {
-    struct pipe p = { .k = k, .path = path, .query = query };
+    struct pipe p = { .k = k, .path = path, .query = query, .prepare = prepare,
+                      .release = release, .ctx = ctx };
     pthread_t helper;
     int rc = 0;
     memset(err, 0, sizeof *err);
@@ -436,8 +446,10 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
         pthread_cond_broadcast(&p.cv);
         pthread_mutex_unlock(&p.mu);
 
-        rc = fn(ctx, l.body.data, &l.page);
+        rc = fn(ctx, l.body.data, &l.page, l.prepared);
         jtext_page_free(&l.page);
+        if (l.prepared)
+            release(ctx, l.prepared);
         pthread_mutex_lock(&p.mu);
         if (p.nspare < PIPE_DEPTH && l.body.cap <= (4u << 20)) {
             buf_reset(&l.body);
@@ -458,6 +470,8 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
     while (p.count) {
         buf_free(&p.q[p.head].body);
         jtext_page_free(&p.q[p.head].page);
+        if (p.q[p.head].prepared)
+            release(ctx, p.q[p.head].prepared);
         p.head = (p.head + 1) % PIPE_DEPTH;
         p.count--;
     }
@@ -475,6 +489,28 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
     }
     *err = p.err;
     return p.res;
+}
+
+/* kombo_list: a pipeline without a prepare step. */
+struct plain {
+    kombo_page_fn fn;
+    void *ctx;
+};
+
+static int plain_page(void *ctx, const char *body, const struct jtext_page *page,
+                      void *prepared)
+{
+    const struct plain *pl = ctx;
+    (void)prepared;
+    return pl->fn(pl->ctx, body, page);
+}
+
+enum kombo_result kombo_list(struct kombo *k, const char *path,
+                             const char *query, kombo_page_fn fn, void *ctx,
+                             struct kombo_error *err)
+{
+    struct plain pl = { fn, ctx };
+    return kombo_list_prepared(k, path, query, NULL, plain_page, NULL, &pl, err);
 }
 
 enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err)

@@ -62,6 +62,21 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
                              const char *query, kombo_page_fn fn, void *ctx,
                              struct kombo_error *err);
 
+/* The same, with work done on the download thread: prepare(ctx, body, page)
+ * runs there for each page as soon as it arrived (it must not touch what fn
+ * changes), and its result, which may be NULL, is handed to fn with the page
+ * on the caller's thread; release(ctx, prepared) frees it after fn, and
+ * frees the results of pages fn never saw. */
+typedef void *(*kombo_prepare_fn)(void *ctx, const char *body,
+                                  const struct jtext_page *page);
+typedef int (*kombo_prepared_fn)(void *ctx, const char *body,
+                                 const struct jtext_page *page, void *prepared);
+typedef void (*kombo_release_fn)(void *ctx, void *prepared);
+enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const char *query,
+                                      kombo_prepare_fn prepare, kombo_prepared_fn fn,
+                                      kombo_release_fn release, void *ctx,
+                                      struct kombo_error *err);
+
 /* GET /check-api-key: KOMBO_OK if the key is accepted. */
 enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err);
 
