@@ -227,7 +227,13 @@ class Sandbox:
             self._lists.move_to_end(query.key)
             return hit
         match = predicate(query)
-        recs = [r for r in self.store.tables[query.table].values() if match(r)]
+        since = query.filters.get("updated_after")  # microseconds
+        if since is not None:
+            # touched (ms) * 1000 > since  <=>  touched > since // 1000
+            candidates = self.store.touched_after(query.table, since // 1000)
+        else:
+            candidates = self.store.tables[query.table].values()
+        recs = [r for r in candidates if match(r)]
         hit = (recs, [r.seq for r in recs])
         self._lists[query.key] = hit
         if len(self._lists) > LIST_CACHE_ENTRIES:

@@ -3,14 +3,22 @@
 of serving employee pages on loopback.
 
     /usr/bin/python3 tests/sandbox/measure.py [--employees 100000] [--page-size 250]
+    /usr/bin/python3 tests/sandbox/measure.py --employees 100000 --delta [--samples 7]
 
 The sandbox runs as a separate process (the CLI), so the client does not share
 its GIL.  Passes: a cold pass (pages rendered on demand), then warm passes
 (cached pages) with a keep-alive Python client and with curl (one curl
 process, one connection, all page URLs), plain and gzip.
+
+--delta instead times one delta request (100 employees created after T, then
+GET employees?updated_after=T&include_deleted=true&page_size=250), each
+sample being the first request after a further mutation (an update of one of
+those employees), as a real delta fetch sees it: page caches are cold.
 """
 
 import argparse
+import http.client
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from sandbox_client import Client  # noqa: E402
+from sandbox_data import iso_ms  # noqa: E402
 
 INTEGRATION = "personio:Q4vX8kLm2PzR7tYb3NcW9sHd"
 
@@ -91,6 +100,36 @@ def curl_pass(urls, tmp, gzip_ok=False):
     return elapsed, sum(int(x) for x in out.split())
 
 
+def delta_pass(port, samples, changes=100):
+    """Median seconds of the first delta request after a mutation; also the result count."""
+    admin = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+
+    def mutate(op, **args):
+        admin.request("POST", "/_sandbox/mutate", json.dumps({"op": op, "args": args}).encode(),
+                      {"Content-Type": "application/json"})
+        resp = admin.getresponse()
+        body = json.loads(resp.read())
+        if resp.status != 200:
+            raise RuntimeError("mutate %s: %r" % (op, body))
+        return body["result"]
+
+    since = iso_ms(int(time.time() * 1000) - 1000)  # generated data is older
+    ids = [mutate("create_employee") for _ in range(changes)]
+    c = Client("http://127.0.0.1:%d/v1" % port, "sandbox-key", INTEGRATION)
+    times, counts = [], set()
+    for i in range(samples):
+        mutate("update_employee", id=ids[i % changes], job_title="Delta %d" % i)
+        t = time.perf_counter()
+        r = c.get("/hris/employees", updated_after=since, include_deleted="true", page_size=250)
+        times.append(time.perf_counter() - t)
+        assert r.status == 200, r.body[:300]
+        counts.add(len(r.json()["data"]["results"]))
+    c.close()
+    admin.close()
+    times.sort()
+    return times[len(times) // 2], times, counts
+
+
 def row(name, seconds, nbytes):
     print("%-34s %8.2f s %10.1f MB %9.1f MB/s" % (name, seconds, nbytes / 1e6, nbytes / 1e6 / seconds))
 
@@ -99,6 +138,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--employees", type=int, default=100000)
     ap.add_argument("--page-size", type=int, default=250)
+    ap.add_argument("--delta", action="store_true", help="time delta requests instead of full passes")
+    ap.add_argument("--samples", type=int, default=7, help="delta requests to time (--delta)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="sandbox-measure-")
     proc, port, startup = start_sandbox(args.employees, tmp)
@@ -107,6 +148,12 @@ def main():
         rss, hwm = proc_mem(proc.pid)
         print("employees: %d, page_size: %d" % (args.employees, args.page_size))
         print("start-up (generate + load + listen): %.1f s; RSS %.0f MiB (peak %.0f MiB)" % (startup, rss, hwm))
+        if args.delta:
+            median, times, counts = delta_pass(port, args.samples)
+            print("delta request (%s results): median %.2f ms of %d; all: %s" % (
+                "/".join(map(str, sorted(counts))), median * 1000, len(times),
+                " ".join("%.2f" % (t * 1000) for t in times)))
+            return
         secs, nbytes, urls = python_pass(base, args.page_size)
         row("cold pass, python keep-alive", secs, nbytes)
         for i in range(2):

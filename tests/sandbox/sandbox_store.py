@@ -14,12 +14,18 @@ Time bookkeeping per record (integers, ms since the epoch):
              changed (always >= changed); `updated_after=T` matches touched > T;
   deleted  - ``remote_deleted_at`` or None.
 
+`touched` only ever grows, and only through `Store._touch` (or `Store.add` for
+a new record): both keep the per-table `touched` index current, through which
+`Store.touched_after` answers `updated_after` without scanning the table.
+
 The store is not thread-safe; the Sandbox serialises access with its lock.
 """
 
+import bisect
 import datetime
 import gc
 import json
+import operator
 
 from sandbox_data import iso_ms
 
@@ -202,6 +208,12 @@ RECORD_CLASS = {
 }
 
 
+# Stale entries a TouchedIndex tolerates beyond one per record before rebuilding.
+INDEX_SLACK = 1024
+_BY_SEQ = operator.attrgetter("seq")
+_BY_TOUCHED = operator.attrgetter("touched")
+
+
 def _lower(value):
     return value.lower() if isinstance(value, str) else None
 
@@ -213,10 +225,52 @@ class NotFound(KeyError):
         return self.args[0] if self.args else "not found"
 
 
+class TouchedIndex:
+    """The records of one table sorted by `touched`, for `updated_after`.
+
+    Two parallel lists: ``keys[i]`` is the `touched` value a record had when
+    ``recs[i]`` was inserted.  A record gets a new entry whenever its
+    `touched` grows; the older entries (and those of removed records) are left
+    behind as stale and skipped, and the lists are rebuilt once they hold
+    more than about twice the table.  Changes may arrive out of time order
+    (clock_skew), hence the sorted insertion.
+    """
+
+    __slots__ = ("table", "keys", "recs")
+
+    def __init__(self, table):
+        self.table = table
+        self.rebuild()
+
+    def rebuild(self):
+        self.recs = sorted(self.table.values(), key=_BY_TOUCHED)
+        self.keys = [r.touched for r in self.recs]
+
+    def insert(self, rec):
+        i = bisect.bisect_right(self.keys, rec.touched)
+        self.keys.insert(i, rec.touched)
+        self.recs.insert(i, rec)
+        if len(self.keys) > 2 * len(self.table) + INDEX_SLACK:
+            self.rebuild()
+
+    def after(self, ms):
+        """The table's current records with touched > ms, in listing (seq) order."""
+        keys, recs, table = self.keys, self.recs, self.table
+        out = []
+        for i in range(bisect.bisect_right(keys, ms), len(keys)):
+            rec = recs[i]
+            # current entry of a record still in the table (one per record)
+            if rec.touched == keys[i] and table.get(rec.id) is rec:
+                out.append(rec)
+        out.sort(key=_BY_SEQ)
+        return out
+
+
 class Store:
     def __init__(self):
         self.tables = {ep: {} for ep in ENDPOINTS}
         self._seq = 0
+        self._index = {}  # endpoint -> TouchedIndex (absent while loading)
 
     # -- loading ----------------------------------------------------------
     def add(self, endpoint, fields, extra=None, ordered=False):
@@ -232,6 +286,9 @@ class Store:
             fields = _ordered(endpoint, fields)
         rec = RECORD_CLASS[endpoint](self._seq, fields)
         table[rec.id] = rec
+        index = self._index.get(endpoint)
+        if index is not None:
+            index.insert(rec)
         if endpoint == "employees" and extra:
             rec.group_ids = list(extra.get("group_ids", ()))
         parent = self.tables["employees"].get(getattr(rec, "employee_id", None))
@@ -246,10 +303,12 @@ class Store:
         would rescan the growing heap again and again."""
         enabled = gc.isenabled()
         gc.disable()
+        self._index = {}  # built once at the end, not record by record
         try:
             for endpoint, fields, extra in items:
                 self.add(endpoint, fields, extra, ordered=True)
             self._initial_touched()
+            self._index = {ep: TouchedIndex(table) for ep, table in self.tables.items()}
         finally:
             if enabled:
                 gc.enable()
@@ -273,6 +332,14 @@ class Store:
                     r.touched = max(r.touched, typ.changed)
 
     # -- lookup -------------------------------------------------------------
+    def touched_after(self, endpoint, ms):
+        """Records of `endpoint` with touched > ms (any deletion state), in
+        listing order; reads only the records touched after ms."""
+        index = self._index.get(endpoint)
+        if index is None:
+            index = self._index[endpoint] = TouchedIndex(self.tables[endpoint])
+        return index.after(ms)
+
     def get(self, endpoint, rid):
         table = self.tables.get(endpoint)
         if table is None:
@@ -367,7 +434,7 @@ class Store:
             # Members lose the group from their embedded list: a membership removal.
             for e in self.tables["employees"].values():
                 if rid in e.group_ids:
-                    e.touched = max(e.touched, ts)
+                    self._touch("employees", e, ts)
                     models.add(JOIN_MODEL)
         return models
 
@@ -402,33 +469,41 @@ class Store:
             e.group_ids.remove(from_id)
         if to_id is not None and to_id not in e.group_ids:
             e.group_ids.append(to_id)
-        e.touched = max(e.touched, ts)
+        self._touch("employees", e, ts)
         return {JOIN_MODEL}
 
     def _restamp(self, endpoint, rec, fields, ts):
         rec.store_fields(_ordered(endpoint, fields))
-        rec.touched = max(rec.touched, ts)
+        self._touch(endpoint, rec, ts)
         self._propagate(endpoint, rec, ts)
+
+    def _touch(self, endpoint, rec, ts):
+        """Raise rec.touched to ts (the only way `touched` changes after add)."""
+        if ts > rec.touched:
+            rec.touched = ts
+            index = self._index.get(endpoint)
+            if index is not None:
+                index.insert(rec)
 
     def _propagate(self, endpoint, rec, ts):
         """Move `touched` of the records whose `updated_after` follows `rec`."""
         t = self.tables
         if endpoint in ("employments", "time-off-balances"):
-            targets = [t["employees"].get(rec.employee_id)]
+            targets = [("employees", t["employees"].get(rec.employee_id))]
         elif endpoint == "employees":
-            targets = [e for e in t["employees"].values() if e.manager_id == rec.id]
+            targets = [("employees", e) for e in t["employees"].values() if e.manager_id == rec.id]
         elif endpoint == "legal-entities":
-            targets = [e for e in t["employees"].values() if e.legal_entity_id == rec.id]
+            targets = [("employees", e) for e in t["employees"].values() if e.legal_entity_id == rec.id]
         elif endpoint == "locations":
-            targets = [e for e in t["employees"].values() if e.work_location_id == rec.id]
+            targets = [("employees", e) for e in t["employees"].values() if e.work_location_id == rec.id]
         elif endpoint == "absence-types":
-            targets = [r for ep in ("absences", "time-off-balances")
+            targets = [(ep, r) for ep in ("absences", "time-off-balances")
                        for r in t[ep].values() if r.type_id == rec.id]
         else:  # groups (rename does NOT re-return members), absences, timesheets
             targets = []
-        for target in targets:
+        for target_endpoint, target in targets:
             if target is not None:
-                target.touched = max(target.touched, ts)
+                self._touch(target_endpoint, target, ts)
 
 
 def _ordered(endpoint, fields):
