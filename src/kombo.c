@@ -386,7 +386,7 @@ static void *download(void *arg)
         if (atomic_load(&p->stop)) {
             pthread_mutex_unlock(&p->mu);
             jtext_page_free(&page);
-            if (prepared)
+            if (prepared && p->release)
                 p->release(p->ctx, prepared);
             break;
         }
@@ -416,79 +416,87 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
                                       kombo_release_fn release, void *ctx,
                                       struct kombo_error *err)
 {
-    struct pipe p = { .k = k, .path = path, .query = query, .prepare = prepare,
-                      .release = release, .ctx = ctx };
+    /* On the heap: k->stop points into it while the helper runs. */
+    struct pipe *p = calloc(1, sizeof *p);
+    if (!p)
+        abort();
+    *p = (struct pipe){ .k = k, .path = path, .query = query, .prepare = prepare,
+                        .release = release, .ctx = ctx };
     pthread_t helper;
     int rc = 0;
     memset(err, 0, sizeof *err);
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
-    atomic_init(&p.stop, 0);
-    k->stop = &p.stop;
-    if (pthread_create(&helper, NULL, download, &p) != 0) {
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    atomic_init(&p->stop, 0);
+    k->stop = &p->stop;
+    if (pthread_create(&helper, NULL, download, p) != 0) {
         k->stop = NULL;
-        pthread_cond_destroy(&p.cv);
-        pthread_mutex_destroy(&p.mu);
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
         snprintf(err->message, sizeof err->message, "cannot start a download thread");
         return KOMBO_TRANSIENT;
     }
     for (;;) {
-        pthread_mutex_lock(&p.mu);
-        while (p.count == 0 && !p.done)
-            pthread_cond_wait(&p.cv, &p.mu);
-        if (p.count == 0) {
-            pthread_mutex_unlock(&p.mu);
+        pthread_mutex_lock(&p->mu);
+        while (p->count == 0 && !p->done)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->count == 0) {
+            pthread_mutex_unlock(&p->mu);
             break;                      /* the helper ended and every page was seen */
         }
-        struct listed l = p.q[p.head];
-        p.head = (p.head + 1) % PIPE_DEPTH;
-        p.count--;
-        pthread_cond_broadcast(&p.cv);
-        pthread_mutex_unlock(&p.mu);
+        struct listed l = p->q[p->head];
+        p->head = (p->head + 1) % PIPE_DEPTH;
+        p->count--;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
 
         rc = fn(ctx, l.body.data, &l.page, l.prepared);
         jtext_page_free(&l.page);
-        if (l.prepared)
+        if (l.prepared && release)
             release(ctx, l.prepared);
-        pthread_mutex_lock(&p.mu);
-        if (p.nspare < PIPE_DEPTH && l.body.cap <= (4u << 20)) {
+        pthread_mutex_lock(&p->mu);
+        if (p->nspare < PIPE_DEPTH && l.body.cap <= (4u << 20)) {
             buf_reset(&l.body);
-            p.spare[p.nspare++] = l.body;
+            p->spare[p->nspare++] = l.body;
         } else {
             buf_free(&l.body);          /* do not keep a huge page's buffer around */
         }
         if (rc != 0) {
-            atomic_store(&p.stop, 1);   /* also ends the helper's transfer in flight */
-            pthread_cond_broadcast(&p.cv);
+            atomic_store(&p->stop, 1);   /* also ends the helper's transfer in flight */
+            pthread_cond_broadcast(&p->cv);
         }
-        pthread_mutex_unlock(&p.mu);
+        pthread_mutex_unlock(&p->mu);
         if (rc != 0)
             break;
     }
     pthread_join(helper, NULL);
     k->stop = NULL;
-    while (p.count) {
-        buf_free(&p.q[p.head].body);
-        jtext_page_free(&p.q[p.head].page);
-        if (p.q[p.head].prepared)
-            release(ctx, p.q[p.head].prepared);
-        p.head = (p.head + 1) % PIPE_DEPTH;
-        p.count--;
+    while (p->count) {
+        buf_free(&p->q[p->head].body);
+        jtext_page_free(&p->q[p->head].page);
+        if (p->q[p->head].prepared && release)
+            release(ctx, p->q[p->head].prepared);
+        p->head = (p->head + 1) % PIPE_DEPTH;
+        p->count--;
     }
-    while (p.nspare)
-        buf_free(&p.spare[--p.nspare]);
+    while (p->nspare)
+        buf_free(&p->spare[--p->nspare]);
     if (k->body.cap > (4u << 20))
         buf_free(&k->body);
-    pthread_cond_destroy(&p.cv);
-    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    enum kombo_result res = p->res;
+    if (rc == 0)
+        *err = p->err;
+    free(p);
     if (rc > 0)
         return KOMBO_OK;                /* the caller has seen enough */
     if (rc < 0) {
         snprintf(err->message, sizeof err->message, "stopped while storing a page");
         return KOMBO_ABORTED;
     }
-    *err = p.err;
-    return p.res;
+    return res;
 }
 
 /* kombo_list: a pipeline without a prepare step. */
