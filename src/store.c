@@ -581,14 +581,18 @@ static void splice_entry(const char *entry, size_t elen, size_t split, const cha
     buf_reserve(out, elen + rlen + count_newlines(rec, rlen) * indent);
     buf_add(out, entry, split);
     const char *p = rec, *end = rec + rlen;
-    while (p < end) {
+    while (p < end) {       /* the room was reserved above: plain copies */
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
-        buf_add(out, p, n);
-        for (size_t i = 0; nl && i < indent; i++)
-            buf_addc(out, ' ');
+        memcpy(out->data + out->len, p, n);
+        out->len += n;
+        if (nl) {
+            memset(out->data + out->len, ' ', indent);
+            out->len += indent;
+        }
         p += n;
     }
+    out->data[out->len] = '\0';
     buf_add(out, entry + split, elen - split);
 }
 
