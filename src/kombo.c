@@ -352,6 +352,21 @@ struct pipe {
     struct kombo_error err;
 };
 
+/* The URL of a listing's page: path?query, then &cursor=… after the first. */
+static void page_url(struct kombo *k, const char *path, const char *query, const char *cursor,
+                     struct buf *url)
+{
+    buf_reset(url);
+    buf_printf(url, "%s%s?%s", k->base, path, query);
+    if (cursor) {
+        char *esc = curl_easy_escape(k->curl, cursor, 0);
+        if (!esc)
+            abort();
+        buf_printf(url, "%scursor=%s", query[0] ? "&" : "", esc);
+        curl_free(esc);
+    }
+}
+
 static void *download(void *arg)
 {
     struct pipe *p = arg;
@@ -360,15 +375,7 @@ static void *download(void *arg)
     char *cursor = NULL;
     enum kombo_result res;
     for (;;) {
-        buf_reset(&url);
-        buf_printf(&url, "%s%s?%s", k->base, p->path, p->query);
-        if (cursor) {
-            char *esc = curl_easy_escape(k->curl, cursor, 0);
-            if (!esc)
-                abort();
-            buf_printf(&url, "%scursor=%s", p->query[0] ? "&" : "", esc);
-            curl_free(esc);
-        }
+        page_url(k, p->path, p->query, cursor, &url);
         pthread_mutex_lock(&p->mu);
         if (!k->body.data && p->nspare)
             k->body = p->spare[--p->nspare];
@@ -499,26 +506,39 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
     return res;
 }
 
-/* kombo_list: a pipeline without a prepare step. */
-struct plain {
-    kombo_page_fn fn;
-    void *ctx;
-};
-
-static int plain_page(void *ctx, const char *body, const struct jtext_page *page,
-                      void *prepared)
-{
-    const struct plain *pl = ctx;
-    (void)prepared;
-    return pl->fn(pl->ctx, body, page);
-}
-
+/* kombo_list: one page at a time, on the caller's thread. Its caller (the
+ * --check) may stop after any page, and a page downloaded ahead would be a
+ * request to Kombo for nothing. */
 enum kombo_result kombo_list(struct kombo *k, const char *path,
                              const char *query, kombo_page_fn fn, void *ctx,
                              struct kombo_error *err)
 {
-    struct plain pl = { fn, ctx };
-    return kombo_list_prepared(k, path, query, NULL, plain_page, NULL, &pl, err);
+    struct buf url = BUF_INIT;
+    char *cursor = NULL;
+    enum kombo_result res;
+    memset(err, 0, sizeof *err);
+    for (;;) {
+        page_url(k, path, query, cursor, &url);
+        struct jtext_page page;
+        res = get_page(k, url.data, &page, err);
+        if (res != KOMBO_OK)
+            break;
+        free(cursor);
+        cursor = page.next ? strdup(page.next) : NULL;
+        int rc = fn(ctx, k->body.data, &page);
+        jtext_page_free(&page);
+        if (rc < 0) {
+            res = KOMBO_ABORTED;
+            snprintf(err->message, sizeof err->message, "stopped while storing a page");
+        }
+        if (rc != 0 || !cursor)
+            break;
+    }
+    free(cursor);
+    buf_free(&url);
+    if (k->body.cap > (4u << 20))
+        buf_free(&k->body);
+    return res;
 }
 
 enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err)

@@ -4,11 +4,12 @@
  * SQLite or FUSE.
  *
  * One struct kombo is one keep-alive connection; use it from one thread at
- * a time. kombo_list() downloads through a helper thread of its own, ahead
- * of the callback, which runs on the caller's thread; the helper has ended
- * when kombo_list() returns. Ownership: kombo_new() copies its string
- * arguments; the API key copy is wiped by kombo_free(). Page bodies passed
- * to callbacks are borrowed and valid only during the callback.
+ * a time. kombo_list_prepared() downloads through a helper thread of its
+ * own, ahead of the callback, which runs on the caller's thread; the helper
+ * has ended when it returns. kombo_list() fetches one page at a time.
+ * Ownership: kombo_new() copies its string arguments; the API key copy is
+ * wiped by kombo_free(). Page bodies passed to callbacks are borrowed and
+ * valid only during the callback.
  */
 #ifndef KOMBOFS_KOMBO_H
 #define KOMBOFS_KOMBO_H
@@ -50,9 +51,9 @@ void kombo_set_retry(struct kombo *k, const struct kombo_retry *r);
 /* Waits and retries stop early once *flag becomes non-zero. */
 void kombo_set_cancel(struct kombo *k, const atomic_int *flag);
 
-/* Called for each page, in order, on kombo_list's caller's thread. Return 0
- * to go on, 1 to stop early (kombo_list returns KOMBO_OK), -1 to stop on an
- * error (KOMBO_ABORTED); either ends the download of the next page. */
+/* Called for each page, in order, on the caller's thread. Return 0 to go
+ * on, 1 to stop early (KOMBO_OK), -1 to stop on an error (KOMBO_ABORTED);
+ * either ends the download of the next page. */
 typedef int (*kombo_page_fn)(void *ctx, const char *body,
                              const struct jtext_page *page);
 

@@ -21,6 +21,8 @@ def test_check_passes_and_mounts_nothing(sandbox, tmp_path):
     assert "key accepted" in r.stdout and "GET /hris/employees: ok" in r.stdout
     assert API_KEY not in r.stdout + r.stderr
     assert not os.path.exists(tmp_path / "c.db"), "a check creates no cache"
+    pages = [q for q in sandbox.requests() if q["path"] == "/v1/hris/employees"]
+    assert len(pages) == 1, "one page proves access; none is downloaded ahead"
 
 
 def test_check_reports_a_rejected_key(sandbox, tmp_path):
