@@ -33,6 +33,11 @@ def free_port():
     return port
 
 
+def last_delta(endpoint):
+    """The result of an endpoint's last delta fetch, None before its first one."""
+    return (endpoint.get("last_delta") or {}).get("result")
+
+
 def wait_for(cond, timeout=15.0, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -122,7 +127,7 @@ def barrier(fs, sb, port):
     status, _ = post(port, *signed(data_changed(["hris_timesheets"])))
     assert status == 200
     wait_for(lambda: count(sb, "timesheets") > before, what="the barrier's fetch")
-    wait_for(lambda: fs.status()["endpoints"]["timesheets"]["last_delta"]["result"] == "ok",
+    wait_for(lambda: last_delta(fs.status()["endpoints"]["timesheets"]) == "ok",
              what="the barrier's fetch to finish")
 
 
@@ -320,7 +325,7 @@ def test_a_repeated_event_id_fetches_nothing(hooked, kombofs, tmp_path, port):
     assert fs.stop() == 0
     fs2 = start(kombofs, hooked, port, tmp_path, mnt=str(tmp_path / "again"), cache=fs.cache)
     wait_for(lambda: job_title(fs2, emp["id"]) == "Twice", what="the warm start's catch-up")
-    wait_for(lambda: all(e["last_delta"]["result"] == "ok" for e in fs2.status()["endpoints"].values()),
+    wait_for(lambda: all(last_delta(e) == "ok" for e in fs2.status()["endpoints"].values()),
              what="the warm start's fetches")
     n = count(hooked, "employees")
     assert post(port, *signed(body)) == (200, b"duplicate\n")
@@ -348,7 +353,7 @@ def test_a_burst_of_200_webhooks_makes_a_handful_of_fetches(hooked, kombofs, tmp
     assert statuses == [200] * 200
     want = {e["id"]: e for e in hooked.visible("employees")}
     wait_for(lambda: read_dir(fs, "employees") == want, timeout=30, what="the final state")
-    wait_for(lambda: fs.status()["endpoints"]["employees"]["last_delta"]["result"] == "ok",
+    wait_for(lambda: last_delta(fs.status()["endpoints"]["employees"]) == "ok",
              what="the last fetch")
     fetches = count(hooked, "employees") - before
     assert 1 <= fetches <= min(20, burst / 0.1 + 2), (fetches, burst)
@@ -375,7 +380,7 @@ def test_200_signed_posts_over_keep_alive_coalesce(hooked, kombofs, tmp_path, po
     conn.close()
     assert worst < 0.5, worst       # never waits for a fetch (each takes >= 1 s)
     wait_for(lambda: job_title(fs, emp["id"]) == "After The Burst", what="the final state")
-    wait_for(lambda: fs.status()["endpoints"]["employees"]["last_delta"]["result"] == "ok",
+    wait_for(lambda: last_delta(fs.status()["endpoints"]["employees"]) == "ok",
              what="the last fetch")
     fetches = count(hooked, "employees") - before
     assert 1 <= fetches <= 4, fetches
@@ -410,7 +415,7 @@ def test_a_webhook_during_a_fetch_of_the_same_endpoint_is_not_lost(hooked, kombo
     finally:
         release.set()
     wait_for(lambda: job_title(fs, eid) == "Second", what="the second change")
-    wait_for(lambda: fs.status()["endpoints"]["employees"]["last_delta"]["result"] == "ok",
+    wait_for(lambda: last_delta(fs.status()["endpoints"]["employees"]) == "ok",
              what="the second fetch")
     reqs = [r for r in hooked.requests() if r["path"].endswith("/hris/employees")]
     assert len(reqs) == 1 + 2       # the initial full fetch, the held one, one more
@@ -423,7 +428,7 @@ def test_a_webhook_during_a_slow_fetch_is_not_lost(hooked, kombofs, tmp_path, po
     hooked.set_faults(slow=1.0)
     hooked.update_employee(eid, job_title="Slow One")
     assert hooked.flush_webhooks()["status"] == 200
-    wait_for(lambda: fs.status()["endpoints"]["employees"]["last_delta"]["result"] == "running",
+    wait_for(lambda: last_delta(fs.status()["endpoints"]["employees"]) == "running",
              what="the slow fetch to start")
     hooked.update_employee(eid, job_title="Slow Two")
     t = time.monotonic()
