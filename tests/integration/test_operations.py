@@ -2,6 +2,7 @@
 man page, the systemd unit and its notify protocol, and mounting through mount(8)."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -127,10 +128,29 @@ def test_relative_paths_are_resolved_before_going_to_the_background(sandbox, tmp
         assert len(os.listdir(mnt / "employees")) == len(sandbox.visible("employees"))
     finally:
         subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
+        # Without the fix the daemon mounted "mnt" relative to "/": stop whatever this
+        # test started (it alone uses this sandbox's URL), so that nothing leaks.
+        for pid in daemons_using(sandbox.url):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while is_mounted(str(mnt)) and time.monotonic() < deadline:
+    while (is_mounted(str(mnt)) or daemons_using(sandbox.url)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not is_mounted(str(mnt))
+    assert not daemons_using(sandbox.url)
+
+
+def daemons_using(url):
+    """Pids of kombofs processes whose command line names url."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0] == KOMBOFS.encode() and f"--api-url={url}".encode() in argv:
+            pids.append(int(entry))
+    return pids
 
 
 def test_fstab_line_works_with_mount_a(sandbox, tmp_path, on_path):
