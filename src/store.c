@@ -596,6 +596,33 @@ static void splice_entry(const char *entry, size_t elen, size_t split, const cha
     buf_add(out, entry + split, elen - split);
 }
 
+/* The text of a borrowing entry from a row whose columns col, col + 1 and
+ * col + 2 are its body, its split and the record's body. */
+static int borrowed_text(sqlite3_stmt *s, int col, int64_t seq, struct buf *out)
+{
+    const char *entry = sqlite3_column_blob(s, col);
+    size_t elen = (size_t)sqlite3_column_bytes(s, col);
+    int64_t split = sqlite3_column_int64(s, col + 1);
+    const char *rec = sqlite3_column_blob(s, col + 2);
+    size_t rlen = (size_t)sqlite3_column_bytes(s, col + 2);
+    if (split < 0 || (uint64_t)split > elen || sqlite3_column_type(s, col + 2) == SQLITE_NULL) {
+        log_warnx("cache: change entry %lld borrows a record it cannot find", (long long)seq);
+        return -1;
+    }
+    splice_entry(entry ? entry : "", elen, (size_t)split, rec ? rec : "", rlen, out);
+    return 0;
+}
+
+/* Copy up to n bytes from offset off of src[0, size) into dst: the count. */
+static long copy_slice(const char *src, size_t size, char *dst, size_t off, size_t n)
+{
+    if (off >= size)
+        return 0;
+    size_t k = size - off < n ? size - off : n;
+    memcpy(dst, src + off, k);
+    return (long)k;
+}
+
 /* Before the current body of record ino changes or goes: the entry that
  * borrows it, if any, gets its own copy of its text. */
 static int own_entry(struct store *st, uint64_t ino)
@@ -611,19 +638,11 @@ static int own_entry(struct store *st, uint64_t ino)
         return -1;
     }
     int64_t seq = sqlite3_column_int64(s, 0);
-    const char *entry = sqlite3_column_blob(s, 1);
-    size_t elen = (size_t)sqlite3_column_bytes(s, 1);
-    int64_t split = sqlite3_column_int64(s, 2);
-    const char *rec = sqlite3_column_blob(s, 3);
-    size_t rlen = (size_t)sqlite3_column_bytes(s, 3);
     struct buf text = BUF_INIT;
-    if (split < 0 || (uint64_t)split > elen) {
-        sqlite3_reset(s);
-        log_warnx("cache: change entry %lld: a split beyond its text", (long long)seq);
-        return -1;
-    }
-    splice_entry(entry ? entry : "", elen, (size_t)split, rec ? rec : "", rlen, &text);
+    rc = borrowed_text(s, 1, seq, &text);
     sqlite3_reset(s);
+    if (rc < 0)
+        return -1;
     s = w(st, W_CH_OWN);
     sqlite3_bind_int64(s, 1, seq);
     sqlite3_bind_blob(s, 2, text.data, (int)text.len, SQLITE_STATIC);
@@ -1066,13 +1085,8 @@ static long read_blob(struct store_reader *r, enum rstmt i, int64_t key, int64_t
     int rc = sqlite3_step(s);
     long copied = -1;
     if (rc == SQLITE_ROW) {
-        const char *body = sqlite3_column_blob(s, 0);
-        size_t size = (size_t)sqlite3_column_bytes(s, 0);
-        copied = 0;
-        if (off < size) {
-            copied = (long)(size - off < n ? size - off : n);
-            memcpy(dst, body + off, (size_t)copied);
-        }
+        copied = copy_slice(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0),
+                            dst, off, n);
     } else {
         row_result(r, rc);
     }
@@ -1153,31 +1167,17 @@ long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
         sqlite3_reset(s);
         return -1;
     }
-    const char *entry = sqlite3_column_blob(s, 0);
-    size_t elen = (size_t)sqlite3_column_bytes(s, 0);
-    struct buf text = BUF_INIT;
-    const char *src = entry;
-    size_t size = elen;
-    if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
-        int64_t split = sqlite3_column_int64(s, 1);
-        const char *rec = sqlite3_column_blob(s, 2);
-        size_t rlen = (size_t)sqlite3_column_bytes(s, 2);
-        if (split < 0 || (uint64_t)split > elen || sqlite3_column_type(s, 2) == SQLITE_NULL) {
-            log_warnx("cache: change entry %lld borrows a record it cannot find", (long long)seq);
-            sqlite3_reset(s);
-            return -1;
-        }
-        splice_entry(entry ? entry : "", elen, (size_t)split, rec ? rec : "", rlen, &text);
-        src = text.data;
-        size = text.len;
-    }
-    long copied = 0;
-    if (off < size) {
-        copied = (long)(size - off < n ? size - off : n);
-        memcpy(dst, src + off, (size_t)copied);
+    long copied = -1;
+    if (sqlite3_column_type(s, 1) == SQLITE_NULL) {
+        copied = copy_slice(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), dst,
+                            off, n);
+    } else {
+        struct buf text = BUF_INIT;
+        if (borrowed_text(s, 0, seq, &text) == 0)
+            copied = copy_slice(text.data, text.len, dst, off, n);
+        buf_free(&text);
     }
     sqlite3_reset(s);
-    buf_free(&text);
     return copied;
 }
 
