@@ -184,7 +184,7 @@ static int o_item(struct parser *ps, const char *item)
     const char *eq = strchr(item, '=');
     size_t n = eq ? (size_t)(eq - item) : strlen(item);
     const char *val = eq ? eq + 1 : NULL;
-    unsigned long v;
+    unsigned long v = 0;
 
     if (n == 0)
         return 0;

@@ -37,17 +37,23 @@ build=${KOMBOFS_BUILD_DIR:-build}
 status=0
 logs=()
 
-setup "$build"
+setup "$build" -Dwerror=true
 meson test -C "$build" --print-errorlogs --num-processes 2 || status=1
 logs+=("$build/meson-logs/testlog.json")
 
 if [ "$quick" = 0 ]; then
     echo "== sanitizers (ASan + UBSan)"
-    setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+    setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs --num-processes 2 --logbase testlog-asan \
         --no-suite sandbox --no-suite bench || status=1
     logs+=(build-asan/meson-logs/testlog-asan.json)
+
+    echo "== packaged build types (release, plain) compile without warnings"
+    for bt in release plain; do
+        setup "build-$bt" -Dwerror=true -Dbuildtype="$bt" >/dev/null || {
+            echo "FAIL: meson buildtype=$bt"; status=1; }
+    done
 
     echo "== valgrind memcheck (C unit tests)"
     meson test -C "$build" --suite unit --print-errorlogs --logbase testlog-memcheck \
