@@ -22,15 +22,6 @@
 json_t *diff_patch(const json_t *old, const json_t *new);
 
 /*
- * Apply `patch` to *doc in place (the document may be replaced, e.g. for an
- * "add" at path "": *doc is then decref'd and set to a new reference).
- * *doc may be NULL before an "add" at "". Supports add, remove, replace,
- * move, copy and test. Returns 0 on success, -1 if the patch is malformed
- * or does not apply (then *doc is left in an unspecified but valid state).
- */
-int diff_apply(json_t **doc, const json_t *patch);
-
-/*
  * JSON Pointers of the embedded objects whose content changed between `old`
  * and `new` (both records of the same model, both non-NULL). `nested_keys`
  * is a NULL-terminated list of the top-level keys that hold embedded objects

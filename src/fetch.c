@@ -9,6 +9,7 @@
 #include "fetch.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,14 @@
 #include "buf.h"
 #include "clock.h"
 #include "diff.h"
+#include "entry.h"
+#include "export.h"
 #include "fsname.h"
 #include "jtext.h"
 #include "log.h"
 
 struct touched {
-    int model;          /* -1: changes/ */
+    unsigned dir;       /* the parent's row in the namespace table (ino.h) */
     uint64_t ino;
     char *name;
     int removed;
@@ -40,9 +43,10 @@ struct fetch {
     int store_failed;
     struct touched *touched;    /* files changed by the current transaction */
     size_t ntouched, captouched;
+    int exports_touched;        /* the transaction changed a record: exports/ moves */
 };
 
-static void touch(struct fetch *f, int model, uint64_t ino, const char *name,
+static void touch(struct fetch *f, unsigned dir, uint64_t ino, const char *name,
                   int removed)
 {
     if (f->ntouched == f->captouched) {
@@ -52,87 +56,60 @@ static void touch(struct fetch *f, int model, uint64_t ino, const char *name,
             abort();
         f->touched = p;
     }
-    f->touched[f->ntouched++] = (struct touched){ model, ino, strdup(name), removed };
+    f->touched[f->ntouched++] = (struct touched){ dir, ino, strdup(name), removed };
 }
 
 /* Tell the listener about a committed transaction, or forget a rolled back one. */
 static void flush_touched(struct fetch *f, int committed)
 {
+    if (committed && f->exports_touched) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.jsonl", f->m->dir);
+        touch(f, INO_EXPORTS, ino_export(f->m->index, 0), name, 0);
+        if (f->m->index == 0)
+            touch(f, INO_EXPORTS, ino_export(INO_EXPORT_CSV, 0), "employees.csv", 0);
+    }
+    f->exports_touched = 0;
     for (size_t i = 0; i < f->ntouched; i++) {
         struct touched *t = &f->touched[i];
         if (committed && f->job->changed)
-            f->job->changed(f->job->ctx, t->model, t->ino, t->name, t->removed);
+            f->job->changed(f->job->ctx, t->dir, t->ino, t->name, t->removed);
         free(t->name);
     }
     f->ntouched = 0;
 }
 
-/*
- * A change-log entry is written as compact JSON text and re-indented by
- * jtext_pretty, like the records: the record of a "created" entry is copied
- * byte for byte from the API's response, without a jansson round trip.
- */
-struct change {
-    struct fetch *f;
-    const char *id_json;        /* the id as a JSON string token */
-    size_t id_len;
-    const char *op;
-    int direct;
-    const char *nested;         /* compact JSON text of the array */
-    const struct buf *patch;    /* compact JSON text of the array */
-};
+/* What an entry of this fetch says about a record. */
+static struct entry entry_of(const struct fetch *f, const char *id_json, size_t id_len,
+                             const char *op, int direct, const char *nested,
+                             const struct buf *patch)
+{
+    return (struct entry){ .at_ns = f->page_ns, .model = f->m->dir, .id_json = id_json,
+                           .id_len = id_len, .op = op, .full = f->kind == SYNC_FULL,
+                           .direct = direct, .nested = nested,
+                           .patch = patch ? patch->data : NULL,
+                           .patch_len = patch ? patch->len : 0 };
+}
 
 static char *render_change(void *ctx, int64_t seq)
 {
-    struct change *c = ctx;
-    struct buf text = BUF_INIT, out = BUF_INIT;
-    char at[CLOCK_ISO_LEN];
-    clock_format(c->f->page_ns, at, sizeof at);
-    buf_printf(&text, "{\"seq\":%lld,\"at\":\"%s\",\"model\":\"%s\",\"id\":", (long long)seq,
-               at, c->f->m->dir);
-    buf_add(&text, c->id_json, c->id_len);
-    buf_printf(&text, ",\"op\":\"%s\",\"sync\":\"%s\",\"direct\":%s,\"nested\":%s,\"patch\":",
-               c->op, c->f->kind == SYNC_FULL ? "full" : "delta", c->direct ? "true" : "false",
-               c->nested);
-    buf_add(&text, c->patch->data, c->patch->len);
-    buf_addc(&text, '}');
-    int rc = jtext_pretty(text.data, text.len, &out);
-    buf_free(&text);
-    if (rc < 0) {
-        buf_free(&out);
-        return NULL;
-    }
-    return buf_detach(&out);
+    return entry_render(ctx, seq);
 }
 
 /* A "created" entry is stored without its record, which the store splices in
- * where the placeholder value 0 was (store_record_create): the first full
- * fetch does not write every record twice. */
-static const char created_patch[] = "[{\"op\":\"add\",\"path\":\"\",\"value\":0}]";
-static const char created_tail[] = "\n    }\n  ]\n}\n";
-
+ * (store_record_create): the first full fetch does not write every record
+ * twice. */
 static char *render_created(void *ctx, int64_t seq, size_t *split)
 {
-    char *t = render_change(ctx, seq);
-    if (!t)
-        return NULL;
-    size_t len = strlen(t), tail = sizeof created_tail - 1;
-    if (len < tail + 1 || t[len - tail - 1] != '0' ||
-        memcmp(t + len - tail, created_tail, tail) != 0) {
-        free(t);    /* cannot happen: the template above decides the shape */
-        return NULL;
-    }
-    memmove(t + len - tail - 1, t + len - tail, tail + 1);
-    *split = len - tail - 1;
-    return t;
+    return entry_render_created(ctx, seq, split);
 }
 
 /* An entry was written: its file appears when the transaction commits. */
 static void logged(struct fetch *f, int64_t seq)
 {
-    char name[32];
-    snprintf(name, sizeof name, "%012lld.json", (long long)seq);
-    touch(f, -1, STORE_INO_CHANGE_BASE + (uint64_t)seq, name, 0);
+    char name[ENTRY_NAME_SIZE];
+    entry_name(seq, name);
+    touch(f, INO_CHANGES, ino_change(seq), name, 0);
     f->changed++;
 }
 
@@ -140,8 +117,8 @@ static int log_change(struct fetch *f, const char *id_json, size_t id_len,
                       const char *op, int direct, const char *nested,
                       const struct buf *patch)
 {
-    struct change c = { f, id_json, id_len, op, direct, nested, patch };
-    int64_t seq = store_change_add(f->st, f->page_ns, render_change, &c);
+    struct entry e = entry_of(f, id_json, id_len, op, direct, nested, patch);
+    int64_t seq = store_change_add(f->st, f->page_ns, render_change, &e);
     if (seq < 0)
         return -1;
     logged(f, seq);
@@ -171,32 +148,98 @@ static void append_json(struct buf *b, json_t *j)
     free(s);
 }
 
-/* A new record and its "created" entry, in one call to the store. */
-static int record_created(struct fetch *f, const char *id, const char *id_json,
-                          size_t id_len, const char *name, const char *body, size_t size,
-                          const char *changed_at, const char *remote_id)
+/* ---- the views of a changed record (SPEC §10) ---- */
+
+struct member_ctx {
+    struct fetch *f;
+    unsigned dir;
+    enum ino_kind kind;
+    const char *vname;
+};
+
+/* A member of a group: its "<vname>~<id>" name may have come or gone, and
+ * the first one owns the plain name. */
+static void member_name(void *ctx, uint64_t rowid, const char *name, int first)
 {
-    const struct buf patch = { (char *)created_patch, sizeof created_patch - 1, 0 };
-    struct change c = { f, id_json, id_len, "created", 1, "[]", &patch };
-    uint64_t ino = 0;
-    int64_t seq = store_record_create(f->st, f->m->index, id, name, body, size, changed_at,
-                                      remote_id, f->page_ns, f->gen, render_created, &c, &ino);
-    if (seq < 0)
+    struct member_ctx *c = ctx;
+    struct buf link = BUF_INIT;
+    size_t n = strlen(name);
+    uint64_t ino = ino_make(0, c->kind, rowid);
+    buf_adds(&link, c->vname);
+    if (first)
+        touch(c->f, c->dir, ino, link.data, 0);
+    buf_addc(&link, '~');
+    buf_add(&link, name, n > 5 ? n - 5 : n);
+    touch(c->f, c->dir, ino, link.data, 0);
+    buf_free(&link);
+}
+
+/* A record joined or left the group of links named vname (by-email/ or
+ * by-remote-id/<dir>/): every name of the group may have moved (the smallest
+ * id owns the plain name), so all are invalidated, and the record's own
+ * names, which it may have left. */
+static int view_group(struct fetch *f, enum store_view view, const char *vname,
+                      uint64_t ino, const char *name)
+{
+    if (!vname)
+        return 0;
+    unsigned dir = view == STORE_VIEW_EMAIL ? INO_BY_EMAIL : INO_RID_DIR + (unsigned)f->m->index;
+    struct member_ctx c = { f, dir, view == STORE_VIEW_EMAIL ? INO_K_EMAIL : INO_K_RID, vname };
+    if (store_view_members(f->st, view, f->m->index, vname, member_name, &c) < 0)
         return -1;
-    touch(f, f->m->index, ino, name, 0);
-    logged(f, seq);
+    member_name(&c, ino_rowid(ino), name, 1);
     return 0;
 }
 
-/* id_json may be NULL: the id is then encoded from `id`. */
+static int same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* After a record's write: what its views must tell the kernel. */
+static int views_changed(struct fetch *f, uint64_t ino, const char *name,
+                         const char *old_ename, const char *old_rname,
+                         const char *new_ename, const char *new_rname)
+{
+    f->exports_touched = 1;
+    int rc = 0;
+    if (!same(old_ename, new_ename))
+        rc |= view_group(f, STORE_VIEW_EMAIL, old_ename, ino, name) |
+              view_group(f, STORE_VIEW_EMAIL, new_ename, ino, name);
+    if (!same(old_rname, new_rname))
+        rc |= view_group(f, STORE_VIEW_RID, old_rname, ino, name) |
+              view_group(f, STORE_VIEW_RID, new_rname, ino, name);
+    return rc ? -1 : 0;
+}
+
+/* A new record and its "created" entry, in one call to the store. */
+static int record_created(struct fetch *f, const char *id, const char *id_json,
+                          size_t id_len, const char *name, const char *body, size_t size,
+                          const char *changed_at, const char *remote_id,
+                          const struct store_derived *d)
+{
+    struct entry e = entry_of(f, id_json, id_len, "created", 1, "[]", NULL);
+    uint64_t ino = 0;
+    int64_t seq = store_record_create(f->st, f->m->index, id, name, body, size, changed_at,
+                                      remote_id, d, f->page_ns, f->gen, render_created, &e,
+                                      &ino);
+    if (seq < 0)
+        return -1;
+    touch(f, INO_MODEL_DIR + (unsigned)f->m->index, ino, name, 0);
+    logged(f, seq);
+    return views_changed(f, ino, name, NULL, NULL, d->ename, d->rname);
+}
+
+/* id_json may be NULL: the id is then encoded from `id`. old_ename and
+ * old_rname are the record's view names. */
 static int record_deleted(struct fetch *f, const char *id, const char *id_json,
                           size_t id_len, uint64_t ino, uint64_t node, const char *name,
-                          int direct)
+                          const char *old_ename, const char *old_rname, int direct)
 {
     struct buf patch = BUF_INIT, idbuf = BUF_INIT;
     if (store_record_delete(f->st, ino) < 0)
         return -1;
-    touch(f, f->m->index, node, name, 1);
+    touch(f, INO_MODEL_DIR + (unsigned)f->m->index, node, name, 1);
     if (!id_json) {
         json_t *j = json_string(id);
         append_json(&idbuf, j);
@@ -208,6 +251,8 @@ static int record_deleted(struct fetch *f, const char *id, const char *id_json,
     int rc = log_change(f, id_json, id_len, "deleted", direct, "[]", &patch);
     buf_free(&patch);
     buf_free(&idbuf);
+    if (rc == 0)
+        rc = views_changed(f, ino, name, old_ename, old_rname, NULL, NULL);
     return rc;
 }
 
@@ -247,7 +292,113 @@ static int record_updated(struct fetch *f, const char *id_json, size_t id_len,
     return rc;
 }
 
-enum { F_ID, F_CHANGED_AT, F_REMOTE_ID, F_DELETED_AT, F_COUNT };
+enum { F_ID, F_CHANGED_AT, F_REMOTE_ID, F_DELETED_AT, F_WORK_EMAIL, F_COUNT };
+
+/* ---- what a record's views need (store_derived) ---- */
+
+/* Offsets into an arena, so that the arena may grow meanwhile. */
+struct derived {
+    size_t ename_off, rname_off, keys_off, keys_len;    /* SIZE_MAX: none */
+    uint64_t jsize, csize;
+};
+
+/* vname: escaped (and for e-mail addresses, ASCII lower-cased) view name. */
+static size_t view_name(const char *s, size_t n, int lower, struct buf *arena)
+{
+    if (!s || n == 0)
+        return SIZE_MAX;
+    size_t off = arena->len;
+    if (lower) {
+        char *low = malloc(n);
+        if (!low)
+            abort();
+        for (size_t i = 0; i < n; i++)
+            low[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+        fsname_escape(low, n, arena);
+        free(low);
+    } else {
+        fsname_escape(s, n, arena);
+    }
+    buf_addc(arena, '\0');
+    return off;
+}
+
+/* text: the record (any JSON layout); fl: its fields as read by jtext_fields. */
+static void derive(int model, const char *text, size_t len, const struct jtext_field *fl,
+                   struct buf *arena, struct derived *d)
+{
+    const struct jtext_field *email = &fl[F_WORK_EMAIL], *rid = &fl[F_REMOTE_ID];
+    d->ename_off = model == 0 && email->type == JTEXT_STRING
+                       ? view_name(email->str, email->len, 1, arena) : SIZE_MAX;
+    d->rname_off = rid->type == JTEXT_STRING ? view_name(rid->str, rid->len, 0, arena)
+                                             : SIZE_MAX;
+    d->jsize = export_compact_size(text, len);
+    d->csize = 0;
+    d->keys_off = SIZE_MAX;
+    d->keys_len = 0;
+    if (model == 0) {       /* the one CSV export: employees.csv */
+        d->csize = export_csv_cells_size(text, len);
+        d->keys_off = arena->len;
+        if (export_csv_keys(text, len, arena) < 0)
+            d->keys_off = SIZE_MAX;
+        else
+            d->keys_len = arena->len - d->keys_off;
+    }
+}
+
+static struct store_derived derived_of(const struct derived *d, const struct buf *arena)
+{
+    return (struct store_derived){
+        .ename = d->ename_off == SIZE_MAX ? NULL : arena->data + d->ename_off,
+        .rname = d->rname_off == SIZE_MAX ? NULL : arena->data + d->rname_off,
+        .jsize = d->jsize,
+        .csize = d->csize,
+        .keys = d->keys_off == SIZE_MAX ? NULL : arena->data + d->keys_off,
+        .keys_len = d->keys_off == SIZE_MAX ? 0 : d->keys_len,
+    };
+}
+
+static void fields_init(struct jtext_field *fl)
+{
+    fl[F_ID].key = "id";
+    fl[F_CHANGED_AT].key = "changed_at";
+    fl[F_REMOTE_ID].key = "remote_id";
+    fl[F_DELETED_AT].key = "remote_deleted_at";
+    fl[F_WORK_EMAIL].key = "work_email";
+}
+
+struct backfill {
+    struct buf arena;
+};
+
+static int backfill_one(void *ctx, int model, const char *body, size_t size,
+                        struct store_derived *out)
+{
+    struct backfill *b = ctx;
+    struct jtext_field fl[F_COUNT];
+    struct derived d;
+    memset(fl, 0, sizeof fl);
+    fields_init(fl);
+    buf_reset(&b->arena);
+    if (jtext_fields(body, size, fl, F_COUNT) < 0) {
+        memset(&d, 0, sizeof d);
+        d.ename_off = d.rname_off = d.keys_off = SIZE_MAX;
+        d.jsize = export_compact_size(body, size);
+    } else {
+        derive(model, body, size, fl, &b->arena, &d);
+    }
+    jtext_fields_free(fl, F_COUNT);
+    *out = derived_of(&d, &b->arena);
+    return 0;
+}
+
+long fetch_backfill(struct store *st)
+{
+    struct backfill b = { BUF_INIT };
+    long n = store_backfill(st, backfill_one, &b);
+    buf_free(&b.arena);
+    return n;
+}
 
 /*
  * Reading and rendering a page's records needs no database, so it runs on
@@ -259,9 +410,11 @@ enum rec_status { REC_OK, REC_NO_ID, REC_INVALID };
 
 struct rec {
     enum rec_status status;
+    int model;
     int deleted;                    /* remote_deleted_at is set */
     struct jtext_field fl[F_COUNT];
     size_t name_off, body_off, body_len;    /* in the page's arena */
+    struct derived d;
 };
 
 struct prepared {
@@ -272,10 +425,7 @@ struct prepared {
 
 static void prepare_record(const char *text, size_t len, struct rec *r, struct buf *arena)
 {
-    r->fl[F_ID].key = "id";
-    r->fl[F_CHANGED_AT].key = "changed_at";
-    r->fl[F_REMOTE_ID].key = "remote_id";
-    r->fl[F_DELETED_AT].key = "remote_deleted_at";
+    fields_init(r->fl);
     if (jtext_fields(text, len, r->fl, F_COUNT) < 0 || r->fl[F_ID].type != JTEXT_STRING ||
         r->fl[F_ID].len == 0) {
         r->status = REC_NO_ID;
@@ -292,11 +442,13 @@ static void prepare_record(const char *text, size_t len, struct rec *r, struct b
     if (jtext_pretty(text, len, arena) < 0)
         r->status = REC_INVALID;
     r->body_len = arena->len - r->body_off;
+    if (r->status == REC_OK)
+        derive(r->model, text, len, r->fl, arena, &r->d);
 }
 
 static void *prepare_page(void *ctx, const char *body, const struct jtext_page *page)
 {
-    (void)ctx;
+    const struct fetch *f = ctx;     /* read only: this runs on the download thread */
     struct prepared *p = calloc(1, sizeof *p);
     if (!p)
         abort();
@@ -304,9 +456,11 @@ static void *prepare_page(void *ctx, const char *body, const struct jtext_page *
     p->recs = calloc(p->n ? p->n : 1, sizeof *p->recs);
     if (!p->recs)
         abort();
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
+        p->recs[i].model = f->m->index;
         prepare_record(body + page->results[i].off, page->results[i].len, &p->recs[i],
                        &p->arena);
+    }
     return p;
 }
 
@@ -346,7 +500,8 @@ static int apply_record(struct fetch *f, const char *text, size_t len, const str
         return -1;
     if (r->deleted) {
         if (found)
-            rc = record_deleted(f, id, id_json, id_len, old.ino, old.node, name, 1);
+            rc = record_deleted(f, id, id_json, id_len, old.ino, old.node, name, old.ename,
+                                old.rname, 1);
         goto out;
     }
     if (r->status == REC_INVALID) {
@@ -360,17 +515,20 @@ static int apply_record(struct fetch *f, const char *text, size_t len, const str
         goto out;
     }
     const char *changed_at = r->fl[F_CHANGED_AT].str, *remote_id = r->fl[F_REMOTE_ID].str;
+    struct store_derived d = derived_of(&r->d, arena);
     if (found) {
         uint64_t node;
-        rc = store_record_update(f->st, old.ino, body, r->body_len, changed_at, remote_id,
+        rc = store_record_update(f->st, old.ino, body, r->body_len, changed_at, remote_id, &d,
                                  f->page_ns, f->gen, &node);
         if (rc == 0) {
-            touch(f, f->m->index, node, name, 0);
+            touch(f, INO_MODEL_DIR + (unsigned)f->m->index, node, name, 0);
             rc = record_updated(f, id_json, id_len, text, len, &old);
         }
+        if (rc == 0)
+            rc = views_changed(f, old.ino, name, old.ename, old.rname, d.ename, d.rname);
     } else {
         rc = record_created(f, id, id_json, id_len, name, body, r->body_len, changed_at,
-                            remote_id);
+                            remote_id, &d);
     }
 out:
     if (found)
@@ -415,9 +573,9 @@ static int on_page(void *ctx, const char *body, const struct jtext_page *page,
 }
 
 static int sweep_one(void *ctx, uint64_t ino, uint64_t node, const char *id,
-                     const char *name)
+                     const char *name, const char *ename, const char *rname)
 {
-    return record_deleted(ctx, id, NULL, 0, ino, node, name, 0);
+    return record_deleted(ctx, id, NULL, 0, ino, node, name, ename, rname, 0);
 }
 
 /* After a complete full listing: remove what it did not return, in batches. */
@@ -441,9 +599,9 @@ static int sweep(struct fetch *f)
 
 static void pruned(void *ctx, int64_t seq)
 {
-    char name[32];
-    snprintf(name, sizeof name, "%012lld.json", (long long)seq);
-    touch(ctx, -1, STORE_INO_CHANGE_BASE + (uint64_t)seq, name, 1);
+    char name[ENTRY_NAME_SIZE];
+    entry_name(seq, name);
+    touch(ctx, INO_CHANGES, ino_change(seq), name, 1);
 }
 
 static void fetch_free(struct fetch *f)

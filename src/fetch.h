@@ -20,9 +20,11 @@
 
 enum sync_kind { SYNC_DELTA = 0, SYNC_FULL = 1 };
 
-/* Called after each commit for every file created, changed or removed:
- * model index (-1 for changes/), the file's node id and name. */
-typedef void (*fetch_changed_fn)(void *ctx, int model, uint64_t node,
+/* Called after each commit for every name created, changed or removed:
+ * the parent directory's row in the namespace table (INO_MODEL_DIR + model,
+ * INO_CHANGES, INO_BY_EMAIL, INO_RID_DIR + model, INO_EXPORTS: ino.h), the
+ * file's node id (slot 0) and its name. */
+typedef void (*fetch_changed_fn)(void *ctx, unsigned dir, uint64_t node,
                                  const char *name, int removed);
 
 struct fetch_job {
@@ -45,6 +47,10 @@ struct fetch_result {
 
 /* Returns 0 when the fetch completed (and, for a full fetch, the sweep too). */
 int fetch_run(const struct fetch_job *job, struct fetch_result *out);
+
+/* Fill in the view columns of records stored before schema version 3
+ * (store_backfill). Returns how many or -1. */
+long fetch_backfill(struct store *st);
 
 /* Remove change-log entries older than before_ns, in one transaction. */
 int fetch_prune_changes(struct store *st, int64_t before_ns,

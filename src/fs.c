@@ -1,7 +1,12 @@
 /*
- * fs.c — FUSE low-level handlers. Every handler answers from the store's
- * per-thread read connection; inodes are computed, never kept in memory, so
- * forget needs no bookkeeping and numbers survive remounts.
+ * fs.c — FUSE low-level handlers over one table, the namespace.
+ *
+ * Every fixed entry of the tree (SPEC §2, §10) is a row: its number (ino.h),
+ * its parent, its name, and its type, which says how it is looked up, listed,
+ * read and stat'ed. Records, change entries, links and exports are not rows:
+ * their numbers are computed from the cache (ino.h), so forget needs no
+ * bookkeeping and numbers survive remounts. Every handler answers from the
+ * store's per-thread read connection.
  */
 #define FUSE_USE_VERSION 35
 #include "clock.h"
@@ -21,6 +26,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "entry.h"
 #include "log.h"
 #include "models.h"
 #include "snaps.h"
@@ -37,18 +43,105 @@ static const char *const op_names[C_COUNT] = {
     "lookup", "getattr", "readdir", "readdirplus", "open", "read", "write", "getxattr",
 };
 
+/* ---- the namespace ---- */
+
+enum ns_type {
+    NS_DIR,         /* a directory whose children are rows */
+    NS_RECORDS,     /* <dir>/: the records of `model` */
+    NS_CHANGES,     /* changes/ */
+    NS_EMAIL,       /* by-email/: links to employees */
+    NS_RID,         /* by-remote-id/<dir>/: links to the records of `model` */
+    NS_CONTROL,     /* .control */
+    NS_STATUS,      /* .status, a link to its latest snapshot */
+    NS_EXPORT,      /* exports/<dir>.jsonl, exports/employees.csv: versioned nodes */
+};
+
+struct ns_row {
+    unsigned ino;       /* its fixed number (ino.h); 0 for exports (versioned) */
+    unsigned parent;
+    enum ns_type type;
+    int model;          /* NS_RECORDS, NS_RID; NS_EXPORT: the model */
+    unsigned which;     /* NS_EXPORT: ino_export's which */
+    char name[40];
+};
+
+#define NS_MAX_ROWS 64
+
 struct fs {
     _Atomic long ops[C_COUNT];
     struct store *st;
     struct sync *sync;
     struct notify *nt;
     const struct options *o;
+    unsigned slot;              /* the tree's slot (ino.h): 0 in single mode */
     uid_t uid;
     gid_t gid;
     int64_t mount_ns;
-    _Atomic int64_t dir_mtime[MODEL_COUNT + 1];     /* [MODEL_COUNT] = changes/ */
+    struct ns_row rows[NS_MAX_ROWS];
+    int nrows;
+    int by_ino[INO_FIXED_COUNT];    /* row index by fixed number, -1 if none */
+    _Atomic int64_t dir_mtime[INO_FIXED_COUNT];
     struct snaps *status;       /* .status renderings (see snaps.h) */
 };
+
+static void add_row(struct fs *fs, unsigned ino, unsigned parent, enum ns_type type, int model,
+                    unsigned which, const char *fmt, const char *arg)
+{
+    if (fs->nrows == NS_MAX_ROWS)
+        abort();    /* the table below is fixed: cannot happen */
+    struct ns_row *r = &fs->rows[fs->nrows];
+    *r = (struct ns_row){ ino, parent, type, model, which, "" };
+    snprintf(r->name, sizeof r->name, fmt, arg);
+    if (ino)
+        fs->by_ino[ino] = fs->nrows;
+    fs->nrows++;
+}
+
+/* The tree of SPEC §2 and §10, for the mirrored models. Listing order is
+ * the order of the rows. */
+static void build_namespace(struct fs *fs)
+{
+    unsigned models = fs->o->models;
+    for (int i = 0; i < INO_FIXED_COUNT; i++)
+        fs->by_ino[i] = -1;
+    add_row(fs, INO_ROOT, INO_ROOT, NS_DIR, -1, 0, "%s", "");
+    for (int m = 0; m < MODEL_COUNT; m++)
+        if (models & (1u << m))
+            add_row(fs, INO_MODEL_DIR + (unsigned)m, INO_ROOT, NS_RECORDS, m, 0, "%s",
+                    models_table[m].dir);
+    add_row(fs, INO_CHANGES, INO_ROOT, NS_CHANGES, -1, 0, "%s", "changes");
+    add_row(fs, INO_CONTROL, INO_ROOT, NS_CONTROL, -1, 0, "%s", ".control");
+    add_row(fs, INO_STATUS, INO_ROOT, NS_STATUS, -1, 0, "%s", ".status");
+    if (models & 1u)
+        add_row(fs, INO_BY_EMAIL, INO_ROOT, NS_EMAIL, 0, 0, "%s", "by-email");
+    add_row(fs, INO_BY_RID, INO_ROOT, NS_DIR, -1, 0, "%s", "by-remote-id");
+    for (int m = 0; m < MODEL_COUNT; m++)
+        if (models & (1u << m))
+            add_row(fs, INO_RID_DIR + (unsigned)m, INO_BY_RID, NS_RID, m, 0, "%s",
+                    models_table[m].dir);
+    add_row(fs, INO_EXPORTS, INO_ROOT, NS_DIR, -1, 0, "%s", "exports");
+    for (int m = 0; m < MODEL_COUNT; m++)
+        if (models & (1u << m))
+            add_row(fs, 0, INO_EXPORTS, NS_EXPORT, m, (unsigned)m, "%s.jsonl",
+                    models_table[m].dir);
+    if (models & 1u)
+        add_row(fs, 0, INO_EXPORTS, NS_EXPORT, 0, INO_EXPORT_CSV, "%s", "employees.csv");
+}
+
+/* The row of a fixed node of this tree, or NULL. */
+static const struct ns_row *row_of(const struct fs *fs, uint64_t node)
+{
+    if (ino_slot(node) != fs->slot || ino_kind(node) != INO_K_FIXED ||
+        ino_payload(node) >= INO_FIXED_COUNT)
+        return NULL;
+    int i = fs->by_ino[ino_payload(node)];
+    return i < 0 ? NULL : &fs->rows[i];
+}
+
+static uint64_t node_of(const struct fs *fs, unsigned fixed)
+{
+    return ino_fixed(fs->slot, fixed);
+}
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -90,8 +183,9 @@ struct fs *fs_new(struct store *st, struct sync *sync, struct notify *nt,
     fs->uid = o->uid_set ? o->uid : getuid();
     fs->gid = o->gid_set ? o->gid : getgid();
     fs->mount_ns = clock_now_ns();
-    for (int i = 0; i <= MODEL_COUNT; i++)
+    for (int i = 0; i < INO_FIXED_COUNT; i++)
         atomic_store(&fs->dir_mtime[i], fs->mount_ns);
+    build_namespace(fs);
     fs->status = snaps_new(status_text, fs);
     return fs;
 }
@@ -103,27 +197,19 @@ void fs_free(struct fs *fs)
     free(fs);
 }
 
-void fs_changed(void *ctx, int model, uint64_t ino, const char *name,
-                int removed)
+void fs_changed(void *ctx, unsigned dir, uint64_t node, const char *name, int removed)
 {
     struct fs *fs = ctx;
-    int slot = model < 0 ? MODEL_COUNT : model;
-    uint64_t parent = model < 0 ? FS_INO_CHANGES : FS_INO_MODEL(model);
-    atomic_store(&fs->dir_mtime[slot], clock_now_ns());
-    notify_push(fs->nt, parent, ino, name, removed);
+    if (dir < INO_FIXED_COUNT)
+        atomic_store(&fs->dir_mtime[dir], clock_now_ns());
+    notify_push(fs->nt, node_of(fs, dir), ino_with_slot(node, fs->slot), name, removed);
 }
 
 /* ---- attributes ---- */
 
-static int model_of_dir(uint64_t ino)
-{
-    return ino >= FS_INO_MODEL(0) && ino < FS_INO_MODEL(MODEL_COUNT)
-               ? (int)(ino - FS_INO_MODEL(0)) : -1;
-}
-
 static int mirrored(const struct fs *fs, int model)
 {
-    return model >= 0 && (fs->o->models & (1u << model));
+    return model >= 0 && model < MODEL_COUNT && (fs->o->models & (1u << model));
 }
 
 static void set_times(struct stat *st, int64_t ns)
@@ -147,73 +233,122 @@ static void fill_stat(const struct fs *fs, uint64_t ino, mode_t type, mode_t per
     set_times(st, mtime_ns);
 }
 
-/* Attributes of a fixed inode; 0, or -ENOENT. */
-static int fixed_stat(struct fs *fs, uint64_t ino, struct stat *st)
+/* A link's target: "../employees/<name>" or "../../<dir>/<name>". */
+static void link_target(const struct store_link *l, enum store_view view, struct buf *out)
 {
-    int model = model_of_dir(ino);
-    if (ino == FS_INO_ROOT)
-        fill_stat(fs, ino, S_IFDIR, 0550, 0, fs->mount_ns, st);
-    else if (mirrored(fs, model))
-        fill_stat(fs, ino, S_IFDIR, 0550, 0, atomic_load(&fs->dir_mtime[model]), st);
-    else if (ino == FS_INO_CHANGES)
-        fill_stat(fs, ino, S_IFDIR, 0550, 0, atomic_load(&fs->dir_mtime[MODEL_COUNT]), st);
-    else if (ino == FS_INO_CONTROL)
-        fill_stat(fs, ino, S_IFREG, 0220, 0, fs->mount_ns, st);
-    else if (ino == FS_INO_STATUS)
-        fill_stat(fs, ino, S_IFLNK, 0440, STATUS_NAME_LEN, fs->mount_ns, st);
-    else
+    buf_adds(out, view == STORE_VIEW_EMAIL ? "../" : "../../");
+    buf_adds(out, models_table[l->model].dir);
+    buf_addc(out, '/');
+    buf_adds(out, l->name);
+}
+
+static void link_stat(const struct fs *fs, const struct store_link *l, enum store_view view,
+                      struct stat *st)
+{
+    struct buf t = BUF_INIT;
+    link_target(l, view, &t);
+    fill_stat(fs, ino_make(fs->slot, view == STORE_VIEW_EMAIL ? INO_K_EMAIL : INO_K_RID, l->rowid),
+              S_IFLNK, 0777, t.len, l->mtime_ns, st);
+    buf_free(&t);
+}
+
+/* An export of this tree: 0, or -ENOENT / -ESTALE / -EIO. *node gets the
+ * version's node (ver 0: the current one). */
+static int export_stat(struct fs *fs, unsigned which, uint64_t ver, uint64_t *node,
+                       struct stat *st)
+{
+    uint64_t size;
+    int64_t mtime;
+    if (which == INO_EXPORT_CSV ? !mirrored(fs, 0) : !mirrored(fs, (int)which))
         return -ENOENT;
+    int rc = store_export_stat(fs->st, which, &ver, &size, &mtime);
+    if (rc < 0)
+        return rc;
+    *node = ino_with_slot(ino_export(which, ver), fs->slot);
+    fill_stat(fs, *node, S_IFREG, 0440, size, mtime ? mtime : fs->mount_ns, st);
     return 0;
 }
 
-/* The node ranges, from the top: change entries, .status snapshots, records. */
-static int is_change(uint64_t node)
+/* Attributes of a row; *node gets its node id. */
+static int row_stat(struct fs *fs, const struct ns_row *r, uint64_t *node, struct stat *st)
 {
-    return node >= STORE_INO_CHANGE_BASE;
+    if (r->type == NS_EXPORT)
+        return export_stat(fs, r->which, 0, node, st);
+    *node = node_of(fs, r->ino);
+    switch (r->type) {
+    case NS_CONTROL:
+        fill_stat(fs, *node, S_IFREG, 0220, 0, fs->mount_ns, st);
+        break;
+    case NS_STATUS:
+        fill_stat(fs, *node, S_IFLNK, 0440, STATUS_NAME_LEN, fs->mount_ns, st);
+        break;
+    default:
+        fill_stat(fs, *node, S_IFDIR, 0550, 0,
+                  r->ino == INO_ROOT ? fs->mount_ns : atomic_load(&fs->dir_mtime[r->ino]), st);
+        break;
+    }
+    return 0;
 }
 
-static int is_snapshot(uint64_t node)
+/* Attributes of any node: 0, -ENOENT, -ESTALE or -EIO. For records st_ino is
+ * the record's stable number, not the node id (see store.h). */
+static int stat_node(struct fs *fs, uint64_t node, struct stat *st)
 {
-    return node >= FS_INO_STATUS_SNAP(0) && !is_change(node);
-}
-
-static int is_record(uint64_t node)
-{
-    return node >= STORE_INO_RECORD_BASE && node < FS_INO_STATUS_SNAP(0);
-}
-
-/* Attributes of any node: 0, -ENOENT or -EIO. For records st_ino is the
- * record's stable number, not the node id (see store.h). */
-static int stat_ino(struct fs *fs, uint64_t ino, struct stat *st)
-{
-    if (ino < STORE_INO_RECORD_BASE)
-        return fixed_stat(fs, ino, st);
-    if (is_snapshot(ino)) {
+    struct store_reader *r;
+    struct store_attr a;
+    struct store_link l;
+    uint64_t dummy;
+    int rc, model;
+    if (ino_slot(node) != fs->slot)
+        return -ENOENT;
+    switch (ino_kind(node)) {
+    case INO_K_FIXED: {
+        const struct ns_row *row = row_of(fs, node);
+        return row ? row_stat(fs, row, &dummy, st) : -ENOENT;
+    }
+    case INO_K_SNAP: {
         size_t len;
         int64_t ns;
-        if (!snaps_stat(fs->status, (int64_t)(ino - FS_INO_STATUS_SNAP(0)), &len, &ns))
+        if (!snaps_stat(fs->status, (int64_t)ino_payload(node), &len, &ns))
             return -ENOENT;
-        fill_stat(fs, ino, S_IFREG, 0440, len, ns, st);
+        fill_stat(fs, node, S_IFREG, 0440, len, ns, st);
         return 0;
     }
-    struct store_reader *r = store_reader(fs->st);
-    struct store_attr a;
-    int rc;
-    if (!r)
+    case INO_K_EXPORT:
+        return export_stat(fs, ino_export_which(node), ino_export_ver(node), &dummy, st);
+    default:
+        break;
+    }
+    if (!(r = store_reader(fs->st)))
         return -EIO;
-    if (is_change(ino)) {
-        rc = store_read_change_attr(r, (int64_t)(ino - STORE_INO_CHANGE_BASE), &a);
-    } else {
-        int model;
-        rc = store_read_record_attr(r, ino, &model, &a);
+    uint64_t local = ino_with_slot(node, 0);
+    switch (ino_kind(node)) {
+    case INO_K_RECORD:
+        rc = store_read_record_attr(r, local, &model, &a);
         if (rc == 1 && model >= 0 && !mirrored(fs, model))
             rc = 0;
+        break;
+    case INO_K_CHANGE:
+        rc = store_read_change_attr(r, (int64_t)ino_payload(node), &a);
+        break;
+    case INO_K_EMAIL:
+    case INO_K_RID: {
+        enum store_view view = ino_kind(node) == INO_K_EMAIL ? STORE_VIEW_EMAIL : STORE_VIEW_RID;
+        rc = store_read_link(r, view, ino_payload(node), &l);
+        if (rc == 1 && !mirrored(fs, l.model))
+            rc = 0;
+        if (rc == 1)
+            link_stat(fs, &l, view, st);
+        return rc < 0 ? -EIO : rc == 0 ? -ENOENT : 0;
+    }
+    default:
+        return -ENOENT;
     }
     if (rc < 0)
         return -EIO;
     if (rc == 0)
         return -ENOENT;
-    fill_stat(fs, a.ino, S_IFREG, 0440, a.size, a.mtime_ns, st);
+    fill_stat(fs, ino_with_slot(a.ino, fs->slot), S_IFREG, 0440, a.size, a.mtime_ns, st);
     return 0;
 }
 
@@ -245,83 +380,78 @@ static void reply_negative(fuse_req_t req)
 
 /* ---- lookup ---- */
 
-static int root_child(const struct fs *fs, const char *name, uint64_t *ino)
+/* ".status.000000000042": a snapshot, found but never listed. */
+static int snapshot_name(const struct fs *fs, const char *name, uint64_t *node)
 {
-    for (int i = 0; i < MODEL_COUNT; i++)
-        if (mirrored(fs, i) && strcmp(name, models_table[i].dir) == 0)
-            return *ino = FS_INO_MODEL(i), 0;
-    if (strcmp(name, "changes") == 0)
-        return *ino = FS_INO_CHANGES, 0;
-    if (strcmp(name, ".control") == 0)
-        return *ino = FS_INO_CONTROL, 0;
-    if (strcmp(name, ".status") == 0)
-        return *ino = FS_INO_STATUS, 0;
-    /* ".status.000000000042": a snapshot, found but never listed */
-    if (strncmp(name, ".status.", 8) == 0 && strlen(name) == STATUS_NAME_LEN) {
-        int64_t n = 0;
-        for (const char *p = name + 8; *p; p++) {
-            if (*p < '0' || *p > '9')
-                return -ENOENT;
-            n = n * 10 + (*p - '0');
-        }
-        return *ino = FS_INO_STATUS_SNAP((uint64_t)n), 0;
+    int64_t n = 0;
+    if (strncmp(name, ".status.", 8) != 0 || strlen(name) != STATUS_NAME_LEN)
+        return -ENOENT;
+    for (const char *p = name + 8; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -ENOENT;
+        n = n * 10 + (*p - '0');
     }
-    return -ENOENT;
+    *node = ino_make(fs->slot, INO_K_SNAP, (uint64_t)n);
+    return 0;
 }
 
-/* "000000000042.json" -> 42; -1 unless the name is exactly that form. */
-static int64_t change_seq(const char *name)
+/* A child of a directory row: 0 with *node and *st, or -errno. */
+static int lookup_in(struct fs *fs, const struct ns_row *dir, const char *name, uint64_t *node,
+                     struct stat *st)
 {
-    int64_t seq = 0;
-    int i;
-    for (i = 0; i < 12; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return -1;
-        seq = seq * 10 + (name[i] - '0');
+    struct store_reader *r;
+    struct store_attr a;
+    struct store_link l;
+    int rc;
+    if (dir->type == NS_DIR) {
+        for (int i = 0; i < fs->nrows; i++) {
+            const struct ns_row *c = &fs->rows[i];
+            if (c != dir && c->parent == dir->ino && strcmp(c->name, name) == 0)
+                return row_stat(fs, c, node, st);
+        }
+        if (dir->ino == INO_ROOT && snapshot_name(fs, name, node) == 0)
+            return stat_node(fs, *node, st);
+        return -ENOENT;
     }
-    return strcmp(name + 12, ".json") == 0 ? seq : -1;
+    if (dir->type != NS_RECORDS && dir->type != NS_CHANGES && dir->type != NS_EMAIL &&
+        dir->type != NS_RID)
+        return -ENOTDIR;
+    if (!(r = store_reader(fs->st)))
+        return -EIO;
+    if (dir->type == NS_EMAIL || dir->type == NS_RID) {
+        enum store_view view = dir->type == NS_EMAIL ? STORE_VIEW_EMAIL : STORE_VIEW_RID;
+        rc = store_read_link_lookup(r, view, dir->model, name, &l);
+        if (rc == 1) {
+            link_stat(fs, &l, view, st);
+            *node = st->st_ino;
+        }
+        return rc < 0 ? -EIO : rc == 0 ? -ENOENT : 0;
+    }
+    if (dir->type == NS_RECORDS) {
+        rc = store_read_lookup(r, dir->model, name, &a);
+    } else {
+        int64_t seq = entry_seq(name);
+        rc = seq > 0 ? store_read_change_attr(r, seq, &a) : 0;
+    }
+    if (rc == 1) {
+        *node = ino_with_slot(a.node, fs->slot);
+        fill_stat(fs, ino_with_slot(a.ino, fs->slot), S_IFREG, 0440, a.size, a.mtime_ns, st);
+    }
+    return rc < 0 ? -EIO : rc == 0 ? -ENOENT : 0;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fs *fs = fs_of(req);
+    const struct ns_row *dir = row_of(fs, parent);
     /* Snapshot names of .status are plumbing, not counted as lookups. */
-    if (parent != FS_INO_ROOT || strncmp(name, ".status.", 8) != 0)
+    if (!dir || dir->ino != INO_ROOT || strncmp(name, ".status.", 8) != 0)
         counted(req, C_LOOKUP);
     struct stat st;
     uint64_t node = 0;
-    int rc;
-
-    memset(&st, 0, sizeof st);
-    if (parent == FS_INO_ROOT) {
-        rc = root_child(fs, name, &node);
-        if (rc == 0)
-            rc = stat_ino(fs, node, &st);
-    } else {
-        struct store_reader *r = store_reader(fs->st);
-        struct store_attr a;
-        int model = model_of_dir(parent);
-        if (!r) {
-            fuse_reply_err(req, EIO);
-            return;
-        }
-        if (mirrored(fs, model)) {
-            rc = store_read_lookup(r, model, name, &a);
-        } else if (parent == FS_INO_CHANGES) {
-            int64_t seq = change_seq(name);
-            rc = seq > 0 ? store_read_change_attr(r, seq, &a) : 0;
-        } else {
-            fuse_reply_err(req, parent >= STORE_INO_RECORD_BASE ? ENOTDIR : ENOENT);
-            return;
-        }
-        if (rc == 1) {
-            node = a.node;
-            fill_stat(fs, a.ino, S_IFREG, 0440, a.size, a.mtime_ns, &st);
-        }
-        rc = rc < 0 ? -EIO : rc == 0 ? -ENOENT : 0;
-    }
-    if (rc == -ENOENT && parent != FS_INO_ROOT)
-        reply_negative(req);    /* root names are fixed or snapshots: never cached absent */
+    int rc = dir ? lookup_in(fs, dir, name, &node, &st) : -ENOTDIR;
+    if (rc == -ENOENT && dir && dir->type != NS_DIR)
+        reply_negative(req);    /* fixed names are never cached absent */
     else if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -332,11 +462,17 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     struct stat st;
     (void)fi;
-    int rc = stat_ino(counted(req, C_GETATTR), ino, &st);
+    int rc = stat_node(counted(req, C_GETATTR), ino, &st);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
         fuse_reply_attr(req, &st, FS_TIMEOUT);
+}
+
+static int is_control(const struct fs *fs, uint64_t node)
+{
+    const struct ns_row *r = row_of(fs, node);
+    return r && r->type == NS_CONTROL;
 }
 
 /* Everything is read-only except truncating .control (the shell's ">"). */
@@ -344,9 +480,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
 {
     (void)attr;
-    if (ino == FS_INO_CONTROL && (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
-                                             FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
-                                             FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)) == 0) {
+    if (is_control(fs_of(req), ino) &&
+        (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+                    FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)) == 0) {
         op_getattr(req, ino, fi);
         return;
     }
@@ -363,6 +499,7 @@ struct dirbuf {
     int plus;
     off_t last;         /* offset of the last entry added */
     int full;
+    enum store_view view;   /* link listings */
 };
 
 /* Add one entry; returns 1 when the buffer is full (entry not added). */
@@ -387,31 +524,31 @@ static int dir_add(struct dirbuf *d, const char *name, uint64_t node, const stru
     return 0;
 }
 
-/* Fixed entries "." (offset 1), ".." (2), and for the root its children (3..). */
-static int dir_fixed(struct dirbuf *d, uint64_t self, off_t off)
+/* "." (offset 1), ".." (2), and for a directory row its child rows (3..). */
+static int dir_fixed(struct dirbuf *d, const struct ns_row *dir, off_t off)
 {
     struct stat st;
+    uint64_t node;
+    const struct ns_row *parent = row_of(d->fs, node_of(d->fs, dir->parent));
     if (off < 1) {
-        fixed_stat(d->fs, self, &st);
-        if (dir_add(d, ".", self, &st, 1))
+        row_stat(d->fs, dir, &node, &st);
+        if (dir_add(d, ".", node, &st, 1))
             return 1;
     }
     if (off < 2) {
-        fixed_stat(d->fs, FS_INO_ROOT, &st);
-        if (dir_add(d, "..", FS_INO_ROOT, &st, 2))
+        row_stat(d->fs, parent ? parent : dir, &node, &st);
+        if (dir_add(d, "..", node, &st, 2))
             return 1;
     }
-    if (self != FS_INO_ROOT)
+    if (dir->type != NS_DIR)
         return 0;
-    static const uint64_t extra[] = { FS_INO_CHANGES, FS_INO_CONTROL, FS_INO_STATUS };
-    static const char *const extra_names[] = { "changes", ".control", ".status" };
-    for (int i = 0; i < MODEL_COUNT + 3; i++) {
-        uint64_t ino = i < MODEL_COUNT ? FS_INO_MODEL(i) : extra[i - MODEL_COUNT];
-        const char *name = i < MODEL_COUNT ? models_table[i].dir : extra_names[i - MODEL_COUNT];
-        if (off >= 3 + i || (i < MODEL_COUNT && !mirrored(d->fs, i)))
+    for (int i = 0; i < d->fs->nrows; i++) {
+        const struct ns_row *c = &d->fs->rows[i];
+        if (c == dir || c->parent != dir->ino || off >= 3 + i)
             continue;
-        fixed_stat(d->fs, ino, &st);
-        if (dir_add(d, name, ino, &st, 3 + i))
+        if (row_stat(d->fs, c, &node, &st) < 0)
+            continue;
+        if (dir_add(d, c->name, node, &st, 3 + i))
             return 1;
     }
     return 0;
@@ -421,17 +558,49 @@ static int list_cb(void *ctx, const char *name, const struct store_attr *a)
 {
     struct dirbuf *d = ctx;
     struct stat st;
-    fill_stat(d->fs, a->ino, S_IFREG, 0440, a->size, a->mtime_ns, &st);
+    uint64_t ino = ino_with_slot(a->ino, d->fs->slot);
+    fill_stat(d->fs, ino, S_IFREG, 0440, a->size, a->mtime_ns, &st);
     /* The offset is the entry's st_ino: stable while entries come and go. */
-    return dir_add(d, name, a->node, &st, (off_t)a->ino);
+    return dir_add(d, name, ino_with_slot(a->node, d->fs->slot), &st, (off_t)ino);
+}
+
+static int link_cb(void *ctx, const struct store_link *l)
+{
+    struct dirbuf *d = ctx;
+    struct stat st;
+    struct buf name = BUF_INIT;
+    link_stat(d->fs, l, d->view, &st);
+    store_link_name(l, &name);
+    int full = dir_add(d, name.data, st.st_ino, &st, (off_t)st.st_ino);
+    buf_free(&name);
+    return full;
+}
+
+/* One batch of a dynamic directory after offset `after` (0: from the start). */
+static int list_batch(struct dirbuf *d, struct store_reader *r, const struct ns_row *dir,
+                      uint64_t after)
+{
+    switch (dir->type) {
+    case NS_RECORDS:
+        return store_read_list(r, dir->model, after ? ino_with_slot(after, 0) : 0, 64, list_cb, d);
+    case NS_CHANGES:
+        return store_read_change_list(r, after ? (int64_t)ino_payload(after) : 0, 64, list_cb, d);
+    case NS_EMAIL:
+    case NS_RID:
+        d->view = dir->type == NS_EMAIL ? STORE_VIEW_EMAIL : STORE_VIEW_RID;
+        return store_read_link_list(r, d->view, dir->model, after ? ino_payload(after) : 0, 64,
+                                    link_cb, d);
+    default:
+        return 0;
+    }
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
     struct fs *fs = counted(req, plus ? C_READDIRPLUS : C_READDIR);
-    struct dirbuf d = { req, fs, NULL, size, 0, plus, off, 0 };
-    int model = model_of_dir(ino);
-    if (ino != FS_INO_ROOT && ino != FS_INO_CHANGES && !mirrored(fs, model)) {
+    struct dirbuf d = { req, fs, NULL, size, 0, plus, off, 0, STORE_VIEW_EMAIL };
+    const struct ns_row *dir = row_of(fs, ino);
+    if (!dir || dir->type == NS_CONTROL || dir->type == NS_STATUS || dir->type == NS_EXPORT) {
         fuse_reply_err(req, ENOTDIR);
         return;
     }
@@ -441,14 +610,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
         return;
     }
     int rc = 0;
-    if (!dir_fixed(&d, ino, off) && ino != FS_INO_ROOT) {
+    if (!dir_fixed(&d, dir, off) && dir->type != NS_DIR) {
         struct store_reader *r = store_reader(fs->st);
         while (r && !d.full && rc >= 0) {
-            off_t after = d.last > 2 ? d.last : 0;
-            rc = ino == FS_INO_CHANGES
-                     ? store_read_change_list(r, after > 0 ? (int64_t)((uint64_t)after - STORE_INO_CHANGE_BASE) : 0,
-                                              64, list_cb, &d)
-                     : store_read_list(r, model, (uint64_t)after, 64, list_cb, &d);
+            uint64_t after = d.last > 2 ? (uint64_t)d.last : 0;
+            rc = list_batch(&d, r, dir, after);
             if (rc < 64)
                 break;
         }
@@ -479,7 +645,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct stat st;
-    int rc = stat_ino(fs_of(req), ino, &st);
+    int rc = stat_node(fs_of(req), ino, &st);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -501,7 +667,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  * pages are kept (FOPEN_KEEP_CACHE) until the notifier invalidates them.
  * That makes a warm pass over the tree as fast as tmpfs. Permissions are
  * checked by the kernel (default_permissions); writes to records fail in
- * op_write/op_setattr with EROFS; .status is a link to snapshots (snaps.h).
+ * op_write/op_setattr with EROFS; .status is a link to snapshots (snaps.h);
+ * an export is a node per version of its data (store.h).
  */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -516,32 +683,43 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct fs *fs = fs_of(req);
     (void)fi;
-    if (is_snapshot(ino)) {
-        char *buf = malloc(size ? size : 1);
-        long n = buf ? snaps_read(fs->status, (int64_t)(ino - FS_INO_STATUS_SNAP(0)),
-                                  (size_t)off, buf, size) : -1;
-        if (n < 0)
-            fuse_reply_err(req, buf ? ENOENT : ENOMEM);
-        else
-            fuse_reply_buf(req, buf, (size_t)n);
-        free(buf);
+    enum ino_kind kind = ino_kind(ino);
+    if (ino_slot(ino) != fs->slot) {
+        fuse_reply_err(req, ENOENT);
         return;
     }
-    if (ino < STORE_INO_RECORD_BASE) {
-        fuse_reply_err(req, ino == FS_INO_CONTROL ? EBADF : EISDIR);
+    if (kind == INO_K_FIXED || kind == INO_K_EMAIL || kind == INO_K_RID) {
+        fuse_reply_err(req, is_control(fs, ino) ? EBADF : kind == INO_K_FIXED ? EISDIR : EINVAL);
         return;
     }
-    counted(req, C_READ);      /* reads of records and change entries only */
-    struct store_reader *r = store_reader(fs->st);
     char *buf = malloc(size ? size : 1);
-    long n = -1;
-    if (r && buf)
-        n = is_change(ino)
-                ? store_read_change_body(r, (int64_t)(ino - STORE_INO_CHANGE_BASE), buf,
-                                         (size_t)off, size)
-                : store_read_body(r, ino, buf, (size_t)off, size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    long n = -ENOENT;
+    if (kind == INO_K_SNAP) {
+        n = snaps_read(fs->status, (int64_t)ino_payload(ino), (size_t)off, buf, size);
+        if (n < 0)
+            n = -ENOENT;
+    } else if (kind == INO_K_EXPORT) {
+        counted(req, C_READ);
+        n = store_export_read(fs->st, ino_export_which(ino), ino_export_ver(ino), buf,
+                              (size_t)off, size);
+    } else {
+        counted(req, C_READ);      /* reads of records and change entries */
+        struct store_reader *r = store_reader(fs->st);
+        if (!r)
+            n = -EIO;
+        else if (kind == INO_K_CHANGE)
+            n = store_read_change_body(r, (int64_t)ino_payload(ino), buf, (size_t)off, size);
+        else
+            n = store_read_body(r, ino_with_slot(ino, 0), buf, (size_t)off, size);
+        if (n == -1)
+            n = -ENOENT;
+    }
     if (n < 0)
-        fuse_reply_err(req, r && buf ? ENOENT : EIO);
+        fuse_reply_err(req, (int)-n);
     else
         fuse_reply_buf(req, buf, (size_t)n);
     free(buf);
@@ -555,7 +733,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     unsigned mask;
     (void)off;
     (void)fi;
-    if (ino != FS_INO_CONTROL) {
+    if (!is_control(fs, ino)) {
         fuse_reply_err(req, EROFS);
         return;
     }
@@ -577,22 +755,40 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_write(req, size);
 }
 
-/* .status: every resolution renders a new snapshot and points at it. */
+/* .status: every resolution renders a new snapshot and points at it; a view
+ * link points at its record. */
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
     struct fs *fs = fs_of(req);
-    char target[32];
-    int64_t n;
-    if (ino != FS_INO_STATUS) {
+    enum ino_kind kind = ino_kind(ino);
+    const struct ns_row *row = row_of(fs, ino);
+    if (row && row->type == NS_STATUS) {
+        char target[32];
+        int64_t n = snaps_take(fs->status);
+        if (n < 0) {
+            fuse_reply_err(req, EIO);
+            return;
+        }
+        snprintf(target, sizeof target, ".status.%012lld", (long long)n);
+        fuse_reply_readlink(req, target);
+        return;
+    }
+    if (ino_slot(ino) != fs->slot || (kind != INO_K_EMAIL && kind != INO_K_RID)) {
         fuse_reply_err(req, EINVAL);
         return;
     }
-    if ((n = snaps_take(fs->status)) < 0) {
-        fuse_reply_err(req, EIO);
+    enum store_view view = kind == INO_K_EMAIL ? STORE_VIEW_EMAIL : STORE_VIEW_RID;
+    struct store_reader *r = store_reader(fs->st);
+    struct store_link l;
+    int rc = r ? store_read_link(r, view, ino_payload(ino), &l) : -1;
+    if (rc < 0 || rc == 0 || !mirrored(fs, l.model)) {
+        fuse_reply_err(req, rc < 0 ? EIO : ENOENT);
         return;
     }
-    snprintf(target, sizeof target, ".status.%012lld", (long long)n);
-    fuse_reply_readlink(req, target);
+    struct buf t = BUF_INIT;
+    link_target(&l, view, &t);
+    fuse_reply_readlink(req, t.data);
+    buf_free(&t);
 }
 
 /* ---- extended attributes ---- */
@@ -612,12 +808,12 @@ static void reply_xattr(fuse_req_t req, const char *val, size_t len, size_t size
 
 static int record_meta(struct fs *fs, fuse_ino_t ino, char *vals[3])
 {
-    struct store_reader *r = store_reader(fs->st);
-    if (!is_record(ino))
+    if (ino_kind(ino) != INO_K_RECORD || ino_slot(ino) != fs->slot)
         return 0;
+    struct store_reader *r = store_reader(fs->st);
     if (!r)
         return -1;
-    return store_read_meta(r, ino, &vals[0], &vals[1], &vals[2]);
+    return store_read_meta(r, ino_with_slot(ino, 0), &vals[0], &vals[1], &vals[2]);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)

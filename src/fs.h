@@ -4,6 +4,10 @@
  * Nothing here touches the network or waits for a fetch, except a write to
  * .control, whose contract (SPEC §4) is to return when the command finished.
  *
+ * The tree is one table (fs.c, "the namespace"): a row per fixed entry
+ * (directories, .control, .status, the views' directories and exports),
+ * each with how it is looked up, listed and read. Numbers: ino.h.
+ *
  * Ownership: fs_new() borrows the store, the sync engine, the notifier and
  * the options; they must outlive the struct fs and its session.
  */
@@ -17,14 +21,6 @@
 #include "store.h"
 #include "sync.h"
 
-/* Fixed inode numbers; records and change entries come from the store. */
-#define FS_INO_ROOT 1
-#define FS_INO_MODEL(i) (2 + (uint64_t)(i))     /* 2..10 */
-#define FS_INO_CHANGES 11
-#define FS_INO_CONTROL 12
-#define FS_INO_STATUS 13                        /* a symlink to its latest snapshot */
-#define FS_INO_STATUS_SNAP(n) ((1ull << 61) + (n))  /* below STORE_INO_CHANGE_BASE,
-                                                       above every record node */
 #define STATUS_NAME_LEN 20                      /* ".status.000000000042" */
 
 struct fs;
@@ -40,7 +36,7 @@ struct fuse_session *fs_session(struct fs *fs);
 
 /* The sync listener: route a committed change to the notifier and bump the
  * directory's mtime. Matches sync_changed_fn; ctx is the struct fs. */
-void fs_changed(void *ctx, int model, uint64_t ino, const char *name,
+void fs_changed(void *ctx, unsigned dir, uint64_t node, const char *name,
                 int removed);
 
 #endif

@@ -233,6 +233,13 @@ static int run(struct daemon *d)
     if (store_claim(d->st) < 0)
         return 1;
     d->claimed = 1;
+    long derived = fetch_backfill(d->st);   /* a cache from before the views (schema 3) */
+    if (derived < 0) {
+        log_warnx("cache %s: cannot derive the views of its records", d->o.cache);
+        return 1;
+    }
+    if (derived > 0)
+        log_info("cache %s: derived the views of %ld records", d->o.cache, derived);
     if (!d->o.offline) {
         if (kombo_global_init() < 0) {
             log_warnx("cannot initialise libcurl");

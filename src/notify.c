@@ -14,6 +14,7 @@ struct item {
     uint64_t ino;
     char *name;
     int removed;
+    size_t order;       /* push order, for sorting */
 };
 
 struct notify {
@@ -54,7 +55,7 @@ void notify_push(struct notify *n, uint64_t parent, uint64_t ino,
             abort();
         n->q = p;
     }
-    n->q[n->n++] = (struct item){ parent, ino, strdup(name), removed };
+    n->q[n->n++] = (struct item){ parent, ino, strdup(name), removed, 0 };
     n->pushed++;
     pthread_cond_signal(&n->wake);
     pthread_mutex_unlock(&n->lock);
@@ -67,21 +68,38 @@ static void check(int rc, const char *what, uint64_t ino)
         log_debug("notify %s %llu: %s", what, (unsigned long long)ino, strerror(-rc));
 }
 
-static int cmp_ino(const void *a, const void *b)
+/* By inode, then parent and name: one name of a link can go and another
+ * come for the same inode (an e-mail address that changed). */
+static int cmp_item(const void *a, const void *b)
 {
     const struct item *x = a, *y = b;
-    return x->ino < y->ino ? -1 : x->ino > y->ino;
+    if (x->ino != y->ino)
+        return x->ino < y->ino ? -1 : 1;
+    if (x->parent != y->parent)
+        return x->parent < y->parent ? -1 : 1;
+    int c = strcmp(x->name, y->name);
+    if (c)
+        return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int same_item(const struct item *x, const struct item *y)
+{
+    return x->ino == y->ino && x->parent == y->parent && strcmp(x->name, y->name) == 0;
 }
 
 static void send_batch(struct notify *n, struct item *items, size_t count)
 {
-    /* Sort by inode so that repeats are adjacent: each inode is sent once. */
-    qsort(items, count, sizeof *items, cmp_ino);
+    /* Sorted so that repeats are adjacent: each (inode, name) is sent once,
+     * as its last push says. qsort is not stable: the index breaks ties. */
+    for (size_t i = 0; i < count; i++)
+        items[i].order = i;
+    qsort(items, count, sizeof *items, cmp_item);
     uint64_t dirs[16];
     size_t ndirs = 0;
     for (size_t i = 0; i < count; i++) {
         struct item *it = &items[i];
-        int last_of_ino = i + 1 == count || items[i + 1].ino != it->ino;
+        int last_of_ino = i + 1 == count || !same_item(&items[i + 1], it);
         if (last_of_ino) {
             if (it->removed) {
                 check(fuse_lowlevel_notify_delete(n->se, it->parent, it->ino, it->name,

@@ -16,7 +16,10 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "entry.h"
+#include "export.h"
 #include "log.h"
+#include "models.h"
 
 /* The writer's statements, prepared once. */
 enum wstmt {
@@ -26,6 +29,8 @@ enum wstmt {
     W_EP_GET, W_EP_ENSURE, W_EP_WATERMARK, W_EP_GEN, W_EP_FULL_AT, W_EP_STATUS,
     W_CH_NEXT, W_CH_INSERT, W_CH_OLD, W_CH_PRUNE, W_CH_BORROWED, W_CH_OWN,
     W_META_GET, W_META_SET, W_WH_INSERT, W_WH_PRUNE,
+    W_REC_SIZES, W_VIEWS_ADD, W_KEYSET_GET, W_KEYSET_ADD, W_MEMBERS_EMAIL, W_MEMBERS_RID,
+    W_BACKFILL_GET, W_BACKFILL_SET,
     W_COUNT
 };
 
@@ -33,17 +38,35 @@ static const char *const wsql[W_COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
-    [W_REC_GET] = "SELECT ino, body, changed_at, ver FROM records WHERE model = ?1 AND name = ?2",
+    [W_REC_GET] = "SELECT ino, body, changed_at, ver, ename, rname FROM records"
+                  " WHERE model = ?1 AND name = ?2",
     [W_REC_INSERT] = "INSERT INTO records (model, id, name, body, size, changed_at, remote_id, mtime, gen,"
-                     " created_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     " ename, rname, jsize, csize, keyset, created_seq)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [W_REC_UPDATE] = "UPDATE records SET body = ?2, size = ?3, changed_at = ?4, remote_id = ?5,"
-                     " mtime = ?6, gen = ?7, ver = ver + 1, created_seq = 0 WHERE ino = ?1 RETURNING ver",
+                     " mtime = ?6, gen = ?7, ename = ?8, rname = ?9, jsize = ?10, csize = ?11,"
+                     " keyset = ?12, ver = ver + 1, created_seq = 0 WHERE ino = ?1 RETURNING ver",
+    [W_REC_SIZES] = "SELECT model, jsize, csize FROM records WHERE ino = ?1",
+    /* The exports' version and totals, once per model per transaction. */
+    [W_VIEWS_ADD] = "INSERT INTO views (model, ver, mtime, n, jsonl, csv) VALUES (?1, 1, ?2, ?3, ?4, ?5)"
+                    " ON CONFLICT (model) DO UPDATE SET ver = ver + 1, mtime = excluded.mtime,"
+                    " n = n + excluded.n, jsonl = jsonl + excluded.jsonl, csv = csv + excluded.csv",
+    [W_KEYSET_GET] = "SELECT id FROM keysets WHERE keys = ?1",
+    [W_KEYSET_ADD] = "INSERT INTO keysets (keys) VALUES (?1)",
+    [W_MEMBERS_EMAIL] = "SELECT ino, name FROM records WHERE model = ?1 AND ename = ?2"
+                        " AND ename IS NOT NULL ORDER BY id",
+    [W_MEMBERS_RID] = "SELECT ino, name FROM records WHERE model = ?1 AND rname = ?2"
+                      " AND rname IS NOT NULL ORDER BY id",
+    [W_BACKFILL_GET] = "SELECT ino, model, body FROM records WHERE jsize IS NULL LIMIT 256",
+    [W_BACKFILL_SET] = "UPDATE records SET ename = ?2, rname = ?3, jsize = ?4, csize = ?5, keyset = ?6"
+                       " WHERE ino = ?1",
     [W_REC_TOUCH] = "UPDATE records SET gen = ?2 WHERE ino = ?1",
     [W_REC_DELETE] = "DELETE FROM records WHERE ino = ?1",
-    [W_REC_STALE] = "SELECT ino, id, name, ver FROM records WHERE model = ?1 AND gen < ?2"
+    [W_REC_STALE] = "SELECT ino, id, name, ver, ename, rname FROM records WHERE model = ?1 AND gen < ?2"
                     " ORDER BY ino LIMIT ?3",
     [W_SUPERSEDE] = "INSERT OR REPLACE INTO superseded (node, body, size, mtime, until)"
-                    " SELECT ?1 + ((ver & 16777215) << 36), body, size, mtime, ?2"
+                    " SELECT ?1 + ((ver & " INO_REC_VER_MASK_SQL ") << " INO_STR(INO_REC_ROWID_BITS) "),"
+                    " body, size, mtime, ?2"
                     " FROM records WHERE ino = ?3",
     [W_SUPERSEDED_PRUNE] = "DELETE FROM superseded WHERE until < ?1",
     [W_REC_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
@@ -74,6 +97,9 @@ static const char *const wsql[W_COUNT] = {
 enum rstmt {
     R_LOOKUP, R_ATTR, R_OLD_ATTR, R_LIST, R_BODY, R_OLD_BODY, R_META,
     R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_RANGE, R_COUNT, R_WATERMARK,
+    /* one of each per view, email then remote id: R_LNK_x + view */
+    R_LNK_FIRST, R_LNK_FIRST_RID, R_LNK_NAMED, R_LNK_NAMED_RID, R_LNK_ROW, R_LNK_ROW_RID,
+    R_LNK_LIST, R_LNK_LIST_RID,
     R_NSTMT
 };
 
@@ -83,7 +109,7 @@ static const char *const rsql[R_NSTMT] = {
     [R_OLD_ATTR] = "SELECT size, mtime FROM superseded WHERE node = ?1",
     [R_LIST] = "SELECT ino, name, size, mtime, ver FROM records WHERE model = ?1 AND ino > ?2"
                " ORDER BY ino LIMIT ?3",
-    [R_BODY] = "SELECT body FROM records WHERE ino = ?1 AND ver & 16777215 = ?2",
+    [R_BODY] = "SELECT body FROM records WHERE ino = ?1 AND ver & " INO_REC_VER_MASK_SQL " = ?2",
     [R_OLD_BODY] = "SELECT body FROM superseded WHERE node = ?1",
     [R_META] = "SELECT id, remote_id, changed_at FROM records WHERE ino = ?1",
     [R_CH_ATTR] = "SELECT size, at FROM changes WHERE seq = ?1",
@@ -94,28 +120,86 @@ static const char *const rsql[R_NSTMT] = {
                    " (SELECT seq FROM sqlite_sequence WHERE name = 'changes')",
     [R_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
     [R_WATERMARK] = "SELECT watermark FROM endpoints WHERE model = ?1",
+#define LNK_MIN(col, model, value) \
+    "(SELECT min(x.id) FROM records x WHERE x.model = " model " AND x." col " = " value \
+    " AND x." col " IS NOT NULL)"
+#define LNK_FIRST(col) \
+    "SELECT ino, name, mtime, " col " FROM records WHERE model = ?1 AND " col " = ?2" \
+    " AND " col " IS NOT NULL ORDER BY id LIMIT 1"
+#define LNK_NAMED(col) \
+    "SELECT ino, name, mtime, " col ", id = " LNK_MIN(col, "?1", "?2") " FROM records" \
+    " WHERE model = ?1 AND " col " = ?2 AND " col " IS NOT NULL AND name = ?3"
+#define LNK_ROW(col) \
+    "SELECT r.ino, r.name, r.mtime, r." col ", r.id = " LNK_MIN(col, "r.model", "r." col) \
+    ", r.model FROM records r WHERE r.ino = ?1 AND r." col " IS NOT NULL"
+#define LNK_LIST(col) \
+    "SELECT r.ino, r.name, r.mtime, r." col ", r.id = " LNK_MIN(col, "r.model", "r." col) \
+    " FROM records r WHERE r.model = ?1 AND r.ino > ?2 AND r." col " IS NOT NULL" \
+    " ORDER BY r.ino LIMIT ?3"
+    [R_LNK_FIRST] = LNK_FIRST("ename"),
+    [R_LNK_FIRST_RID] = LNK_FIRST("rname"),
+    [R_LNK_NAMED] = LNK_NAMED("ename"),
+    [R_LNK_NAMED_RID] = LNK_NAMED("rname"),
+    [R_LNK_ROW] = LNK_ROW("ename"),
+    [R_LNK_ROW_RID] = LNK_ROW("rname"),
+    [R_LNK_LIST] = LNK_LIST("ename"),
+    [R_LNK_LIST_RID] = LNK_LIST("rname"),
 };
+
+/*
+ * Read connections. Each thread keeps up to TL_READERS of them (one per store
+ * it reads, the least recently used one closed to make room), in a struct
+ * tl_readers that a pthread key destroys when the thread ends: libfuse
+ * starts and ends worker threads as load comes and goes (max_idle_threads),
+ * and without the destructor every thread that ever read kept its connection
+ * (three file descriptors) until the cache was closed. One process-wide
+ * mutex guards the per-thread tables and the per-store lists, so that a
+ * store closed by one thread and a thread ending at the same time never
+ * close a connection twice.
+ */
+#define TL_READERS 4
+
+struct tl_readers;
 
 struct store_reader {
     sqlite3 *db;
     sqlite3_stmt *st[R_NSTMT];
-    struct store_reader *next;
+    struct store *owner;
+    struct tl_readers *tl;      /* the thread's table that holds it */
+    uint64_t used;              /* the thread's clock of its last use */
+    struct store_reader *next;  /* in owner->readers */
 };
+
+struct tl_readers {
+    struct store_reader *r[TL_READERS];
+    uint64_t clock;
+};
+
+static pthread_mutex_t readers_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t readers_key;
+static pthread_once_t readers_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct tl_readers *tl_readers;
 
 struct store {
     char *path;
     sqlite3 *db;
     sqlite3_stmt *st[W_COUNT];
-    pthread_mutex_t readers_lock;
-    struct store_reader *readers;
+    struct store_reader *readers;   /* under readers_mu */
     int64_t webhook_pruned_at;  /* unix s of the last prune of old event ids */
     uint64_t serial;            /* unique in the process: a new store may reuse a freed address */
+    /* The current transaction's changes to the views table, per model. */
+    struct view_delta {
+        int touched;
+        int64_t mtime, n, jsonl, csv;
+    } vd[MODEL_COUNT];
+    struct buf keyset;          /* the last keyset looked up, and its id */
+    int64_t keyset_id;
+    pthread_mutex_t pins_lock;  /* the export pins (see "exports" below) */
+    struct pin *pins;
 };
 
 static _Atomic uint64_t store_serials;
 
-static _Thread_local struct store_reader *tl_reader;
-static _Thread_local uint64_t tl_reader_owner;    /* the serial of its store */
 
 static const char schema_v1[] =
     "CREATE TABLE records ("
@@ -168,7 +252,7 @@ static const char schema_v1[] =
  * Version 2: a "created" change entry borrows its record's body instead of
  * holding a copy (the first full fetch wrote every record twice). Such an
  * entry has rec = the record's rowid and split = where the record goes in
- * its body, which then holds the entry without the record: see splice_entry().
+ * its body, which then holds the entry without the record: see entry_splice().
  * records.created_seq names the entry that borrows the record's current
  * body; before that body changes or goes, the entry gets its own copy
  * (own_entry()), so an entry's text never changes.
@@ -180,6 +264,50 @@ static const char migrate_v2[] =
     "ALTER TABLE changes ADD COLUMN split INTEGER;"
     "PRAGMA user_version = 2;"
     "COMMIT;";
+
+/*
+ * Version 3: the views of SPEC §10. Each record carries its by-email and
+ * by-remote-id names (ename, rname: escaped, NULL where none), the byte
+ * sizes of its JSONL line (jsize, without the newline) and CSV cells
+ * (csize), and its set of top-level keys (keyset -> keysets: the CSV
+ * columns). jsize NULL marks a row not derived yet: store_backfill() fills
+ * those in after an upgrade. views holds per model a data version (bumped by
+ * every transaction that changes a record of it) and the exports' totals.
+ * records_sizes covers what an export needs to map offsets to rows, and
+ * replaces records_model (model, ino). Superseded versions are dropped: their
+ * node numbers used the 0.1 layout (ino.h).
+ */
+static const char migrate_v3[] =
+    "BEGIN;"
+    "ALTER TABLE records ADD COLUMN ename TEXT;"
+    "ALTER TABLE records ADD COLUMN rname TEXT;"
+    "ALTER TABLE records ADD COLUMN jsize INTEGER;"
+    "ALTER TABLE records ADD COLUMN csize INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE records ADD COLUMN keyset INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX records_ename ON records (model, ename, id) WHERE ename IS NOT NULL;"
+    "CREATE INDEX records_rname ON records (model, rname, id) WHERE rname IS NOT NULL;"
+    "CREATE INDEX records_sizes ON records (model, ino, jsize, csize, keyset);"
+    "DROP INDEX records_model;"
+    "CREATE TABLE keysets (id INTEGER PRIMARY KEY, keys BLOB NOT NULL UNIQUE);"
+    "CREATE TABLE views ("
+    "  model INTEGER PRIMARY KEY,"
+    "  ver INTEGER NOT NULL DEFAULT 0,"
+    "  mtime INTEGER NOT NULL DEFAULT 0,"
+    "  n INTEGER NOT NULL DEFAULT 0,"
+    "  jsonl INTEGER NOT NULL DEFAULT 0,"
+    "  csv INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "DELETE FROM superseded;"
+    "PRAGMA user_version = 3;"
+    "COMMIT;";
+
+/* After a backfill: the totals from the rows. */
+static const char views_recount[] =
+    "INSERT INTO views (model, ver, mtime, n, jsonl, csv)"
+    " SELECT model, 1, max(mtime), count(*), sum(jsize + 1), sum(csize) FROM records"
+    " GROUP BY model"
+    " ON CONFLICT (model) DO UPDATE SET ver = ver + 1, mtime = excluded.mtime,"
+    " n = excluded.n, jsonl = excluded.jsonl, csv = excluded.csv;";
 
 /* Wait for another connection's write lock in 1 ms steps (SQLite's own
  * busy_timeout backs off up to 100 ms per step, which turned a 10 ms page
@@ -250,6 +378,20 @@ static int left_in_use(struct store *st)
     return in_use;
 }
 
+/* Run one upgrade script (a transaction of its own); rolled back on failure. */
+static int migrate(struct store *st, const char *sql, int to, char *err, size_t errlen)
+{
+    if (exec(st->db, sql, err, errlen) == 0)
+        return 0;
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    char why[256];
+    snprintf(why, sizeof why, "%s", err);
+    snprintf(err, errlen, "cache '%s': cannot upgrade it to schema version %d: %s", st->path, to,
+             why);
+    return -1;
+}
+
 static int check_schema(struct store *st, int verify, char *err, size_t errlen)
 {
     int version = 0, tables = 0;
@@ -273,14 +415,9 @@ static int check_schema(struct store *st, int verify, char *err, size_t errlen)
         snprintf(err, errlen, "cache '%s' is not a kombofs cache (a SQLite file with other tables)", st->path);
         return -1;
     }
-    if (version < 2 && exec(st->db, migrate_v2, err, errlen) < 0) {
-        if (!sqlite3_get_autocommit(st->db))
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-        char why[256];
-        snprintf(why, sizeof why, "%s", err);
-        snprintf(err, errlen, "cache '%s': cannot upgrade it to schema version 2: %s", st->path, why);
+    if ((version < 2 && migrate(st, migrate_v2, 2, err, errlen) < 0) ||
+        (version < 3 && migrate(st, migrate_v3, 3, err, errlen) < 0))
         return -1;
-    }
     if (fresh)
         return 0;
     /* A whole-file check costs about 0.5 s per GB: done when the last daemon
@@ -312,7 +449,7 @@ static struct store *open_store(const char *path, int verify, char *err, size_t 
         abort();
     st->path = strdup(path);
     st->serial = ++store_serials;
-    pthread_mutex_init(&st->readers_lock, NULL);
+    pthread_mutex_init(&st->pins_lock, NULL);
 
     if (access(path, F_OK) < 0 && create_private(path, err, errlen) < 0)
         goto fail;
@@ -382,26 +519,85 @@ static void reader_close(struct store_reader *r)
     free(r);
 }
 
+/* Under readers_mu: take r out of its store's list and its thread's table. */
+static void reader_unlink(struct store_reader *r)
+{
+    struct store_reader **p = &r->owner->readers;
+    while (*p && *p != r)
+        p = &(*p)->next;
+    if (*p)
+        *p = r->next;
+    for (int i = 0; r->tl && i < TL_READERS; i++)
+        if (r->tl->r[i] == r)
+            r->tl->r[i] = NULL;
+    r->tl = NULL;
+}
+
+/* The thread ends: close its connections. */
+static void tl_destroy(void *arg)
+{
+    struct tl_readers *tl = arg;
+    struct store_reader *gone[TL_READERS];
+    int n = 0;
+    pthread_mutex_lock(&readers_mu);
+    for (int i = 0; i < TL_READERS; i++) {
+        if (tl->r[i]) {
+            gone[n++] = tl->r[i];
+            reader_unlink(tl->r[i]);
+        }
+    }
+    pthread_mutex_unlock(&readers_mu);
+    for (int i = 0; i < n; i++)
+        reader_close(gone[i]);
+    free(tl);
+}
+
+static void readers_key_init(void)
+{
+    if (pthread_key_create(&readers_key, tl_destroy) != 0)
+        abort();
+}
+
+static void pins_close(struct store *st);
+
 void store_close(struct store *st)
 {
     if (!st)
         return;
-    pthread_mutex_lock(&st->readers_lock);
+    pthread_mutex_lock(&readers_mu);
     struct store_reader *r = st->readers;
+    for (struct store_reader *q = r; q; q = q->next) {
+        for (int i = 0; q->tl && i < TL_READERS; i++)
+            if (q->tl->r[i] == q)
+                q->tl->r[i] = NULL;
+        q->tl = NULL;
+    }
     st->readers = NULL;
-    pthread_mutex_unlock(&st->readers_lock);
+    pthread_mutex_unlock(&readers_mu);
     while (r) {
         struct store_reader *next = r->next;
         reader_close(r);
         r = next;
     }
+    pins_close(st);
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(st->st[i]);
     if (st->db)
         sqlite3_close(st->db);
-    pthread_mutex_destroy(&st->readers_lock);
+    pthread_mutex_destroy(&st->pins_lock);
+    buf_free(&st->keyset);
     free(st->path);
     free(st);
+}
+
+int store_reader_count(struct store *st)
+{
+    int n = 0;
+    pthread_mutex_lock(&readers_mu);
+    for (struct store_reader *r = st->readers; r; r = r->next)
+        n++;
+    pthread_mutex_unlock(&readers_mu);
+    return n;
 }
 
 const char *store_path(const struct store *st)
@@ -441,13 +637,60 @@ int store_begin(struct store *st)
     return done(st, w(st, W_BEGIN), "begin");
 }
 
+/* The transaction changed a record of `model`: its exports' version and totals move. */
+static void view_add(struct store *st, int model, int64_t mtime, int64_t n, int64_t jsonl,
+                     int64_t csv)
+{
+    if (model < 0 || model >= MODEL_COUNT)
+        return;
+    struct view_delta *v = &st->vd[model];
+    v->touched = 1;
+    if (mtime > v->mtime)
+        v->mtime = mtime;
+    v->n += n;
+    v->jsonl += jsonl;
+    v->csv += csv;
+}
+
+static int views_flush(struct store *st)
+{
+    int rc = 0;
+    for (int m = 0; m < MODEL_COUNT && rc == 0; m++) {
+        struct view_delta *v = &st->vd[m];
+        if (!v->touched)
+            continue;
+        sqlite3_stmt *s = w(st, W_VIEWS_ADD);
+        sqlite3_bind_int(s, 1, m);
+        sqlite3_bind_int64(s, 2, v->mtime);
+        sqlite3_bind_int64(s, 3, v->n);
+        sqlite3_bind_int64(s, 4, v->jsonl);
+        sqlite3_bind_int64(s, 5, v->csv);
+        rc = done(st, s, "views");
+    }
+    return rc;
+}
+
+static void views_forget(struct store *st)
+{
+    memset(st->vd, 0, sizeof st->vd);
+}
+
+static void pins_expire(struct store *st, int64_t now);
+
 int store_commit(struct store *st)
 {
-    return done(st, w(st, W_COMMIT), "commit");
+    int rc = views_flush(st);
+    views_forget(st);
+    if (rc == 0)
+        rc = done(st, w(st, W_COMMIT), "commit");
+    pins_expire(st, clock_now_ns());
+    return rc;
 }
 
 void store_rollback(struct store *st)
 {
+    views_forget(st);
+    st->keyset.len = 0;     /* a keyset added by the transaction is gone */
     if (!sqlite3_get_autocommit(st->db))
         done(st, w(st, W_ROLLBACK), "rollback");
 }
@@ -456,6 +699,8 @@ void store_record_free(struct store_record *r)
 {
     free(r->body);
     free(r->changed_at);
+    free(r->ename);
+    free(r->rname);
     memset(r, 0, sizeof *r);
 }
 
@@ -468,8 +713,9 @@ int store_record_get(struct store *st, int model, const char *name,
     sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        out->ino = (uint64_t)sqlite3_column_int64(s, 0) + STORE_INO_RECORD_BASE;
-        out->node = store_node(out->ino, (uint64_t)sqlite3_column_int64(s, 3));
+        out->ino = ino_record((uint64_t)sqlite3_column_int64(s, 0), 0);
+        out->node = ino_record((uint64_t)sqlite3_column_int64(s, 0),
+                               (uint64_t)sqlite3_column_int64(s, 3));
         int n = sqlite3_column_bytes(s, 1);
         const void *b = sqlite3_column_blob(s, 1);
         out->body = malloc((size_t)n + 1);
@@ -480,6 +726,8 @@ int store_record_get(struct store *st, int model, const char *name,
         out->body[n] = '\0';
         out->size = (size_t)n;
         out->changed_at = col_strdup(s, 2);
+        out->ename = col_strdup(s, 4);
+        out->rname = col_strdup(s, 5);
     }
     sqlite3_reset(s);
     if (rc == SQLITE_ROW)
@@ -506,94 +754,88 @@ static void bind_content(sqlite3_stmt *s, int first, const char *body, size_t si
     sqlite3_bind_int64(s, first + 5, gen);
 }
 
+/* The id of a keyset (its keys, each NUL-terminated), added if new; 0 for none. */
+static int64_t keyset_id(struct store *st, const char *keys, size_t len)
+{
+    if (!len)
+        return 0;
+    if (st->keyset.len == len && memcmp(st->keyset.data, keys, len) == 0)
+        return st->keyset_id;
+    sqlite3_stmt *s = w(st, W_KEYSET_GET);
+    sqlite3_bind_blob(s, 1, keys, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) {
+        s = w(st, W_KEYSET_ADD);
+        sqlite3_bind_blob(s, 1, keys, (int)len, SQLITE_STATIC);
+        if (done(st, s, "keyset") < 0)
+            return -1;
+        id = sqlite3_last_insert_rowid(st->db);
+    } else if (rc != SQLITE_ROW) {
+        log_warnx("cache: keyset: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    buf_reset(&st->keyset);
+    buf_add(&st->keyset, keys, len);
+    st->keyset_id = id;
+    return id;
+}
+
+/* The derived columns, bound from `first`: ename, rname, jsize, csize, keyset. */
+static int bind_derived(struct store *st, sqlite3_stmt *s, int first,
+                        const struct store_derived *d)
+{
+    int64_t ks = keyset_id(st, d->keys, d->keys_len);
+    if (ks < 0)
+        return -1;
+    if (d->ename)
+        sqlite3_bind_text(s, first, d->ename, -1, SQLITE_STATIC);
+    if (d->rname)
+        sqlite3_bind_text(s, first + 1, d->rname, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, first + 2, (sqlite3_int64)d->jsize);
+    sqlite3_bind_int64(s, first + 3, (sqlite3_int64)d->csize);
+    sqlite3_bind_int64(s, first + 4, ks);
+    return 0;
+}
+
 static uint64_t insert_record(struct store *st, int model, const char *id, const char *name,
                               const char *body, size_t size, const char *changed_at,
-                              const char *remote_id, int64_t mtime_ns, int64_t gen,
-                              int64_t created_seq)
+                              const char *remote_id, const struct store_derived *d,
+                              int64_t mtime_ns, int64_t gen, int64_t created_seq)
 {
     sqlite3_stmt *s = w(st, W_REC_INSERT);
     sqlite3_bind_int(s, 1, model);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
     bind_content(s, 4, body, size, changed_at, remote_id, mtime_ns, gen);
-    sqlite3_bind_int64(s, 10, created_seq);
+    if (bind_derived(st, s, 10, d) < 0)
+        return 0;
+    sqlite3_bind_int64(s, 15, created_seq);
     if (done(st, s, "record insert") < 0)
         return 0;
-    return (uint64_t)sqlite3_last_insert_rowid(st->db) + STORE_INO_RECORD_BASE;
+    view_add(st, model, mtime_ns, 1, (int64_t)d->jsize + 1, (int64_t)d->csize);
+    return ino_record((uint64_t)sqlite3_last_insert_rowid(st->db), 0);
 }
 
-uint64_t store_record_insert(struct store *st, int model, const char *id,
-                             const char *name, const char *body, size_t size,
-                             const char *changed_at, const char *remote_id,
-                             int64_t mtime_ns, int64_t gen)
+/* The model and export sizes of record ino, before it changes or goes. */
+static int record_sizes(struct store *st, uint64_t ino, int *model, int64_t *jsize,
+                        int64_t *csize)
 {
-    return insert_record(st, model, id, name, body, size, changed_at, remote_id, mtime_ns,
-                         gen, 0);
-}
-
-/* ---- entries that borrow a record's body ---- */
-
-/* The indentation (spaces) of the line that offset `at` of text is on. */
-static size_t line_indent(const char *text, size_t at)
-{
-    size_t start = at, n = 0;
-    while (start > 0 && text[start - 1] != '\n')
-        start--;
-    while (start + n < at && text[start + n] == ' ')
-        n++;
-    return n;
-}
-
-/* The record's text as it goes into an entry: without its final newline. */
-static size_t rec_len(const char *rec, size_t len)
-{
-    return len && rec[len - 1] == '\n' ? len - 1 : len;
-}
-
-static size_t count_newlines(const char *p, size_t n)
-{
-    size_t k = 0;
-    const char *end = p + n;
-    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-        k++;
-        p++;
+    sqlite3_stmt *s = w(st, W_REC_SIZES);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)ino_rowid(ino));
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *model = sqlite3_column_int(s, 0);
+        *jsize = sqlite3_column_int64(s, 1);
+        *csize = sqlite3_column_int64(s, 2);
     }
-    return k;
-}
-
-/* The size of splice_entry(): computed when the entry is written, from the same rule. */
-static size_t splice_size(const char *entry, size_t elen, size_t split, const char *rec,
-                          size_t rlen)
-{
-    rlen = rec_len(rec, rlen);
-    return elen + rlen + count_newlines(rec, rlen) * line_indent(entry, split);
-}
-
-/* A borrowing entry's text: entry[0, split), the record without its final
- * newline, each of its line breaks followed by the indentation of the line
- * the split is on (so a record rendered at depth 0 reads as if rendered in
- * place), then entry[split, elen). Appended to out. */
-static void splice_entry(const char *entry, size_t elen, size_t split, const char *rec,
-                   size_t rlen, struct buf *out)
-{
-    size_t indent = line_indent(entry, split);
-    rlen = rec_len(rec, rlen);
-    buf_reserve(out, elen + rlen + count_newlines(rec, rlen) * indent);
-    buf_add(out, entry, split);
-    const char *p = rec, *end = rec + rlen;
-    while (p < end) {       /* the room was reserved above: plain copies */
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
-        memcpy(out->data + out->len, p, n);
-        out->len += n;
-        if (nl) {
-            memset(out->data + out->len, ' ', indent);
-            out->len += indent;
-        }
-        p += n;
-    }
-    out->data[out->len] = '\0';
-    buf_add(out, entry + split, elen - split);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    log_warnx("cache: record %llu: %s", (unsigned long long)ino_rowid(ino),
+              rc == SQLITE_DONE ? "gone" : sqlite3_errmsg(st->db));
+    return -1;
 }
 
 /* The text of a borrowing entry from a row whose columns col, col + 1 and
@@ -609,7 +851,7 @@ static int borrowed_text(sqlite3_stmt *s, int col, int64_t seq, struct buf *out)
         log_warnx("cache: change entry %lld borrows a record it cannot find", (long long)seq);
         return -1;
     }
-    splice_entry(entry ? entry : "", elen, (size_t)split, rec ? rec : "", rlen, out);
+    entry_splice(entry ? entry : "", elen, (size_t)split, rec ? rec : "", rlen, out);
     return 0;
 }
 
@@ -628,7 +870,7 @@ static long copy_slice(const char *src, size_t size, char *dst, size_t off, size
 static int own_entry(struct store *st, uint64_t ino)
 {
     sqlite3_stmt *s = w(st, W_CH_BORROWED);
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)ino_rowid(ino));
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(s);
@@ -671,7 +913,7 @@ static int insert_change(struct store *st, int64_t seq, int64_t at_ns, const cha
     sqlite3_bind_blob(s, 3, entry, (int)elen, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)size);
     if (rec) {
-        sqlite3_bind_int64(s, 5, (sqlite3_int64)(rec - STORE_INO_RECORD_BASE));
+        sqlite3_bind_int64(s, 5, (sqlite3_int64)ino_rowid(rec));
         sqlite3_bind_int64(s, 6, (sqlite3_int64)split);
     }
     return done(st, s, "change insert");
@@ -680,8 +922,9 @@ static int insert_change(struct store *st, int64_t seq, int64_t at_ns, const cha
 int64_t store_record_create(struct store *st, int model, const char *id,
                             const char *name, const char *body, size_t size,
                             const char *changed_at, const char *remote_id,
-                            int64_t mtime_ns, int64_t gen, store_created_fn fn,
-                            void *ctx, uint64_t *ino)
+                            const struct store_derived *d, int64_t mtime_ns,
+                            int64_t gen, store_created_fn fn, void *ctx,
+                            uint64_t *ino)
 {
     int64_t seq = next_seq(st);
     if (seq < 0)
@@ -693,11 +936,11 @@ int64_t store_record_create(struct store *st, int model, const char *id,
     size_t elen = strlen(entry);
     int rc = -1;
     if (split <= elen) {
-        *ino = insert_record(st, model, id, name, body, size, changed_at, remote_id, mtime_ns,
-                             gen, seq);
+        *ino = insert_record(st, model, id, name, body, size, changed_at, remote_id, d,
+                             mtime_ns, gen, seq);
         if (*ino)
             rc = insert_change(st, seq, mtime_ns, entry, elen,
-                               splice_size(entry, elen, split, body, size), *ino, split);
+                               entry_splice_size(entry, elen, split, body, size), *ino, split);
     }
     free(entry);
     return rc < 0 ? -1 : seq;
@@ -714,23 +957,29 @@ static int supersede(struct store *st, uint64_t ino)
     s = w(st, W_SUPERSEDE);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)ino);
     sqlite3_bind_int64(s, 2, now + (int64_t)STORE_SUPERSEDED_KEEP_S * 1000000000);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)ino_rowid(ino));
     return done(st, s, "supersede");
 }
 
 int store_record_update(struct store *st, uint64_t ino, const char *body,
                         size_t size, const char *changed_at,
-                        const char *remote_id, int64_t mtime_ns, int64_t gen,
-                        uint64_t *node)
+                        const char *remote_id, const struct store_derived *d,
+                        int64_t mtime_ns, int64_t gen, uint64_t *node)
 {
-    if (own_entry(st, ino) < 0 || supersede(st, ino) < 0)
+    int model;
+    int64_t jsize, csize;
+    if (record_sizes(st, ino, &model, &jsize, &csize) < 0 || own_entry(st, ino) < 0 ||
+        supersede(st, ino) < 0)
         return -1;
     sqlite3_stmt *s = w(st, W_REC_UPDATE);
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)ino_rowid(ino));
     bind_content(s, 2, body, size, changed_at, remote_id, mtime_ns, gen);
+    if (bind_derived(st, s, 8, d) < 0)
+        return -1;
+    view_add(st, model, mtime_ns, 0, (int64_t)d->jsize - jsize, (int64_t)d->csize - csize);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        *node = store_node(ino, (uint64_t)sqlite3_column_int64(s, 0));
+        *node = ino_record(ino_rowid(ino), (uint64_t)sqlite3_column_int64(s, 0));
     sqlite3_reset(s);
     if (rc != SQLITE_ROW) {
         log_warnx("cache: record update: %s", sqlite3_errmsg(st->db));
@@ -742,17 +991,21 @@ int store_record_update(struct store *st, uint64_t ino, const char *body,
 int store_record_touch(struct store *st, uint64_t ino, int64_t gen)
 {
     sqlite3_stmt *s = w(st, W_REC_TOUCH);
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)ino_rowid(ino));
     sqlite3_bind_int64(s, 2, gen);
     return done(st, s, "record touch");
 }
 
 int store_record_delete(struct store *st, uint64_t ino)
 {
-    if (own_entry(st, ino) < 0 || supersede(st, ino) < 0)
+    int model;
+    int64_t jsize, csize;
+    if (record_sizes(st, ino, &model, &jsize, &csize) < 0 || own_entry(st, ino) < 0 ||
+        supersede(st, ino) < 0)
         return -1;
+    view_add(st, model, clock_now_ns(), -1, -(jsize + 1), -csize);
     sqlite3_stmt *s = w(st, W_REC_DELETE);
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)ino_rowid(ino));
     return done(st, s, "record delete");
 }
 
@@ -765,25 +1018,31 @@ int store_records_stale(struct store *st, int model, int64_t gen, int max,
     sqlite3_bind_int64(s, 2, gen);
     sqlite3_bind_int(s, 3, max);
     /* Copy the rows first: fn may delete them, which would disturb the cursor. */
-    struct row { uint64_t ino, node; char *id, *name; } *rows = NULL;
+    struct row { uint64_t ino, node; char *id, *name, *ename, *rname; } *rows = NULL;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct row *p = realloc(rows, (size_t)(n + 1) * sizeof *rows);
         if (!p)
             abort();
         rows = p;
-        rows[n].ino = (uint64_t)sqlite3_column_int64(s, 0) + STORE_INO_RECORD_BASE;
-        rows[n].node = store_node(rows[n].ino, (uint64_t)sqlite3_column_int64(s, 3));
+        rows[n].ino = ino_record((uint64_t)sqlite3_column_int64(s, 0), 0);
+        rows[n].node = ino_record((uint64_t)sqlite3_column_int64(s, 0),
+                                  (uint64_t)sqlite3_column_int64(s, 3));
         rows[n].id = col_strdup(s, 1);
         rows[n].name = col_strdup(s, 2);
+        rows[n].ename = col_strdup(s, 4);
+        rows[n].rname = col_strdup(s, 5);
         n++;
     }
     sqlite3_reset(s);
     int result = rc == SQLITE_DONE ? n : -1;
     for (int i = 0; i < n; i++) {
-        if (result >= 0 && fn(ctx, rows[i].ino, rows[i].node, rows[i].id, rows[i].name) < 0)
+        if (result >= 0 && fn(ctx, rows[i].ino, rows[i].node, rows[i].id, rows[i].name,
+                              rows[i].ename, rows[i].rname) < 0)
             result = -1;
         free(rows[i].id);
         free(rows[i].name);
+        free(rows[i].ename);
+        free(rows[i].rname);
     }
     free(rows);
     return result;
@@ -944,9 +1203,38 @@ int store_meta_set(struct store *st, const char *key, const char *value)
 
 struct store_reader *store_reader(struct store *st)
 {
-    if (tl_reader && tl_reader_owner == st->serial)
-        return tl_reader;
-    struct store_reader *r = calloc(1, sizeof *r);
+    struct tl_readers *tl = tl_readers;
+    struct store_reader *r = NULL, *evicted = NULL;
+    int slot = 0;
+    if (!tl) {
+        pthread_once(&readers_once, readers_key_init);
+        tl = calloc(1, sizeof *tl);
+        if (!tl)
+            abort();
+        pthread_setspecific(readers_key, tl);
+        tl_readers = tl;
+    }
+    pthread_mutex_lock(&readers_mu);
+    for (int i = 0; i < TL_READERS; i++) {
+        if (tl->r[i] && tl->r[i]->owner == st) {
+            r = tl->r[i];
+            r->used = ++tl->clock;
+            break;
+        }
+        if (!tl->r[i] || (tl->r[slot] && tl->r[i]->used < tl->r[slot]->used))
+            slot = i;
+    }
+    if (!r && tl->r[slot]) {
+        evicted = tl->r[slot];
+        reader_unlink(evicted);
+    }
+    pthread_mutex_unlock(&readers_mu);
+    if (evicted)
+        reader_close(evicted);
+    if (r)
+        return r;
+
+    r = calloc(1, sizeof *r);
     if (!r)
         abort();
     if (sqlite3_open_v2(st->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
@@ -957,12 +1245,14 @@ struct store_reader *store_reader(struct store *st)
         if (sqlite3_prepare_v3(r->db, rsql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &r->st[i], NULL) != SQLITE_OK)
             goto fail;
-    pthread_mutex_lock(&st->readers_lock);
+    pthread_mutex_lock(&readers_mu);
+    r->owner = st;
+    r->tl = tl;
+    r->used = ++tl->clock;
     r->next = st->readers;
     st->readers = r;
-    pthread_mutex_unlock(&st->readers_lock);
-    tl_reader = r;
-    tl_reader_owner = st->serial;
+    tl->r[slot] = r;
+    pthread_mutex_unlock(&readers_mu);
     return r;
 fail:
     log_warnx("cache: cannot open a reader: %s", r->db ? sqlite3_errmsg(r->db) : "no memory");
@@ -977,13 +1267,14 @@ static sqlite3_stmt *rs(struct store_reader *r, enum rstmt i)
     return s;
 }
 
-/* ver_col < 0: no version (change-log entries). */
-static void fill_attr(sqlite3_stmt *s, int ino_col, uint64_t base, int size_col,
-                      int mtime_col, int ver_col, struct store_attr *out)
+/* A record row's attributes: rowid, size, mtime and version in columns
+ * ino_col, size_col, mtime_col, ver_col. */
+static void fill_rec_attr(sqlite3_stmt *s, int ino_col, int size_col, int mtime_col,
+                          int ver_col, struct store_attr *out)
 {
-    out->ino = (uint64_t)sqlite3_column_int64(s, ino_col) + base;
-    out->node = ver_col < 0 ? out->ino
-                            : store_node(out->ino, (uint64_t)sqlite3_column_int64(s, ver_col));
+    uint64_t rowid = (uint64_t)sqlite3_column_int64(s, ino_col);
+    out->ino = ino_record(rowid, 0);
+    out->node = ino_record(rowid, (uint64_t)sqlite3_column_int64(s, ver_col));
     out->size = (uint64_t)sqlite3_column_int64(s, size_col);
     out->mtime_ns = sqlite3_column_int64(s, mtime_col);
 }
@@ -1006,26 +1297,21 @@ int store_read_lookup(struct store_reader *r, int model, const char *name,
     sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        fill_attr(s, 0, STORE_INO_RECORD_BASE, 1, 2, 3, out);
+        fill_rec_attr(s, 0, 1, 2, 3, out);
     rc = row_result(r, rc);
     sqlite3_reset(s);
     return rc;
 }
 
-static uint64_t node_ver(uint64_t node)
-{
-    return (node - STORE_INO_RECORD_BASE) >> STORE_NODE_VER_SHIFT;
-}
-
 int store_read_record_attr(struct store_reader *r, uint64_t node, int *model,
                            struct store_attr *out)
 {
-    uint64_t ino = store_node_ino(node);
+    uint64_t ino = ino_record_st(node);
     sqlite3_stmt *s = rs(r, R_ATTR);
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)(ino - STORE_INO_RECORD_BASE));
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)ino_rowid(ino));
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW && ((uint64_t)sqlite3_column_int64(s, 3) & STORE_NODE_VER_MASK) ==
-                                node_ver(node)) {
+    if (rc == SQLITE_ROW && ((uint64_t)sqlite3_column_int64(s, 3) & INO_REC_VER_MASK) ==
+                                ino_ver(node)) {
         *model = sqlite3_column_int(s, 0);
         out->node = node;
         out->ino = ino;
@@ -1059,12 +1345,11 @@ int store_read_list(struct store_reader *r, int model, uint64_t after, int max,
     sqlite3_stmt *s = rs(r, R_LIST);
     int n = 0, rc;
     sqlite3_bind_int(s, 1, model);
-    sqlite3_bind_int64(s, 2, after >= STORE_INO_RECORD_BASE
-                                 ? (sqlite3_int64)(after - STORE_INO_RECORD_BASE) : 0);
+    sqlite3_bind_int64(s, 2, ino_kind(after) == INO_K_RECORD ? (sqlite3_int64)ino_rowid(after) : 0);
     sqlite3_bind_int(s, 3, max);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_attr a;
-        fill_attr(s, 0, STORE_INO_RECORD_BASE, 2, 3, 4, &a);
+        fill_rec_attr(s, 0, 2, 3, 4, &a);
         if (fn(ctx, (const char *)sqlite3_column_text(s, 1), &a))
             break;
         n++;
@@ -1097,8 +1382,8 @@ static long read_blob(struct store_reader *r, enum rstmt i, int64_t key, int64_t
 long store_read_body(struct store_reader *r, uint64_t node, char *dst,
                      size_t off, size_t n)
 {
-    long got = read_blob(r, R_BODY, (int64_t)(store_node_ino(node) - STORE_INO_RECORD_BASE),
-                         (int64_t)node_ver(node), dst, off, n);
+    long got = read_blob(r, R_BODY, (int64_t)ino_rowid(node), (int64_t)ino_ver(node), dst,
+                         off, n);
     return got >= 0 ? got : read_blob(r, R_OLD_BODY, (int64_t)node, 0, dst, off, n);
 }
 
@@ -1106,7 +1391,7 @@ int store_read_meta(struct store_reader *r, uint64_t node, char **id,
                     char **remote_id, char **changed_at)
 {
     sqlite3_stmt *s = rs(r, R_META);
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)(store_node_ino(node) - STORE_INO_RECORD_BASE));
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)ino_rowid(node));
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *id = col_strdup(s, 0);
@@ -1125,7 +1410,7 @@ int store_read_change_attr(struct store_reader *r, int64_t seq,
     sqlite3_bind_int64(s, 1, seq);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        out->ino = out->node = STORE_INO_CHANGE_BASE + (uint64_t)seq;
+        out->ino = out->node = ino_change(seq);
         out->size = (uint64_t)sqlite3_column_int64(s, 0);
         out->mtime_ns = sqlite3_column_int64(s, 1);
     }
@@ -1143,9 +1428,11 @@ int store_read_change_list(struct store_reader *r, int64_t after, int max,
     sqlite3_bind_int(s, 2, max);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_attr a;
-        char name[32];
-        fill_attr(s, 0, STORE_INO_CHANGE_BASE, 1, 2, -1, &a);
-        snprintf(name, sizeof name, "%012lld.json", (long long)sqlite3_column_int64(s, 0));
+        char name[ENTRY_NAME_SIZE];
+        a.ino = a.node = ino_change(sqlite3_column_int64(s, 0));
+        a.size = (uint64_t)sqlite3_column_int64(s, 1);
+        a.mtime_ns = sqlite3_column_int64(s, 2);
+        entry_name(sqlite3_column_int64(s, 0), name);
         if (fn(ctx, name, &a))
             break;
         n++;
@@ -1216,4 +1503,585 @@ char *store_read_watermark(struct store_reader *r, int model)
         v = col_strdup(s, 0);
     sqlite3_reset(s);
     return v;
+}
+
+/* ---- views: by-email/, by-remote-id/ ---- */
+
+int store_view_members(struct store *st, enum store_view view, int model,
+                       const char *vname, store_member_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = w(st, view == STORE_VIEW_EMAIL ? W_MEMBERS_EMAIL : W_MEMBERS_RID);
+    int n = 0, rc;
+    sqlite3_bind_int(s, 1, model);
+    sqlite3_bind_text(s, 2, vname, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+           n == 0);
+        n++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        log_warnx("cache: view members: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    return n;
+}
+
+long store_backfill(struct store *st, store_derive_fn fn, void *ctx)
+{
+    long total = 0;
+    for (;;) {
+        if (store_begin(st) < 0)
+            return -1;
+        sqlite3_stmt *s = w(st, W_BACKFILL_GET);
+        struct row { int64_t rowid; int model; char *body; size_t size; } rows[256];
+        int n = 0, rc;
+        while (n < 256 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+            rows[n].rowid = sqlite3_column_int64(s, 0);
+            rows[n].model = sqlite3_column_int(s, 1);
+            rows[n].size = (size_t)sqlite3_column_bytes(s, 2);
+            rows[n].body = malloc(rows[n].size + 1);
+            if (!rows[n].body)
+                abort();
+            memcpy(rows[n].body, sqlite3_column_blob(s, 2), rows[n].size);
+            rows[n].body[rows[n].size] = '\0';
+            n++;
+        }
+        sqlite3_reset(s);
+        int failed = 0;
+        for (int i = 0; i < n; i++) {
+            struct store_derived d;
+            memset(&d, 0, sizeof d);
+            if (!failed && fn(ctx, rows[i].model, rows[i].body, rows[i].size, &d) < 0)
+                failed = 1;
+            if (!failed) {
+                s = w(st, W_BACKFILL_SET);
+                sqlite3_bind_int64(s, 1, rows[i].rowid);
+                failed = bind_derived(st, s, 2, &d) < 0 || done(st, s, "backfill") < 0;
+            }
+            free(rows[i].body);
+        }
+        if (n == 0 && !failed) {
+            char err[256];
+            failed = exec(st->db, views_recount, err, sizeof err) < 0;
+            if (failed)
+                log_warnx("cache: views: %s", err);
+        }
+        if (failed || store_commit(st) < 0) {
+            store_rollback(st);
+            return -1;
+        }
+        if (n == 0)
+            return total;
+        total += n;
+    }
+}
+
+static void fill_link(sqlite3_stmt *s, int model, int first_col, struct store_link *out)
+{
+    memset(out, 0, sizeof *out);
+    out->rowid = (uint64_t)sqlite3_column_int64(s, 0);
+    out->model = model;
+    snprintf(out->name, sizeof out->name, "%s", (const char *)sqlite3_column_text(s, 1));
+    out->mtime_ns = sqlite3_column_int64(s, 2);
+    const unsigned char *v = sqlite3_column_text(s, 3);
+    snprintf(out->vname, sizeof out->vname, "%s", v ? (const char *)v : "");
+    out->first = first_col < 0 ? 1 : sqlite3_column_int(s, first_col);
+}
+
+void store_link_name(const struct store_link *l, struct buf *out)
+{
+    buf_adds(out, l->vname);
+    if (!l->first) {
+        size_t n = strlen(l->name);
+        buf_addc(out, '~');
+        buf_add(out, l->name, n > 5 ? n - 5 : n);     /* without ".json" */
+    }
+}
+
+int store_read_link_lookup(struct store_reader *r, enum store_view view, int model,
+                           const char *name, struct store_link *out)
+{
+    const char *tilde = strrchr(name, '~');
+    sqlite3_stmt *s;
+    char vname[1024], rec[1024];
+    if (!tilde) {
+        s = rs(r, R_LNK_FIRST + (int)view);
+        sqlite3_bind_int(s, 1, model);
+        sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    } else {
+        if ((size_t)(tilde - name) >= sizeof vname || strlen(tilde) + 5 >= sizeof rec)
+            return 0;
+        memcpy(vname, name, (size_t)(tilde - name));
+        vname[tilde - name] = '\0';
+        snprintf(rec, sizeof rec, "%s.json", tilde + 1);
+        s = rs(r, R_LNK_NAMED + (int)view);
+        sqlite3_bind_int(s, 1, model);
+        sqlite3_bind_text(s, 2, vname, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, rec, -1, SQLITE_STATIC);
+    }
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        fill_link(s, model, tilde ? 4 : -1, out);
+    rc = row_result(r, rc);
+    sqlite3_reset(s);
+    /* "<vname>~<id>" of the record that owns the plain name is not a name */
+    if (rc == 1 && tilde && out->first)
+        rc = 0;
+    return rc;
+}
+
+int store_read_link(struct store_reader *r, enum store_view view, uint64_t rowid,
+                    struct store_link *out)
+{
+    sqlite3_stmt *s = rs(r, R_LNK_ROW + (int)view);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)rowid);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        fill_link(s, sqlite3_column_int(s, 5), 4, out);
+    rc = row_result(r, rc);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_read_link_list(struct store_reader *r, enum store_view view, int model,
+                         uint64_t after, int max, store_link_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = rs(r, R_LNK_LIST + (int)view);
+    int n = 0, rc;
+    sqlite3_bind_int(s, 1, model);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+    sqlite3_bind_int(s, 3, max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_link l;
+        fill_link(s, model, 4, &l);
+        if (fn(ctx, &l))
+            break;
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        n = row_result(r, rc);
+    sqlite3_reset(s);
+    return n;
+}
+
+/* ---- exports ----
+ *
+ * A pin is a read connection holding a read transaction open at one version
+ * of one model's data (views.ver + 1, so that 0 can mean "the current one"):
+ * the sizes given to the kernel and every byte read of that version come from
+ * that one snapshot, so an export never mixes two versions however the sync
+ * runs meanwhile. A pin ends after PIN_IDLE_NS without a read (an idle reader
+ * must not keep the WAL from being reset for long), or when all PINS are in
+ * use and another version is asked for. Its per-row offsets are built on the
+ * first read, from the covering index records_sizes (8 bytes per row and
+ * export). One mutex per store serialises export reads.
+ */
+#define PINS 4
+#define PIN_IDLE_NS (30 * 1000000000LL)
+
+enum { P_VIEW, P_SIZES, P_COLS, P_ROWS, P_NSTMT };
+
+static const char *const psql[P_NSTMT] = {
+    [P_VIEW] = "SELECT ver, mtime, n, jsonl, csv FROM views WHERE model = ?1",
+    [P_SIZES] = "SELECT ino, jsize, csize FROM records INDEXED BY records_sizes WHERE model = ?1"
+                " ORDER BY ino",
+    [P_COLS] = "SELECT k.keys FROM (SELECT keyset, min(ino) AS first FROM records"
+               " INDEXED BY records_sizes WHERE model = ?1 GROUP BY keyset) g"
+               " JOIN keysets k ON k.id = g.keyset ORDER BY g.first",
+    [P_ROWS] = "SELECT ino, body FROM records WHERE model = ?1 AND ino >= ?2 ORDER BY ino",
+};
+
+struct pin {
+    sqlite3 *db;
+    sqlite3_stmt *st[P_NSTMT];
+    int in_txn;
+    int model;
+    uint64_t ver;
+    int64_t used_ns, mtime_ns;
+    uint64_t n, jsonl, csv_cells;
+    int have_cols;
+    struct buf colbuf;          /* the CSV columns, each NUL-terminated */
+    const char **colv;
+    size_t ncols;
+    struct buf header;
+    int have_offsets;
+    size_t nrows;
+    uint64_t *rowid, *joff, *coff;  /* nrows + 1 starts each (the last = the size) */
+    int have_last;              /* the last record rendered */
+    unsigned last_which;
+    size_t last_idx;
+    struct buf last;
+};
+
+static void pin_reset(struct pin *p)
+{
+    if (p->in_txn)
+        sqlite3_exec(p->db, "COMMIT", NULL, NULL, NULL);
+    p->in_txn = 0;
+    buf_free(&p->colbuf);
+    buf_free(&p->header);
+    buf_free(&p->last);
+    free(p->colv);
+    free(p->rowid);
+    free(p->joff);
+    free(p->coff);
+    p->colv = NULL;
+    p->rowid = p->joff = p->coff = NULL;
+    p->have_cols = p->have_offsets = p->have_last = 0;
+    p->ncols = p->nrows = 0;
+}
+
+static void pins_close(struct store *st)
+{
+    if (!st->pins)
+        return;
+    for (int i = 0; i < PINS; i++) {
+        struct pin *p = &st->pins[i];
+        pin_reset(p);
+        for (int j = 0; j < P_NSTMT; j++)
+            sqlite3_finalize(p->st[j]);
+        if (p->db)
+            sqlite3_close(p->db);
+    }
+    free(st->pins);
+    st->pins = NULL;
+}
+
+/* End the transactions of pins idle since before now - PIN_IDLE_NS. Never
+ * waits: the writer calls it after each commit. */
+static void pins_expire(struct store *st, int64_t now)
+{
+    if (!st->pins || pthread_mutex_trylock(&st->pins_lock) != 0)
+        return;
+    for (int i = 0; i < PINS; i++)
+        if (st->pins[i].in_txn && now - st->pins[i].used_ns > PIN_IDLE_NS)
+            pin_reset(&st->pins[i]);
+    pthread_mutex_unlock(&st->pins_lock);
+}
+
+static int pin_prepare(struct store *st, struct pin *p)
+{
+    if (p->db)
+        return 0;
+    if (sqlite3_open_v2(st->path, &p->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK)
+        goto fail;
+    sqlite3_busy_handler(p->db, busy_nap, NULL);
+    for (int i = 0; i < P_NSTMT; i++)
+        if (sqlite3_prepare_v3(p->db, psql[i], -1, SQLITE_PREPARE_PERSISTENT, &p->st[i], NULL) !=
+            SQLITE_OK)
+            goto fail;
+    return 0;
+fail:
+    log_warnx("cache: cannot open an export reader: %s",
+              p->db ? sqlite3_errmsg(p->db) : "no memory");
+    for (int i = 0; i < P_NSTMT; i++) {
+        sqlite3_finalize(p->st[i]);
+        p->st[i] = NULL;
+    }
+    sqlite3_close(p->db);
+    p->db = NULL;
+    return -1;
+}
+
+/* Start a read transaction on p and read the model's version and totals. */
+static int pin_begin(struct pin *p, int model)
+{
+    if (sqlite3_exec(p->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    p->in_txn = 1;
+    p->model = model;
+    sqlite3_stmt *s = p->st[P_VIEW];
+    sqlite3_reset(s);
+    sqlite3_bind_int(s, 1, model);
+    int rc = sqlite3_step(s);
+    p->ver = 1;
+    p->mtime_ns = 0;
+    p->n = p->jsonl = p->csv_cells = 0;
+    if (rc == SQLITE_ROW) {
+        p->ver = (uint64_t)sqlite3_column_int64(s, 0) + 1;
+        p->mtime_ns = sqlite3_column_int64(s, 1);
+        p->n = (uint64_t)sqlite3_column_int64(s, 2);
+        p->jsonl = (uint64_t)sqlite3_column_int64(s, 3);
+        p->csv_cells = (uint64_t)sqlite3_column_int64(s, 4);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_warnx("cache: export version: %s", sqlite3_errmsg(p->db));
+        pin_reset(p);
+        return -1;
+    }
+    return 0;
+}
+
+/* The pin of version ver of `model` (0: the current one). Under pins_lock.
+ * Returns it, or NULL with *err = ESTALE or EIO. */
+static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
+{
+    int64_t now = clock_now_ns();
+    *err = EIO;
+    if (!st->pins && !(st->pins = calloc(PINS, sizeof *st->pins)))
+        abort();
+    for (int i = 0; i < PINS; i++) {
+        struct pin *p = &st->pins[i];
+        if (p->in_txn && now - p->used_ns > PIN_IDLE_NS)
+            pin_reset(p);
+        else if (ver && p->in_txn && p->model == model && p->ver == ver)
+            return p->used_ns = now, p;
+    }
+    struct pin *p = NULL;
+    for (int i = 0; i < PINS; i++) {
+        struct pin *q = &st->pins[i];
+        if (!q->in_txn) {
+            p = q;
+            break;
+        }
+        if (!p || q->used_ns < p->used_ns)
+            p = q;
+    }
+    pin_reset(p);
+    if (pin_prepare(st, p) < 0 || pin_begin(p, model) < 0)
+        return NULL;
+    if (ver && p->ver != ver) {
+        pin_reset(p);
+        *err = ESTALE;
+        return NULL;
+    }
+    for (int i = 0; i < PINS; i++) {
+        struct pin *q = &st->pins[i];
+        if (q != p && q->in_txn && q->model == model && q->ver == p->ver) {
+            pin_reset(p);
+            return q->used_ns = now, q;
+        }
+    }
+    p->used_ns = now;
+    return p;
+}
+
+/* The CSV columns: every keyset's keys, in the order of the first row that
+ * has each keyset, each key once. */
+static int pin_cols(struct pin *p)
+{
+    if (p->have_cols)
+        return 0;
+    struct buf all = BUF_INIT;
+    sqlite3_stmt *s = p->st[P_COLS];
+    sqlite3_reset(s);
+    sqlite3_bind_int(s, 1, p->model);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        buf_add(&all, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        log_warnx("cache: export columns: %s", sqlite3_errmsg(p->db));
+        buf_free(&all);
+        return -1;
+    }
+    size_t cap = 16;
+    p->colv = malloc(cap * sizeof *p->colv);
+    if (!p->colv)
+        abort();
+    /* keys are copied into colbuf first, then pointed at (colbuf may move while it grows) */
+    size_t *offs = malloc(cap * sizeof *offs);
+    if (!offs)
+        abort();
+    for (size_t i = 0; i < all.len;) {
+        const char *k = all.data + i;
+        size_t klen = strnlen(k, all.len - i);
+        int seen = 0;
+        for (size_t j = 0; j < p->ncols && !seen; j++)
+            seen = strcmp(p->colbuf.data + offs[j], k) == 0;
+        if (!seen) {
+            if (p->ncols == cap) {
+                cap *= 2;
+                offs = realloc(offs, cap * sizeof *offs);
+                p->colv = realloc(p->colv, cap * sizeof *p->colv);
+                if (!offs || !p->colv)
+                    abort();
+            }
+            offs[p->ncols++] = p->colbuf.len;
+            buf_add(&p->colbuf, k, klen);
+            buf_addc(&p->colbuf, '\0');
+        }
+        i += klen + 1;
+    }
+    for (size_t j = 0; j < p->ncols; j++)
+        p->colv[j] = p->colbuf.data + offs[j];
+    free(offs);
+    buf_free(&all);
+    if (p->ncols)
+        export_csv_header(p->colv, p->ncols, &p->header);
+    p->have_cols = 1;
+    return 0;
+}
+
+static uint64_t pin_size(struct pin *p, unsigned which)
+{
+    if (which != INO_EXPORT_CSV)
+        return p->jsonl;
+    if (!p->ncols)
+        return 0;
+    return p->header.len + p->csv_cells + p->n * (p->ncols + 1);
+}
+
+/* Row offsets of both exports, checked against the totals. */
+static int pin_offsets(struct pin *p)
+{
+    if (p->have_offsets)
+        return 0;
+    if (p->model == 0 && pin_cols(p) < 0)     /* the CSV offsets count the columns */
+        return -1;
+    size_t cap = p->n + 1;
+    p->rowid = malloc(cap * sizeof *p->rowid);
+    p->joff = malloc(cap * sizeof *p->joff);
+    p->coff = malloc(cap * sizeof *p->coff);
+    if (!p->rowid || !p->joff || !p->coff)
+        abort();
+    sqlite3_stmt *s = p->st[P_SIZES];
+    sqlite3_reset(s);
+    sqlite3_bind_int(s, 1, p->model);
+    uint64_t j = 0, c = p->header.len;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < p->n) {
+        p->rowid[n] = (uint64_t)sqlite3_column_int64(s, 0);
+        p->joff[n] = j;
+        p->coff[n] = c;
+        j += (uint64_t)sqlite3_column_int64(s, 1) + 1;
+        c += (uint64_t)sqlite3_column_int64(s, 2) + p->ncols + 1;
+        n++;
+    }
+    sqlite3_reset(s);
+    p->rowid[n] = 0;
+    p->joff[n] = j;
+    p->coff[n] = c;
+    p->nrows = n;
+    if ((rc != SQLITE_DONE && rc != SQLITE_ROW) || n != p->n || j != p->jsonl ||
+        (p->ncols && c != pin_size(p, INO_EXPORT_CSV))) {
+        log_warnx("cache: model %d: export sizes do not add up (%zu rows of %llu)", p->model, n,
+                  (unsigned long long)p->n);
+        return -1;
+    }
+    p->have_offsets = 1;
+    return 0;
+}
+
+/* Render row idx of export `which` from its body into p->last. */
+static int pin_render(struct pin *p, unsigned which, size_t idx, const char *body,
+                      size_t len)
+{
+    const uint64_t *start = which == INO_EXPORT_CSV ? p->coff : p->joff;
+    buf_reset(&p->last);
+    if (which == INO_EXPORT_CSV) {
+        export_csv_row(body, len, p->colv, p->ncols, &p->last);
+    } else {
+        export_compact(body, len, &p->last);
+        buf_addc(&p->last, '\n');
+    }
+    if (p->last.len != start[idx + 1] - start[idx]) {
+        log_warnx("cache: model %d: an export row has %zu bytes, %llu were counted", p->model,
+                  p->last.len, (unsigned long long)(start[idx + 1] - start[idx]));
+        p->have_last = 0;
+        return -1;
+    }
+    p->have_last = 1;
+    p->last_which = which;
+    p->last_idx = idx;
+    return 0;
+}
+
+static long pin_read(struct pin *p, unsigned which, char *dst, size_t off, size_t n)
+{
+    uint64_t size = pin_size(p, which);
+    if (off >= size)
+        return 0;
+    if (n > size - off)
+        n = (size_t)(size - off);
+    size_t got = 0;
+    if (which == INO_EXPORT_CSV && off < p->header.len) {
+        got = copy_slice(p->header.data, p->header.len, dst, off, n) ;
+        off += got;
+    }
+    if (got == n)
+        return (long)got;
+    if (pin_offsets(p) < 0)
+        return -EIO;
+    const uint64_t *start = which == INO_EXPORT_CSV ? p->coff : p->joff;
+    size_t lo = 0, hi = p->nrows;       /* the last row that starts at or before off */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (start[mid] <= off)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    sqlite3_stmt *s = NULL;
+    long rc = 0;
+    for (size_t i = lo; i < p->nrows && got < n; i++) {
+        if (!(p->have_last && p->last_which == which && p->last_idx == i)) {
+            if (!s) {
+                s = p->st[P_ROWS];
+                sqlite3_reset(s);
+                sqlite3_bind_int(s, 1, p->model);
+                sqlite3_bind_int64(s, 2, (sqlite3_int64)p->rowid[i]);
+            }
+            if (sqlite3_step(s) != SQLITE_ROW ||
+                (uint64_t)sqlite3_column_int64(s, 0) != p->rowid[i] ||
+                pin_render(p, which, i, sqlite3_column_blob(s, 1),
+                           (size_t)sqlite3_column_bytes(s, 1)) < 0) {
+                rc = -EIO;
+                break;
+            }
+        } else if (s) {
+            sqlite3_step(s);    /* keep the statement on row i + 1 */
+        }
+        size_t k = copy_slice(p->last.data, p->last.len, dst + got, off - start[i], n - got);
+        got += k;
+        off += k;
+    }
+    if (s)
+        sqlite3_reset(s);
+    return rc < 0 ? rc : (long)got;
+}
+
+static int export_model(unsigned which)
+{
+    return which == INO_EXPORT_CSV ? 0 : (int)which;
+}
+
+int store_export_stat(struct store *st, unsigned which, uint64_t *ver, uint64_t *size,
+                      int64_t *mtime_ns)
+{
+    int err, rc = 0;
+    pthread_mutex_lock(&st->pins_lock);
+    struct pin *p = pin_get(st, export_model(which), *ver, &err);
+    if (!p)
+        rc = -err;
+    else if (which == INO_EXPORT_CSV && pin_cols(p) < 0)
+        rc = -EIO;
+    if (rc == 0) {
+        *ver = p->ver;
+        *size = pin_size(p, which);
+        *mtime_ns = p->mtime_ns;
+    }
+    pthread_mutex_unlock(&st->pins_lock);
+    return rc;
+}
+
+long store_export_read(struct store *st, unsigned which, uint64_t ver, char *dst,
+                       size_t off, size_t n)
+{
+    int err;
+    long rc;
+    pthread_mutex_lock(&st->pins_lock);
+    struct pin *p = pin_get(st, export_model(which), ver, &err);
+    if (!p)
+        rc = -err;
+    else if (which == INO_EXPORT_CSV && pin_cols(p) < 0)
+        rc = -EIO;
+    else
+        rc = pin_read(p, which, dst, off, n);
+    pthread_mutex_unlock(&st->pins_lock);
+    return rc;
 }

@@ -4,18 +4,26 @@
  * One struct store is the writing connection, owned by whichever thread runs
  * syncs (one at a time: the caller serialises). Readers (FUSE threads) use
  * store_reader(), a read-only connection per thread with its prepared
- * statements, created on first use and closed by store_close().
+ * statements, created on first use and closed when the thread ends or by
+ * store_close(), whichever comes first.
  * WAL mode: readers never block the writer and never see a half-written
  * transaction.
  *
- * Inode numbers: a record's st_ino is STORE_INO_RECORD_BASE + rowid
- * (AUTOINCREMENT, so a number is never reused), stable for its lifetime.
- * Its FUSE node id also carries a version that grows with each change of
- * content (store_node()): to the kernel every version is another inode, so
- * a reader that opened the old version reads it to the end, unmixed, while
- * the next open gets the new one — the semantics of a rename over a file.
- * Replaced and deleted versions stay readable for STORE_SUPERSEDED_KEEP_S.
- * Change-log entries have STORE_INO_CHANGE_BASE + seq as both.
+ * Numbers (ino.h, slot 0): a record's st_ino is ino_record(rowid, 0)
+ * (AUTOINCREMENT, so a rowid is never reused), stable for its lifetime. Its
+ * FUSE node id also carries a version that grows with each change of
+ * content: to the kernel every version is another inode, so a reader that
+ * opened the old version reads it to the end, unmixed, while the next open
+ * gets the new one — the semantics of a rename over a file. Replaced and
+ * deleted versions stay readable for STORE_SUPERSEDED_KEEP_S.
+ * Change-log entries have ino_change(seq) as both.
+ *
+ * Views (SPEC §10): each record also carries what its views need, derived
+ * from its body by the writer (struct store_derived): its by-email and
+ * by-remote-id names, and the sizes of its JSONL line and CSV cells. The
+ * store keeps per model a data version and the exports' total sizes, updated
+ * in the same transaction as the records, so an export's st_size is exact
+ * and a reader of one version never sees the next (store_export_*).
  *
  * Ownership: strings and blobs returned through out-parameters are malloc'd
  * copies the caller frees (or copied into caller buffers); nothing returned
@@ -27,25 +35,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 2
-#define STORE_INO_RECORD_BASE 1000ull
-#define STORE_NODE_VER_SHIFT 36                 /* rowids below 2^36 */
-#define STORE_NODE_VER_MASK 0xFFFFFFull         /* 24 bits of version */
-#define STORE_INO_CHANGE_BASE (1ull << 62)
+#include "ino.h"
+
+#define STORE_SCHEMA_VERSION 3
 #define STORE_SUPERSEDED_KEEP_S 60
-
-/* The node id of version ver of the record with st_ino ino. */
-static inline uint64_t store_node(uint64_t ino, uint64_t ver)
-{
-    return ino + ((ver & STORE_NODE_VER_MASK) << STORE_NODE_VER_SHIFT);
-}
-
-/* The st_ino of a record node. */
-static inline uint64_t store_node_ino(uint64_t node)
-{
-    return STORE_INO_RECORD_BASE +
-           ((node - STORE_INO_RECORD_BASE) & ((1ull << STORE_NODE_VER_SHIFT) - 1));
-}
 
 struct store;
 struct store_reader;
@@ -70,12 +63,24 @@ void store_rollback(struct store *st);
 
 /* ---- records (writer side) ---- */
 
+/* What a record's views need, derived from its body (fetch_derive()). */
+struct store_derived {
+    const char *ename;      /* by-email/ name (escaped, lower-cased address), or NULL */
+    const char *rname;      /* by-remote-id/ name (escaped remote_id), or NULL */
+    uint64_t jsize;         /* bytes of its compact JSON (its JSONL line without "\n") */
+    uint64_t csize;         /* bytes of its CSV cells (export_csv_cells_size), employees */
+    const char *keys;       /* its top-level keys, each NUL-terminated (CSV columns) */
+    size_t keys_len;        /* 0: none (models without a CSV export) */
+};
+
 struct store_record {
     uint64_t ino;       /* st_ino; 0 when absent */
     uint64_t node;      /* the current version's node id */
     char *body;         /* rendered file content */
     size_t size;
     char *changed_at;
+    char *ename;        /* its view names (NULL where none) */
+    char *rname;
 };
 void store_record_free(struct store_record *r);
 
@@ -83,45 +88,57 @@ void store_record_free(struct store_record *r);
 int store_record_get(struct store *st, int model, const char *name,
                      struct store_record *out);
 
-/* Insert a new record; gen marks it as seen by the full fetch of that
- * generation. Returns its inode (0 on error, e.g. the name exists). */
-uint64_t store_record_insert(struct store *st, int model, const char *id,
-                             const char *name, const char *body, size_t size,
-                             const char *changed_at, const char *remote_id,
-                             int64_t mtime_ns, int64_t gen);
 /* Insert a new record together with its "created" change-log entry, which
  * borrows the record's body rather than copying it (see store.c, schema
- * version 2). fn(ctx, seq, &split) returns the entry's text without the
- * record (malloc'd, NUL-terminated) and sets split to where the record goes;
- * there the record appears without its final newline, and each of its line
- * breaks is followed by the indentation of the line the split is on: a
- * record rendered at depth 0 reads as if rendered in place. The entry's
- * time is mtime_ns. Returns the entry's seq (and *ino) or -1. */
+ * version 2); gen marks it as seen by the full fetch of that generation.
+ * fn(ctx, seq, &split) returns the entry's text without the record
+ * (malloc'd, NUL-terminated) and sets split to where the record goes
+ * (entry_render_created, entry_splice). The entry's time is mtime_ns.
+ * Returns the entry's seq (and *ino) or -1. */
 typedef char *(*store_created_fn)(void *ctx, int64_t seq, size_t *split);
 int64_t store_record_create(struct store *st, int model, const char *id,
                             const char *name, const char *body, size_t size,
                             const char *changed_at, const char *remote_id,
-                            int64_t mtime_ns, int64_t gen, store_created_fn fn,
-                            void *ctx, uint64_t *ino);
+                            const struct store_derived *d, int64_t mtime_ns,
+                            int64_t gen, store_created_fn fn, void *ctx,
+                            uint64_t *ino);
 /* Replace the content of the record with st_ino ino; the old version stays
  * readable under its node for a while. *node gets the new version's node. */
 int store_record_update(struct store *st, uint64_t ino, const char *body,
                         size_t size, const char *changed_at,
-                        const char *remote_id, int64_t mtime_ns, int64_t gen,
-                        uint64_t *node);
+                        const char *remote_id, const struct store_derived *d,
+                        int64_t mtime_ns, int64_t gen, uint64_t *node);
 /* Mark an unchanged record as seen by generation gen. */
 int store_record_touch(struct store *st, uint64_t ino, int64_t gen);
 /* Delete a record (its last version stays readable for a while). */
 int store_record_delete(struct store *st, uint64_t ino);
 
 /* Records of `model` not seen by generation `gen`, in inode order, up to
- * `max` at a time: calls fn(ctx, ino, node, id, name) for each.
- * Returns the number visited or -1. */
+ * `max` at a time: calls fn(ctx, ino, node, id, name, ename, rname) for each
+ * (the view names may be NULL). Returns the number visited or -1. */
 typedef int (*store_stale_fn)(void *ctx, uint64_t ino, uint64_t node,
-                              const char *id, const char *name);
+                              const char *id, const char *name,
+                              const char *ename, const char *rname);
 int store_records_stale(struct store *st, int model, int64_t gen, int max,
                         store_stale_fn fn, void *ctx);
 long store_record_count(struct store *st, int model);
+
+/* The file names of the records of `model` whose by-email (view 0) or
+ * by-remote-id (view 1) name is `vname`, smallest id first: fn(ctx, rowid,
+ * record name, is_first). Returns the number or -1. For the notifier: a
+ * change to one member can rename another's link. */
+enum store_view { STORE_VIEW_EMAIL = 0, STORE_VIEW_RID = 1 };
+typedef void (*store_member_fn)(void *ctx, uint64_t rowid, const char *name,
+                                int first);
+int store_view_members(struct store *st, enum store_view view, int model,
+                       const char *vname, store_member_fn fn, void *ctx);
+
+/* Records whose derived columns are missing (caches from schema version 2):
+ * fn(ctx, model, body, size, &derived) fills them in; committed in batches.
+ * Then the exports' totals are recomputed. Returns the number or -1. */
+typedef int (*store_derive_fn)(void *ctx, int model, const char *body, size_t size,
+                               struct store_derived *out);
+long store_backfill(struct store *st, store_derive_fn fn, void *ctx);
 
 /* ---- endpoint state ---- */
 
@@ -173,6 +190,9 @@ struct store_attr {
 };
 
 struct store_reader *store_reader(struct store *st);
+/* How many read connections of st are open (threads that read it and are
+ * still alive; for tests). */
+int store_reader_count(struct store *st);
 
 /* 1 found, 0 absent, -1 error. */
 int store_read_lookup(struct store_reader *r, int model, const char *name,
@@ -212,5 +232,51 @@ int store_read_change_range(struct store_reader *r, int64_t *first,
 long store_read_count(struct store_reader *r, int model);
 /* The endpoint's watermark (malloc'd) or NULL. */
 char *store_read_watermark(struct store_reader *r, int model);
+
+/* ---- views: by-email/, by-remote-id/<dir>/ (SPEC §10) ---- */
+
+/* A link: the record it points to. Its name in the view is vname for the
+ * record with the smallest id of those sharing vname, else
+ * "<vname>~<record name without .json>". */
+struct store_link {
+    uint64_t rowid;
+    int model;
+    int first;              /* the smallest id of its vname */
+    int64_t mtime_ns;
+    char vname[1024];       /* truncated names are skipped: see store.c */
+    char name[1024];        /* the record's file name */
+};
+
+/* Resolve a link's name in the view of `model`: 1 found, 0 absent, -1 error. */
+int store_read_link_lookup(struct store_reader *r, enum store_view view, int model,
+                           const char *name, struct store_link *out);
+/* The link of record rowid, if it has one in that view: 1, 0 or -1. */
+int store_read_link(struct store_reader *r, enum store_view view, uint64_t rowid,
+                    struct store_link *out);
+/* List the links of `model` after rowid `after`, in rowid order:
+ * fn(ctx, link) until it returns non-zero or max rows; returns the number
+ * consumed or -1. */
+typedef int (*store_link_fn)(void *ctx, const struct store_link *link);
+int store_read_link_list(struct store_reader *r, enum store_view view, int model,
+                         uint64_t after, int max, store_link_fn fn, void *ctx);
+/* The link's name in its view (appended to out). */
+struct buf;
+void store_link_name(const struct store_link *l, struct buf *out);
+
+/* ---- exports (SPEC §10) ---- */
+
+/* exports/<dir>.jsonl is `which` = the model; exports/employees.csv is
+ * INO_EXPORT_CSV. Each version of a model's data (a counter bumped by every
+ * transaction that changes one of its records) is served from a read
+ * transaction pinned at that version: the sizes and bytes of one version
+ * never mix with the next. *ver = 0 asks for the current version (and sets
+ * it). Returns 0, -ESTALE if that version is no longer current and no longer
+ * pinned, -EIO on error. Any thread. */
+int store_export_stat(struct store *st, unsigned which, uint64_t *ver, uint64_t *size,
+                      int64_t *mtime_ns);
+/* Copy up to n bytes from offset off of version ver: the count (0 past the
+ * end), or -ESTALE / -EIO. */
+long store_export_read(struct store *st, unsigned which, uint64_t ver, char *dst,
+                       size_t off, size_t n);
 
 #endif

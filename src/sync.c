@@ -168,11 +168,11 @@ unsigned sync_models_without_snapshot(struct sync *s)
 static void status_persist(struct sync *s, int m);
 
 /* The sync listener as the fetch's callback. */
-static void changed(void *ctx, int model, uint64_t node, const char *name, int removed)
+static void changed(void *ctx, unsigned dir, uint64_t node, const char *name, int removed)
 {
     struct sync *s = ctx;
     if (s->listener)
-        s->listener(s->listener_ctx, model, node, name, removed);
+        s->listener(s->listener_ctx, dir, node, name, removed);
 }
 
 /* Bookkeeping around one fetch_run: generation, watermark, status, log. */
@@ -355,11 +355,6 @@ void *sync_status(struct sync *s)
         json_object_set_new(j, "webhooks", wh ? wh : json_pack("{si si si si sn}",
                             "received", 0, "accepted", 0, "rejected", 0, "duplicates", 0, "last_at"));
     return j;
-}
-
-char *sync_status_json(struct sync *s)
-{
-    return sync_render(sync_status(s));
 }
 
 char *sync_render(void *json)

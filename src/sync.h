@@ -55,8 +55,6 @@ int sync_request(struct sync *s, unsigned mask, enum sync_kind kind, int wait);
 /* The state of the daemon for .status, as a NEW jansson reference
  * (json_t *, declared void * to keep jansson out of this header), or NULL. */
 void *sync_status(struct sync *s);
-/* The same as indented JSON text with a final newline (malloc'd), or NULL. */
-char *sync_status_json(struct sync *s);
 /* Indented JSON text with a final newline (malloc'd) of a json_t *; STEALS
  * the reference. NULL if json is NULL or on failure. */
 char *sync_render(void *json);

@@ -13,10 +13,9 @@
  *      at once, without reading the body), per-request state is set up;
  *   2. body chunks: appended while the total stays within WEBHOOK_MAX_BODY,
  *      discarded (never buffered) once it does not;
- *   3. end of body: signature, then parsing, then the answer.
+ *   3. end of body: signature, then parsing (both wevent.c), then the answer.
  * The per-request state is freed in the request-completed callback.
  */
-#include "clock.h"
 #include "webhook.h"
 
 #include <arpa/inet.h>
@@ -24,9 +23,6 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -36,10 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "models.h"
+#include "wevent.h"
 
-#define SIG_LEN 43                      /* base64url of 32 bytes, no padding */
 #define CONN_LIMIT 64u                  /* concurrent connections */
 #define PER_IP_LIMIT 16u                /* ... from one address */
 #define CONN_TIMEOUT_S 10u              /* idle connection timeout */
@@ -77,271 +74,6 @@ struct request {
 
 /* Marks a GET/HEAD /healthz between the first and the final call. */
 static char health_route;
-
-/* ------------------------------------------------------------------------ */
-/* Signature                                                                */
-/* ------------------------------------------------------------------------ */
-
-static void base64url(const unsigned char *in, size_t n, char *out)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        size_t left = n - i;
-        if (left > 1)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (left > 2)
-            v |= in[i + 2];
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        if (left > 1)
-            out[o++] = tab[(v >> 6) & 63];
-        if (left > 2)
-            out[o++] = tab[v & 63];
-    }
-    out[o] = '\0';
-}
-
-void webhook_sign(const char *secret, const char *body, size_t len, char out[44])
-{
-    static const unsigned char empty[1];
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    const char *key = secret ? secret : "";
-    out[0] = '\0';
-    if (!HMAC(EVP_sha256(), key, (int)strlen(key),
-              body ? (const unsigned char *)body : empty, len, mac, &maclen) ||
-        maclen != 32)
-        return;
-    base64url(mac, maclen, out);
-    OPENSSL_cleanse(mac, sizeof mac);
-}
-
-int webhook_verify(const char *secret, const char *body, size_t len,
-                   const char *signature)
-{
-    char want[44];
-    char got[SIG_LEN];
-    size_t n = signature ? strlen(signature) : 0;
-    if (!secret || !*secret)
-        return 0;       /* never accept anything without a secret */
-    webhook_sign(secret, body, len, want);
-    memset(got, 0, sizeof got);
-    if (n)
-        memcpy(got, signature, n < SIG_LEN ? n : SIG_LEN);
-    /* Always compare all SIG_LEN bytes; the length is checked afterwards. */
-    int diff = CRYPTO_memcmp(want, got, SIG_LEN);
-    int good = (diff == 0) & (n == SIG_LEN) & (want[0] != '\0');
-    OPENSSL_cleanse(want, sizeof want);
-    return good;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Parsing                                                                  */
-/* ------------------------------------------------------------------------ */
-
-/* An event id: 1..127 printable ASCII characters without spaces. */
-static int copy_id(const char *s, char *dst, size_t n)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len >= n)
-        return -1;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-            return -1;
-    memcpy(dst, s, len + 1);
-    return 0;
-}
-
-/* obj[key] as a string; NULL if absent, null, or (with *bad set) another type. */
-static const char *opt_string(json_t *obj, const char *key, int *bad)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v && !json_is_string(v) && !json_is_null(v))
-        *bad = 1;
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static int is_ours(const char *id, const char *integration)
-{
-    return integration && strcmp(id, integration) == 0;
-}
-
-static enum webhook_kind parse_data_changed(json_t *data, const char *integration,
-                                            unsigned *mask)
-{
-    json_t *iid = json_object_get(data, "integration_id");
-    if (!json_is_string(iid))
-        return WEBHOOK_INVALID;
-    if (!is_ours(json_string_value(iid), integration))
-        return WEBHOOK_IGNORED;
-    json_t *models = json_object_get(data, "changed_models");
-    if (!json_is_array(models))
-        return WEBHOOK_INVALID;
-    size_t i;
-    json_t *m;
-    json_array_foreach(models, i, m) {
-        json_t *name = json_object_get(m, "name");
-        if (!json_is_object(m) || !json_is_string(name))
-            return WEBHOOK_INVALID;
-        *mask |= models_mask_for_kombo_model(json_string_value(name));
-    }
-    return WEBHOOK_DATA_CHANGED;
-}
-
-static enum webhook_kind parse_deleted(json_t *data, const char *integration)
-{
-    json_t *iid = json_object_get(data, "id");
-    if (!json_is_string(iid))
-        return WEBHOOK_INVALID;
-    if (!is_ours(json_string_value(iid), integration))
-        return WEBHOOK_IGNORED;
-    if (!json_is_string(json_object_get(data, "deleted_at")))
-        return WEBHOOK_INVALID;
-    return WEBHOOK_INTEGRATION_DELETED;
-}
-
-static enum webhook_kind parse_state(json_t *data, const char *integration)
-{
-    static const char *const keys[] = { "state", "setup_status", "qa_status",
-                                        "updated_at" };
-    json_t *iid = json_object_get(data, "integration_id");
-    if (!json_is_string(iid))
-        return WEBHOOK_INVALID;
-    if (!is_ours(json_string_value(iid), integration))
-        return WEBHOOK_IGNORED;
-    int bad = 0;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        opt_string(data, keys[i], &bad);
-    return bad ? WEBHOOK_INVALID : WEBHOOK_INTEGRATION_STATE;
-}
-
-/* Classify; on success (kind != INVALID) *root_out, if given, receives the
- * parsed document (a new reference). */
-static void parse_event(const char *body, size_t len, const char *integration,
-                        struct webhook_event *ev, json_t **root_out)
-{
-    memset(ev, 0, sizeof *ev);
-    ev->kind = WEBHOOK_INVALID;
-    if (root_out)
-        *root_out = NULL;
-    json_t *root = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
-    json_t *id = json_object_get(root, "id");
-    json_t *type = json_object_get(root, "type");
-    json_t *data = json_object_get(root, "data");
-    if (!json_is_object(root) || !json_is_string(id) || !json_is_string(type) ||
-        !json_is_object(data) ||
-        copy_id(json_string_value(id), ev->id, sizeof ev->id) < 0) {
-        ev->id[0] = '\0';
-        json_decref(root);
-        return;
-    }
-    const char *t = json_string_value(type);
-    if (strcmp(t, "data-changed") == 0)
-        ev->kind = parse_data_changed(data, integration, &ev->mask);
-    else if (strcmp(t, "integration-deleted") == 0)
-        ev->kind = parse_deleted(data, integration);
-    else if (strcmp(t, "integration-state-changed") == 0)
-        ev->kind = parse_state(data, integration);
-    else
-        ev->kind = WEBHOOK_IGNORED;     /* integration-created, sync-finished, ... */
-    if (ev->kind == WEBHOOK_INVALID)
-        ev->mask = 0;
-    if (root_out && ev->kind != WEBHOOK_INVALID)
-        *root_out = root;
-    else
-        json_decref(root);
-}
-
-void webhook_parse(const char *body, size_t len, const char *integration,
-                   struct webhook_event *ev)
-{
-    parse_event(body, len, integration, ev, NULL);
-}
-
-/* ------------------------------------------------------------------------ */
-/* --webhook-listen                                                         */
-/* ------------------------------------------------------------------------ */
-
-static int parse_port(const char *s, in_port_t *port)
-{
-    unsigned long v = 0;
-    size_t n = strlen(s);
-    if (n == 0 || n > 5)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v < 1 || v > 65535)
-        return -1;
-    *port = htons((in_port_t)v);
-    return 0;
-}
-
-static int listen_fail(char *err, size_t errlen, const char *value, const char *why)
-{
-    snprintf(err, errlen, "--webhook-listen=%.100s: %s", value, why);
-    return -1;
-}
-
-int webhook_parse_listen(const char *value, struct sockaddr_storage *sa,
-                         socklen_t *salen, char *err, size_t errlen)
-{
-    char host[64];
-    const char *colon;
-    in_port_t port;
-    memset(sa, 0, sizeof *sa);
-    if (!value || !*value)
-        return listen_fail(err, errlen, "", "expected ADDR:PORT, [IPv6]:PORT or :PORT");
-    if (value[0] == '[') {
-        const char *close = strchr(value, ']');
-        if (!close || close[1] != ':')
-            return listen_fail(err, errlen, value, "expected [IPv6]:PORT");
-        const char *addr = value + 1;
-        colon = close + 1;
-        if ((size_t)(close - addr) >= sizeof host || close == addr)
-            return listen_fail(err, errlen, value, "not an IPv6 address");
-        memcpy(host, addr, (size_t)(close - addr));
-        host[close - addr] = '\0';
-    } else {
-        colon = strchr(value, ':');
-        if (!colon)
-            return listen_fail(err, errlen, value, "expected ADDR:PORT, [IPv6]:PORT or :PORT");
-        if (strchr(colon + 1, ':'))
-            return listen_fail(err, errlen, value, "an IPv6 address must be in brackets: [ADDR]:PORT");
-        if ((size_t)(colon - value) >= sizeof host)
-            return listen_fail(err, errlen, value, "not an IPv4 address");
-        memcpy(host, value, (size_t)(colon - value));
-        host[colon - value] = '\0';
-    }
-    if (parse_port(colon + 1, &port) < 0)
-        return listen_fail(err, errlen, value, "the port must be a number from 1 to 65535");
-
-    if (value[0] == '[' || host[0] == '\0') {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = port;
-        if (host[0] == '\0')
-            s6->sin6_addr = in6addr_any;
-        else if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-            return listen_fail(err, errlen, value, "not an IPv6 address");
-        *salen = sizeof *s6;
-        return 0;
-    }
-    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
-    s4->sin_family = AF_INET;
-    s4->sin_port = port;
-    if (strcmp(host, "localhost") == 0)
-        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-        return listen_fail(err, errlen, value, "ADDR must be a numeric IPv4 address, localhost or [IPv6]");
-    *salen = sizeof *s4;
-    return 0;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Listening socket                                                         */
@@ -546,7 +278,7 @@ static void mask_names(unsigned mask, char *out, size_t n)
         snprintf(out, n, "nothing mirrored");
 }
 
-static void act_data_changed(struct webhook *w, const struct webhook_event *ev)
+static void act_data_changed(struct webhook *w, const struct wevent *ev)
 {
     char names[160];
     unsigned mask = ev->mask & w->o->models;
@@ -556,7 +288,7 @@ static void act_data_changed(struct webhook *w, const struct webhook_event *ev)
         sync_request(w->sync, mask, SYNC_DELTA, 0);
 }
 
-static void act_deleted(struct webhook *w, const struct webhook_event *ev, json_t *data)
+static void act_deleted(struct webhook *w, const struct wevent *ev, json_t *data)
 {
     char when[48], why[96];
     printable(when, sizeof when, json_string_value(json_object_get(data, "deleted_at")));
@@ -572,7 +304,7 @@ static void act_deleted(struct webhook *w, const struct webhook_event *ev, json_
     log_debug("webhook: integration-deleted %s", ev->id);
 }
 
-static void act_state(struct webhook *w, const struct webhook_event *ev, json_t *data)
+static void act_state(struct webhook *w, const struct wevent *ev, json_t *data)
 {
     static const char *const keys[] = { "state", "setup_status", "qa_status",
                                         "updated_at" };
@@ -594,9 +326,9 @@ static void act_state(struct webhook *w, const struct webhook_event *ev, json_t 
 
 /* A verified, well-formed event for this integration. */
 static enum MHD_Result handle_event(struct webhook *w, struct MHD_Connection *c,
-                                    const struct webhook_event *ev, json_t *root)
+                                    const struct wevent *ev, json_t *root)
 {
-    if (w->deleted && ev->kind != WEBHOOK_INTEGRATION_STATE) {
+    if (w->deleted && ev->kind != WEVENT_INTEGRATION_STATE) {
         count(w, O_IGNORED);
         log_debug("webhook: %s ignored: the integration was deleted", ev->id);
         return reply(c, MHD_HTTP_OK, "ignored\n", NULL);
@@ -613,9 +345,9 @@ static enum MHD_Result handle_event(struct webhook *w, struct MHD_Connection *c,
         return reply(c, MHD_HTTP_OK, "duplicate\n", NULL);
     }
     json_t *data = json_object_get(root, "data");
-    if (ev->kind == WEBHOOK_DATA_CHANGED)
+    if (ev->kind == WEVENT_DATA_CHANGED)
         act_data_changed(w, ev);
-    else if (ev->kind == WEBHOOK_INTEGRATION_DELETED)
+    else if (ev->kind == WEVENT_INTEGRATION_DELETED)
         act_deleted(w, ev, data);
     else
         act_state(w, ev, data);
@@ -634,17 +366,17 @@ static enum MHD_Result finish_webhook(struct webhook *w, struct MHD_Connection *
     if (!sig)
         return reject(w, c, MHD_HTTP_UNAUTHORIZED, "unauthorized\n",
                       "no X-Kombo-Signature header", NULL);
-    if (!webhook_verify(w->o->webhook_secret, rq->body, rq->len, sig))
+    if (!wevent_verify(w->o->webhook_secret, rq->body, rq->len, sig))
         return reject(w, c, MHD_HTTP_UNAUTHORIZED, "unauthorized\n",
                       "X-Kombo-Signature does not match the body", NULL);
-    struct webhook_event ev;
+    struct wevent ev;
     json_t *root = NULL;
-    parse_event(rq->body, rq->len, w->o->integration, &ev, &root);
+    wevent_parse(rq->body, rq->len, w->o->integration, &ev, &root);
     enum MHD_Result r;
-    if (ev.kind == WEBHOOK_INVALID) {
+    if (ev.kind == WEVENT_INVALID) {
         r = reject(w, c, MHD_HTTP_BAD_REQUEST, "not a Kombo webhook event\n",
                    "signed, but not JSON or not a Kombo event envelope", NULL);
-    } else if (ev.kind == WEBHOOK_IGNORED) {
+    } else if (ev.kind == WEVENT_IGNORED) {
         count(w, O_IGNORED);
         log_debug("webhook: %s ignored (another integration or an unhandled type)", ev.id);
         r = reply(c, MHD_HTTP_OK, "ignored\n", NULL);
@@ -824,7 +556,7 @@ struct webhook *webhook_start(const struct options *o, struct sync *sync,
         snprintf(err, errlen, "--webhook-path must start with '/'");
         return NULL;
     }
-    if (webhook_parse_listen(o->webhook_listen, &sa, &salen, err, errlen) < 0)
+    if (wevent_parse_listen(o->webhook_listen, &sa, &salen, err, errlen) < 0)
         return NULL;
     int fd = open_listener(&sa, salen, o->webhook_listen, err, errlen);
     if (fd < 0)

@@ -1,6 +1,7 @@
 /*
- * fuzz_diff.c — JSON Patch generation and application, and the detection
- * of changed embedded objects (diff.c, SPEC §3).
+ * fuzz_diff.c — JSON Patch generation and the detection of changed embedded
+ * objects (diff.c, SPEC §3), and JSON Patch application (the tests'
+ * tests/unit/jpatch.c, with which the generated patches are checked).
  *
  * Input: A NUL B [NUL PATCH] — two JSON documents and an optional patch
  * (a NUL cannot occur in JSON text, so it is a safe separator); each is read
@@ -10,7 +11,7 @@
  *  - P = diff_patch(A, B) is an array of {"op","path"[,"value"]} with op
  *    add/remove/replace (value exactly for add and replace) and paths that
  *    are JSON Pointers ("" or starting with "/");
- *  - diff_apply(copy of A, P) succeeds and gives a document json_equal to B;
+ *  - jpatch_apply(copy of A, P) succeeds and gives a document json_equal to B;
  *    diff_patch(A, A) is empty; diff_patch(NULL, B) applied to NULL gives B;
  *    diff_patch(A, NULL) is empty;
  *  - P survives its text form as fetch.c writes it (compact, 17 digits):
@@ -21,7 +22,7 @@
  *    them: an array of strings "/K" or "/K/<index>" for keys K of the list,
  *    each K's value differing between A and B (null = absent); empty when
  *    A equals B;
- *  - diff_apply(copy of A, PATCH) with an arbitrary patch never crashes or
+ *  - jpatch_apply(copy of A, PATCH) with an arbitrary patch never crashes or
  *    leaks and leaves a document jansson can print (at most 8 "copy"
  *    operations, else a patch could double the document 60 times: the
  *    daemon applies only its own patches, so that is not a finding).
@@ -32,6 +33,7 @@
 #include "buf.h"
 #include "diff.h"
 #include "fuzz.h"
+#include "jpatch.h"
 #include "jtext.h"
 #include "models.h"
 
@@ -99,7 +101,7 @@ static void check_roundtrip(const json_t *a, const json_t *b, const json_t *p, c
 {
     json_t *doc = a ? json_deep_copy(a) : NULL;
     FUZZ_CHECK(!a || doc, "deep copy failed");
-    int rc = diff_apply(&doc, p);
+    int rc = jpatch_apply(&doc, p);
     FUZZ_CHECK(rc == 0, "%s: the generated patch does not apply", what);
     FUZZ_CHECK(json_equal(doc, b), "%s: applying the patch does not give B", what);
     json_decref(doc);
@@ -165,7 +167,7 @@ static void check_arbitrary(const json_t *a, const json_t *patch)
         return;
     char *before = dump(patch);
     json_t *doc = a ? json_deep_copy(a) : NULL;
-    int rc = diff_apply(&doc, patch);
+    int rc = jpatch_apply(&doc, patch);
     FUZZ_CHECK(rc == 0 || rc == -1, "rc %d", rc);
     if (doc) {
         char *s = json_dumps(doc, DUMP_FLAGS);
@@ -174,7 +176,7 @@ static void check_arbitrary(const json_t *a, const json_t *patch)
     }
     FUZZ_CHECK(rc != 0 || doc || !a, "a successful patch left no document");
     char *after = dump(patch);
-    FUZZ_CHECK(strcmp(before, after) == 0, "diff_apply changed the patch");
+    FUZZ_CHECK(strcmp(before, after) == 0, "jpatch_apply changed the patch");
     free(before);
     free(after);
     json_decref(doc);

@@ -1,7 +1,7 @@
 /*
- * fuzz_webhook.c — the webhook receiver's pure parts (SPEC §6,
- * kombo-api.md §5): webhook_sign, webhook_verify, webhook_parse and
- * webhook_parse_listen.
+ * fuzz_webhook.c — the webhook receiver's pure parts (wevent.c, SPEC §6,
+ * kombo-api.md §5): wevent_sign, wevent_verify, wevent_parse and
+ * wevent_parse_listen.
  *
  * Input: [secret length][header length][secret][header][body...]
  * (each length is the byte mod 65; secret and header end at a NUL too,
@@ -20,7 +20,8 @@
  *    set only for DATA_CHANGED, within MODELS_ALL, and equals the union of
  *    models_mask_for_kombo_model over changed_models; without an
  *    integration of our own nothing is DATA_CHANGED, and an event INVALID
- *    without is INVALID with;
+ *    without is INVALID with; the parsed document is handed back exactly
+ *    when the kind is not INVALID, equal to jansson's;
  *  - parse_listen on the header string: never crashes; a success gives an
  *    AF_INET/AF_INET6 address with a port 1..65535 that prints and parses
  *    back to the same address; a failure leaves a one-line message that
@@ -34,7 +35,7 @@
 
 #include "fuzz.h"
 #include "models.h"
-#include "webhook.h"
+#include "wevent.h"
 
 #define OURS "personio:Q4vX8kLm2PzR7tYb3NcW9sHd"
 
@@ -53,10 +54,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         "\"hris_employees\"},{\"name\":\"hris_employments\"}]}}";
     char sig[44];
     FUZZ_CHECK(sizeof body - 1 == 250, "test vector length %zu", sizeof body - 1);
-    webhook_sign("test-webhook-secret", body, sizeof body - 1, sig);
+    wevent_sign("test-webhook-secret", body, sizeof body - 1, sig);
     FUZZ_CHECK(strcmp(sig, "mbsrnNJOKrGKennEgGDqkjJ8gaWDcs8UzCZAgAYqWDU") == 0,
                "test vector signs as %s", sig);
-    FUZZ_CHECK(webhook_verify("test-webhook-secret", body, sizeof body - 1,
+    FUZZ_CHECK(wevent_verify("test-webhook-secret", body, sizeof body - 1,
                               "mbsrnNJOKrGKennEgGDqkjJ8gaWDcs8UzCZAgAYqWDU") == 1,
                "test vector does not verify");
     return 0;
@@ -66,38 +67,38 @@ static void check_signature(const char *secret, const char *header, char *body,
                             size_t len)
 {
     char sig[44], again[44];
-    webhook_sign(secret, body, len, sig);
+    wevent_sign(secret, body, len, sig);
     size_t n = strlen(sig);
     FUZZ_CHECK(n == 43, "signature of %zu characters", n);
     FUZZ_CHECK(strspn(sig, b64url) == 43, "signature '%s' outside base64url", sig);
-    webhook_sign(secret, body, len, again);
+    wevent_sign(secret, body, len, again);
     FUZZ_CHECK(strcmp(sig, again) == 0, "signing is not deterministic");
 
     int keyed = secret[0] != '\0';
-    FUZZ_CHECK(webhook_verify(secret, body, len, sig) == keyed,
+    FUZZ_CHECK(wevent_verify(secret, body, len, sig) == keyed,
                "own signature: verify %d with secret '%s'", !keyed, secret);
-    FUZZ_CHECK(webhook_verify(secret, body, len, NULL) == 0, "NULL header accepted");
+    FUZZ_CHECK(wevent_verify(secret, body, len, NULL) == 0, "NULL header accepted");
     int want = keyed && strcmp(header, sig) == 0;
-    FUZZ_CHECK(webhook_verify(secret, body, len, header) == want,
+    FUZZ_CHECK(wevent_verify(secret, body, len, header) == want,
                "header '%s' against '%s': want %d", header, sig, want);
 
     /* Near misses of the right signature. */
     char near[64];
     memcpy(near, sig, 44);
     near[42] = '\0';                                /* a prefix */
-    FUZZ_CHECK(webhook_verify(secret, body, len, near) == 0, "42-character prefix accepted");
+    FUZZ_CHECK(wevent_verify(secret, body, len, near) == 0, "42-character prefix accepted");
     memcpy(near, sig, 43);
     near[43] = '=';                                 /* padded, or extended */
     near[44] = '\0';
-    FUZZ_CHECK(webhook_verify(secret, body, len, near) == 0, "extended signature accepted");
+    FUZZ_CHECK(wevent_verify(secret, body, len, near) == 0, "extended signature accepted");
     memcpy(near, sig, 44);
     size_t at = len ? (unsigned char)body[0] % 43 : 0;
     near[at] = near[at] == 'A' ? 'B' : 'A';         /* one character changed */
-    FUZZ_CHECK(webhook_verify(secret, body, len, near) == 0, "changed signature accepted");
+    FUZZ_CHECK(wevent_verify(secret, body, len, near) == 0, "changed signature accepted");
 
     if (len) {
         body[len - 1] ^= 1;                         /* one bit of the body */
-        FUZZ_CHECK(webhook_verify(secret, body, len, sig) == 0, "changed body accepted");
+        FUZZ_CHECK(wevent_verify(secret, body, len, sig) == 0, "changed body accepted");
         body[len - 1] ^= 1;
     }
 }
@@ -115,32 +116,37 @@ static unsigned expected_mask(json_t *root)
 
 static void check_parse(const char *body, size_t len)
 {
-    struct webhook_event ev, none;
-    webhook_parse(body, len, OURS, &ev);
-    webhook_parse(body, len, NULL, &none);
+    struct wevent ev, none;
+    json_t *doc = json_null();
+    wevent_parse(body, len, OURS, &ev, &doc);
+    wevent_parse(body, len, NULL, &none, NULL);
+    FUZZ_CHECK((doc != NULL) == (ev.kind != WEVENT_INVALID),
+               "document %s for kind %d", doc ? "handed back" : "not handed back", (int)ev.kind);
 
-    FUZZ_CHECK(ev.kind >= WEBHOOK_INVALID && ev.kind <= WEBHOOK_INTEGRATION_STATE,
+    FUZZ_CHECK(ev.kind >= WEVENT_INVALID && ev.kind <= WEVENT_INTEGRATION_STATE,
                "kind %d", (int)ev.kind);
-    FUZZ_CHECK(none.kind == WEBHOOK_INVALID || none.kind == WEBHOOK_IGNORED,
+    FUZZ_CHECK(none.kind == WEVENT_INVALID || none.kind == WEVENT_IGNORED,
                "kind %d without an integration", (int)none.kind);
-    FUZZ_CHECK(none.kind != WEBHOOK_INVALID || ev.kind == WEBHOOK_INVALID,
+    FUZZ_CHECK(none.kind != WEVENT_INVALID || ev.kind == WEVENT_INVALID,
                "INVALID without an integration, %d with", (int)ev.kind);
     FUZZ_CHECK(memchr(ev.id, '\0', sizeof ev.id) != NULL, "id not terminated");
     FUZZ_CHECK((ev.mask & ~MODELS_ALL) == 0, "mask %#x", ev.mask);
-    FUZZ_CHECK(ev.kind == WEBHOOK_DATA_CHANGED || ev.mask == 0,
+    FUZZ_CHECK(ev.kind == WEVENT_DATA_CHANGED || ev.mask == 0,
                "mask %#x for kind %d", ev.mask, (int)ev.kind);
 
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    FUZZ_CHECK(!doc || json_equal(doc, root), "the document handed back is not jansson's");
+    json_decref(doc);
     json_t *id = json_object_get(root, "id");
     if (!json_is_object(root) || !json_is_string(id) ||
         !json_is_string(json_object_get(root, "type")) ||
         !json_is_object(json_object_get(root, "data"))) {
-        FUZZ_CHECK(ev.kind == WEBHOOK_INVALID, "kind %d for a body that is not the envelope",
+        FUZZ_CHECK(ev.kind == WEVENT_INVALID, "kind %d for a body that is not the envelope",
                    (int)ev.kind);
         json_decref(root);
         return;
     }
-    if (ev.kind != WEBHOOK_INVALID) {
+    if (ev.kind != WEVENT_INVALID) {
         size_t n = strlen(ev.id);
         FUZZ_CHECK(n >= 1 && n <= 127, "id length %zu", n);
         for (size_t i = 0; i < n; i++)
@@ -148,7 +154,7 @@ static void check_parse(const char *body, size_t len)
         FUZZ_CHECK(strcmp(ev.id, json_string_value(id)) == 0, "id '%s', jansson '%s'",
                    ev.id, json_string_value(id));
     }
-    if (ev.kind == WEBHOOK_DATA_CHANGED)
+    if (ev.kind == WEVENT_DATA_CHANGED)
         FUZZ_CHECK(ev.mask == expected_mask(root), "mask %#x, want %#x", ev.mask,
                    expected_mask(root));
     json_decref(root);
@@ -160,7 +166,7 @@ static void check_listen(const char *value)
     socklen_t salen = 0, backlen = 0;
     char err[256], err2[256];
     memset(err, 'x', sizeof err);
-    int rc = webhook_parse_listen(value, &sa, &salen, err, sizeof err);
+    int rc = wevent_parse_listen(value, &sa, &salen, err, sizeof err);
     FUZZ_CHECK(rc == 0 || rc == -1, "rc %d", rc);
     if (rc < 0) {
         FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL, "message not terminated");
@@ -186,7 +192,7 @@ static void check_listen(const char *value)
         snprintf(text, sizeof text, "[%s]:%u", host, port);
     }
     FUZZ_CHECK(port >= 1 && port <= 65535, "port %u", port);
-    FUZZ_CHECK(webhook_parse_listen(text, &back, &backlen, err2, sizeof err2) == 0,
+    FUZZ_CHECK(wevent_parse_listen(text, &back, &backlen, err2, sizeof err2) == 0,
                "'%s' (from '%s') does not parse back: %s", text, value, err2);
     FUZZ_CHECK(backlen == salen && memcmp(&back, &sa, salen) == 0,
                "'%s' parses back to another address", text);

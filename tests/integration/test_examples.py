@@ -61,6 +61,8 @@ def run_block(heading, world, **env):
 TESTED = {
     "Headcount by department": "test_headcount_by_department",
     "Find an employee by work email": "test_find_by_email",
+    "Look an employee up by work email: `by-email/`": "test_by_email_link",
+    "Every employee as one file: `exports/`": "test_exports_block",
     "Who reports to an employee": "test_direct_reports",
     "The manager chain of an employee": "test_manager_chain",
     "Active employees starting this month": "test_active_starting_this_month",
@@ -231,6 +233,31 @@ def test_find_by_email(world):
                               world.after[world.created]["job_title"])]
     assert run_block("Find an employee by work email", world,
                      EMAIL="nobody@nowhere.example").stdout == ""
+
+
+def test_by_email_link(world):
+    target = next(e for e in world.after.values() if e.get("work_email"))
+    sharing = sorted((e["id"] for e in world.after.values()
+                      if (e.get("work_email") or "").lower() == target["work_email"].lower()),
+                     key=lambda i: i.encode())
+    owner = world.after[sharing[0]]
+    got = lines(run_block("Look an employee up by work email: `by-email/`", world,
+                          EMAIL=target["work_email"].swapcase()).stdout)
+    assert got == [tsv(owner["id"], owner["display_full_name"], owner["job_title"])]
+    got = run_block("Look an employee up by work email: `by-email/`", world,
+                    EMAIL="li.lukasz@northwind.example").stdout
+    assert lines(got) == [tsv(world.created, "李 Łukasz-Østergård 🚀",
+                              world.after[world.created]["job_title"])]
+
+
+def test_exports_block(world, tmp_path):
+    out = str(tmp_path / "all.csv")
+    got = lines(run_block("Every employee as one file: `exports/`", world, OUT=out).stdout)
+    assert got == [str(len(world.after))]
+    with open(out, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == len(world.after) + 1 and rows[0][0] == "id"
+    assert {r[0] for r in rows[1:]} == set(world.after)
 
 
 def test_direct_reports(world):

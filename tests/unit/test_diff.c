@@ -1,6 +1,7 @@
 /*
- * test_diff.c — unit tests for src/diff.c (JSON Patch generation and
- * application, changed embedded objects). TAP output via tap.h.
+ * test_diff.c — unit tests for src/diff.c (JSON Patch generation, changed
+ * embedded objects) and for tests/unit/jpatch.c (JSON Patch application,
+ * with which the generated patches are checked). TAP output via tap.h.
  *
  * The random round-trip tests print their seed; set DIFF_TEST_SEED to
  * reproduce a run.
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jpatch.h"
 #include "tap.h"
 
 /* ------------------------------------------------------------------------ */
@@ -69,7 +71,7 @@ static bool roundtrip(const json_t *old, const json_t *new)
     json_t *patch = diff_patch(old, new);
     json_t *patch_snap = patch ? json_deep_copy(patch) : NULL;
     json_t *doc = old ? json_deep_copy(old) : NULL;
-    int rc = patch ? diff_apply(&doc, patch) : -1;
+    int rc = patch ? jpatch_apply(&doc, patch) : -1;
     bool good = rc == 0 && json_equal(doc, new) &&
                 (old ? json_equal(old, old_snap) : true) &&
                 json_equal(new, new_snap) && json_equal(patch, patch_snap);
@@ -103,7 +105,7 @@ static bool apply_gives(const char *doc_text, const char *patch_text, int expect
 {
     json_t *doc = doc_text ? J(doc_text) : NULL;
     json_t *patch = J(patch_text);
-    int rc = diff_apply(&doc, patch);
+    int rc = jpatch_apply(&doc, patch);
     bool good = rc == expect_rc;
     if (good && rc == 0 && result_text) {
         json_t *want = J(result_text);
@@ -177,7 +179,7 @@ static json_t *employee_patched(const char *patch_text)
 {
     json_t *doc = J(EMPLOYEE);
     json_t *patch = J(patch_text);
-    if (diff_apply(&doc, patch) != 0) {
+    if (jpatch_apply(&doc, patch) != 0) {
         diag("bad setup patch: %s", patch_text);
         fflush(stdout);
         abort();
@@ -402,7 +404,7 @@ static bool t_ownership(void)
     /* The patch owns copies: it stays valid after new is gone. */
     json_decref(new);
     json_t *doc = json_deep_copy(old);
-    good = good && diff_apply(&doc, patch) == 0 && patch->refcount == 1;
+    good = good && jpatch_apply(&doc, patch) == 0 && patch->refcount == 1;
     json_decref(old);
     json_decref(doc);
     json_decref(patch);
@@ -411,7 +413,7 @@ static bool t_ownership(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* diff_apply                                                               */
+/* jpatch_apply                                                             */
 /* ------------------------------------------------------------------------ */
 
 /* Examples from RFC 6902 appendix A. */
@@ -566,7 +568,7 @@ static bool t_apply_malformed(void)
            /* A value cannot be moved into one of its own children. */
            apply_fails("{\"a\":{\"b\":{}}}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/a/b/c\"}]") &&
            apply_fails("{\"a\":{}}", "[{\"op\":\"move\",\"from\":\"\",\"path\":\"/a/b\"}]") &&
-           diff_apply(NULL, NULL) == -1;
+           jpatch_apply(NULL, NULL) == -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -745,7 +747,7 @@ static bool t_alloc_failures(void)
         alloc_budget = n;
         json_t *nested = diff_nested(old, new, EMPLOYEE_KEYS);
         alloc_budget = n;
-        int rc = doc ? diff_apply(&doc, want_patch) : -1;
+        int rc = doc ? jpatch_apply(&doc, want_patch) : -1;
         alloc_budget = -1;
         good = (!patch || json_equal(patch, want_patch)) &&
                (!nested || json_equal(nested, want_nested)) &&
@@ -1074,7 +1076,7 @@ static bool p_serialized_patch(void)
         char *text = json_dumps(patch, JSON_COMPACT);
         json_t *back = text ? json_loads(text, JSON_ALLOW_NUL, NULL) : NULL;
         json_t *doc = json_deep_copy(old);
-        bool good = back && diff_apply(&doc, back) == 0 && json_equal(doc, new);
+        bool good = back && jpatch_apply(&doc, back) == 0 && json_equal(doc, new);
         free(text);
         json_decref(old);
         json_decref(new);

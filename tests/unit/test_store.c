@@ -1,3 +1,5 @@
+#include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -5,10 +7,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "export.h"
 #include "store.h"
 #include "tap.h"
 
 static char path[128], err[512];
+
+/* No views: what a record without e-mail, remote id or CSV keys derives. */
+static const struct store_derived D = { NULL, NULL, 2, 0, NULL, 0 };
+
+static char *created_fn(void *ctx, int64_t seq, size_t *split);
+
+/* A record with its "created" entry; its inode, or 0. */
+static uint64_t ins(struct store *st, int model, const char *id, const char *name,
+                    const char *body, size_t size, const char *changed_at, const char *remote_id,
+                    int64_t mtime, int64_t gen)
+{
+    uint64_t ino = 0;
+    if (store_record_create(st, model, id, name, body, size, changed_at, remote_id, &D, mtime,
+                            gen, created_fn, "t", &ino) < 0)
+        return 0;
+    return ino;
+}
 
 static char *body_fn(void *ctx, int64_t seq)
 {
@@ -26,12 +46,14 @@ static int count_cb(void *ctx, const char *name, const struct store_attr *a)
 }
 
 static int stale_cb(void *ctx, uint64_t ino, uint64_t node, const char *id,
-                    const char *name)
+                    const char *name, const char *ename, const char *rname)
 {
     struct store *st = ctx;
     (void)node;
     (void)id;
     (void)name;
+    (void)ename;
+    (void)rname;
     return store_record_delete(st, ino);
 }
 
@@ -53,10 +75,10 @@ static void test_records(void)
     ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "created with mode 0600");
 
     ok(store_begin(st) == 0, "begin");
-    uint64_t a = store_record_insert(st, 0, "A", "A.json", "{}\n", 3, "t1", "r1", 111, 1);
-    uint64_t b = store_record_insert(st, 0, "B", "B.json", "[1]\n", 4, NULL, NULL, 222, 1);
-    uint64_t c = store_record_insert(st, 2, "A", "A.json", "\"g\"\n", 4, NULL, NULL, 333, 1);
-    ok(a >= STORE_INO_RECORD_BASE && b > a && c > b, "inodes from rowids, increasing");
+    uint64_t a = ins(st, 0, "A", "A.json", "{}\n", 3, "t1", "r1", 111, 1);
+    uint64_t b = ins(st, 0, "B", "B.json", "[1]\n", 4, NULL, NULL, 222, 1);
+    uint64_t c = ins(st, 2, "A", "A.json", "\"g\"\n", 4, NULL, NULL, 333, 1);
+    ok(ino_kind(a) == INO_K_RECORD && b > a && c > b, "inodes from rowids, increasing");
     struct store_reader *r = store_reader(st);
     struct store_attr at;
     ok(r && store_read_lookup(r, 0, "A.json", &at) == 0, "readers do not see uncommitted rows");
@@ -68,10 +90,10 @@ static void test_records(void)
     uint64_t node = 0;
     ok(store_read_lookup(r, 0, "A.json", &at) == 1 && at.node == a,
        "version 0: the node id is the inode number");
-    ok(store_record_update(st, a, "{\"x\":1}\n", 8, "t2", "r1", 444, 1, &node) == 0 &&
+    ok(store_record_update(st, a, "{\"x\":1}\n", 8, "t2", "r1", &D, 444, 1, &node) == 0 &&
        store_read_lookup(r, 0, "A.json", &at) == 1 && at.ino == a && at.size == 8,
        "an update keeps the inode");
-    ok(node != a && at.node == node && store_node_ino(node) == a, "and gives a new node id");
+    ok(node != a && at.node == node && ino_record_st(node) == a, "and gives a new node id");
     char old[8];
     int model = 7;
     struct store_attr oa;
@@ -80,7 +102,7 @@ static void test_records(void)
        "the old version stays readable under its node");
     ok(store_read_record_attr(r, node, &model, &oa) == 1 && model == 0 && oa.ino == a,
        "the new version under the new node");
-    ok(store_record_insert(st, 0, "A", "A.json", "{}", 2, NULL, NULL, 1, 1) == 0,
+    ok(ins(st, 0, "A", "A.json", "{}", 2, NULL, NULL, 1, 1) == 0,
        "a second record of the same name is refused");
     char buf[16];
     long n = store_read_body(r, node, buf, 2, sizeof buf);
@@ -97,17 +119,17 @@ static void test_records(void)
     ok(store_records_stale(st, 0, 2, 10, stale_cb, st) == 1 &&
        store_read_lookup(r, 0, "A.json", &at) == 0 && store_read_lookup(r, 0, "B.json", &at) == 1,
        "sweep removes what the generation did not see");
-    uint64_t a3 = store_record_insert(st, 0, "A", "A.json", "{}\n", 3, NULL, NULL, 1, 2);
+    uint64_t a3 = ins(st, 0, "A", "A.json", "{}\n", 3, NULL, NULL, 1, 2);
     ok(a3 > c, "a record that comes back gets a new inode (never reused)");
 
     int64_t s1 = store_change_add(st, 1000, body_fn, "one");
     int64_t s2 = store_change_add(st, 2000, body_fn, "two");
-    ok(s1 == 1 && s2 == 2, "sequence numbers");
+    ok(s1 == 5 && s2 == 6, "sequence numbers (after the 4 created entries)");
     n = store_read_change_body(r, s2, buf, 0, 10);
-    ok(n == 10 && memcmp(buf, "{\"seq\": 2,", 10) == 0, "change body built with its seq");
-    ok(store_changes_prune(st, 1500, NULL, NULL) == 1, "retention removes old entries");
+    ok(n == 10 && memcmp(buf, "{\"seq\": 6,", 10) == 0, "change body built with its seq");
+    ok(store_changes_prune(st, 1500, NULL, NULL) == 5, "retention removes old entries");
     int64_t first, last;
-    ok(store_read_change_range(r, &first, &last) == 0 && first == 2 && last == 2, "range");
+    ok(store_read_change_range(r, &first, &last) == 0 && first == 6 && last == 6, "range");
     ok(store_endpoint_set_watermark(st, 0, "2026-01-01T00:00:00.000Z") == 0 &&
        store_endpoint_set_full_at(st, 0, 77) == 0, "endpoint state");
     store_close(st);
@@ -119,10 +141,10 @@ static void test_records(void)
     ok(store_endpoint_get(st, 0, &ep) == 0 && ep.full_at == 77 &&
        strcmp(ep.watermark, "2026-01-01T00:00:00.000Z") == 0, "endpoint state survives");
     store_endpoint_free(&ep);
-    ok(store_change_add(st, 3000, body_fn, "three") == 3, "numbering goes on after a restart");
+    ok(store_change_add(st, 3000, body_fn, "three") == 7, "numbering goes on after a restart");
     ok(store_changes_prune(st, 10000, NULL, NULL) == 2, "prune all");
-    ok(store_change_add(st, 3000, body_fn, "four") == 4, "numbering never restarts");
-    ok(store_read_change_range(r, &first, &last) == 0 && first == 4 && last == 4, "range again");
+    ok(store_change_add(st, 3000, body_fn, "four") == 8, "numbering never restarts");
+    ok(store_read_change_range(r, &first, &last) == 0 && first == 8 && last == 8, "range again");
     store_close(st);
 }
 
@@ -165,9 +187,9 @@ static void test_borrowed_entries(void)
     uint64_t x = 0, y = 0, size;
     char *t;
     store_begin(st);
-    ok(store_record_create(st, 0, "X", "X.json", rec1, strlen(rec1), NULL, NULL, 10, 1, created_fn,
-                           "x", &x) == 1 && x >= STORE_INO_RECORD_BASE, "record and entry created");
-    ok(store_record_create(st, 0, "Y", "Y.json", rec2, strlen(rec2), NULL, NULL, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "X", "X.json", rec1, strlen(rec1), NULL, NULL, &D, 10, 1, created_fn,
+                           "x", &x) == 1 && ino_kind(x) == INO_K_RECORD, "record and entry created");
+    ok(store_record_create(st, 0, "Y", "Y.json", rec2, strlen(rec2), NULL, NULL, &D, 10, 1, created_fn,
                            "y", &y) == 2 && y > x, "a second one");
     store_commit(st);
     t = entry_text(r, 1, &size);
@@ -178,7 +200,7 @@ static void test_borrowed_entries(void)
 
     uint64_t node;
     store_begin(st);
-    ok(store_record_update(st, x, "{}\n", 3, NULL, NULL, 20, 1, &node) == 0, "record X updated");
+    ok(store_record_update(st, x, "{}\n", 3, NULL, NULL, &D, 20, 1, &node) == 0, "record X updated");
     ok(store_record_delete(st, y) == 0, "record Y deleted");
     store_commit(st);
     t = entry_text(r, 1, &size);
@@ -186,7 +208,7 @@ static void test_borrowed_entries(void)
     t = entry_text(r, 2, &size);
     ok(t && strcmp(t, want2) == 0 && size == strlen(want2), "Y's entry outlives the record");
     store_begin(st);
-    ok(store_record_update(st, x, "[]\n", 3, NULL, NULL, 30, 1, &node) == 0,
+    ok(store_record_update(st, x, "[]\n", 3, NULL, NULL, &D, 30, 1, &node) == 0,
        "a second update has nothing to copy");
     store_commit(st);
     t = entry_text(r, 1, &size);
@@ -194,10 +216,10 @@ static void test_borrowed_entries(void)
 
     store_begin(st);
     uint64_t z = 0;
-    ok(store_record_create(st, 0, "Z", "Z.json", rec2, strlen(rec2), NULL, NULL, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "Z", "Z.json", rec2, strlen(rec2), NULL, NULL, &D, 10, 1, created_fn,
                            "z", &z) == 3, "a third");
     ok(store_changes_prune(st, 11, NULL, NULL) == 3, "retention removes every entry");
-    ok(store_record_update(st, z, "{}\n", 3, NULL, NULL, 40, 1, &node) == 0,
+    ok(store_record_update(st, z, "{}\n", 3, NULL, NULL, &D, 40, 1, &node) == 0,
        "a record whose entry is gone updates");
     store_commit(st);
     ok(entry_text(r, 3, &size) == NULL, "the pruned entry is gone");
@@ -207,14 +229,20 @@ static void test_borrowed_entries(void)
     remove_db();
     st = store_open(path, err, sizeof err);
     store_begin(st);
-    store_record_insert(st, 0, "A", "A.json", "{}\n", 3, NULL, NULL, 1, 1);
     store_change_add(st, 1000, body_fn, "old");
     store_commit(st);
     store_close(st);
     sqlite3 *db;
     sqlite3_open(path, &db);
-    ok(sqlite3_exec(db, "ALTER TABLE records DROP COLUMN created_seq; ALTER TABLE changes DROP COLUMN rec;"
-                        " ALTER TABLE changes DROP COLUMN split; PRAGMA user_version = 1",
+    ok(sqlite3_exec(db, "DROP INDEX records_ename; DROP INDEX records_rname; DROP INDEX records_sizes;"
+                        " CREATE INDEX records_model ON records (model, ino);"
+                        " ALTER TABLE records DROP COLUMN ename; ALTER TABLE records DROP COLUMN rname;"
+                        " ALTER TABLE records DROP COLUMN jsize; ALTER TABLE records DROP COLUMN csize;"
+                        " ALTER TABLE records DROP COLUMN keyset; DROP TABLE keysets; DROP TABLE views;"
+                        " ALTER TABLE records DROP COLUMN created_seq; ALTER TABLE changes DROP COLUMN rec;"
+                        " ALTER TABLE changes DROP COLUMN split; PRAGMA user_version = 1;"
+                        " INSERT INTO records (model, id, name, body, size, mtime, gen, remote_id)"
+                        " VALUES (0, 'A', 'A.json', '{\"work_email\": \"A@x.example\"}', 29, 1, 1, 'r-1')",
                     NULL, NULL, NULL) == SQLITE_OK, "made a version 1 cache");
     sqlite3_close(db);
     st = store_open(path, err, sizeof err);
@@ -223,7 +251,7 @@ static void test_borrowed_entries(void)
     t = entry_text(r, 1, &size);
     ok(t && strcmp(t, "{\"seq\": 1, \"tag\": \"old\"}\n") == 0, "its entries read as before");
     store_begin(st);
-    ok(store_record_create(st, 0, "B", "B.json", rec2, strlen(rec2), NULL, NULL, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "B", "B.json", rec2, strlen(rec2), NULL, NULL, &D, 10, 1, created_fn,
                            "y", &x) == 2, "and takes borrowing entries");
     store_commit(st);
     store_close(st);
@@ -235,7 +263,7 @@ static void test_borrowed_entries(void)
         version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
     sqlite3_close(db);
-    ok(version == STORE_SCHEMA_VERSION && version == 2, "now at schema version %d", version);
+    ok(version == STORE_SCHEMA_VERSION && version == 3, "now at schema version %d", version);
 }
 
 /* A cache with 200 records, closed: claimed (and left so) if `claim`. */
@@ -247,7 +275,7 @@ static void make_cache(int claim)
     for (int i = 0; i < 200; i++) {
         snprintf(id, sizeof id, "r%d", i);
         snprintf(name, sizeof name, "r%d.json", i);
-        store_record_insert(st, 0, id, name, "{\"some\": \"padding padding padding\"}\n", 37,
+        ins(st, 0, id, name, "{\"some\": \"padding padding padding\"}\n", 37,
                             NULL, NULL, 1, 1);
     }
     store_commit(st);
@@ -317,6 +345,168 @@ static void test_refusals(void)
     remove_db();
 }
 
+/* ---- views (SPEC §10) ---- */
+
+struct emp { const char *id, *email, *rid, *body; };
+
+static uint64_t put(struct store *st, const struct emp *e, struct buf *keys)
+{
+    struct store_derived d = { e->email, e->rid, export_compact_size(e->body, strlen(e->body)),
+                               export_csv_cells_size(e->body, strlen(e->body)), NULL, 0 };
+    buf_reset(keys);
+    export_csv_keys(e->body, strlen(e->body), keys);
+    d.keys = keys->data;
+    d.keys_len = keys->len;
+    char name[64];
+    snprintf(name, sizeof name, "%s.json", e->id);
+    uint64_t ino = 0;
+    store_record_create(st, 0, e->id, name, e->body, strlen(e->body), NULL, e->rid, &d, 5, 1,
+                        created_fn, "v", &ino);
+    return ino;
+}
+
+static char *export_all(struct store *st, unsigned which, uint64_t ver, size_t chunk, long *len)
+{
+    static char out[4096];
+    long n = 0, got;
+    while ((got = store_export_read(st, which, ver, out + n, (size_t)n, chunk)) > 0)
+        n += got;
+    *len = got < 0 ? got : n;
+    out[n > 0 ? n : 0] = '\0';
+    return out;
+}
+
+static int names_cb(void *ctx, const struct store_link *l)
+{
+    struct buf *b = ctx;
+    store_link_name(l, b);
+    buf_addc(b, ' ');
+    return 0;
+}
+
+static void test_views(void)
+{
+    struct store *st = store_open(path, err, sizeof err);
+    struct store_reader *r = store_reader(st);
+    struct buf keys = BUF_INIT, names = BUF_INIT;
+    struct emp e[] = {
+        { "b", "x%40e", "r1", "{\"id\": \"b\", \"n\": 1}\n" },
+        { "a", "x%40e", "r2", "{\"id\": \"a\", \"n\": \"q,\\\"\"}\n" },
+        { "c", "y%40e", NULL, "{\"id\": \"c\", \"o\": {\"k\": [1, 2]}}\n" },
+    };
+    store_begin(st);
+    for (int i = 0; i < 3; i++)
+        put(st, &e[i], &keys);
+    store_commit(st);
+
+    struct store_link l;
+    ok(store_read_link_lookup(r, STORE_VIEW_EMAIL, 0, "x%40e", &l) == 1 &&
+       strcmp(l.name, "a.json") == 0 && l.first, "a shared address: the smallest id owns the name");
+    ok(store_read_link_lookup(r, STORE_VIEW_EMAIL, 0, "x%40e~b", &l) == 1 &&
+       strcmp(l.name, "b.json") == 0 && !l.first, "the others are <address>~<id>");
+    ok(store_read_link_lookup(r, STORE_VIEW_EMAIL, 0, "x%40e~a", &l) == 0,
+       "the owner has no ~ name");
+    ok(store_read_link_lookup(r, STORE_VIEW_RID, 0, "r1", &l) == 1 &&
+       strcmp(l.name, "b.json") == 0, "by remote id");
+    ok(store_read_link_lookup(r, STORE_VIEW_RID, 0, "nope", &l) == 0, "an unknown name");
+    ok(store_read_link_list(r, STORE_VIEW_EMAIL, 0, 0, 10, names_cb, &names) == 3 &&
+       strcmp(names.data, "x%40e~b x%40e y%40e ") == 0, "listed in rowid order: %s", names.data);
+
+    uint64_t ver = 0, size = 0;
+    int64_t mt;
+    long len;
+    const char *want_jsonl = "{\"id\":\"b\",\"n\":1}\n{\"id\":\"a\",\"n\":\"q,\\\"\"}\n"
+                             "{\"id\":\"c\",\"o\":{\"k\":[1,2]}}\n";
+    ok(store_export_stat(st, 0, &ver, &size, &mt) == 0 && size == strlen(want_jsonl),
+       "the JSONL size is exact (%llu)", (unsigned long long)size);
+    uint64_t v1 = ver;
+    const char *got = export_all(st, 0, ver, 7, &len);
+    ok(len == (long)size && strcmp(got, want_jsonl) == 0, "read in 7-byte pieces");
+    const char *want_csv = "id,n,o\r\nb,1,\r\na,\"q,\"\"\",\r\nc,,\"{\"\"k\"\":[1,2]}\"\r\n";
+    ver = 0;
+    ok(store_export_stat(st, INO_EXPORT_CSV, &ver, &size, &mt) == 0 && ver == v1 &&
+       size == strlen(want_csv), "the CSV size is exact (%llu)", (unsigned long long)size);
+    got = export_all(st, INO_EXPORT_CSV, ver, 5, &len);
+    ok(len == (long)size && strcmp(got, want_csv) == 0, "the CSV, quoted as RFC 4180 says");
+
+    /* A change: the pinned version reads as before, the new one is new. */
+    store_begin(st);
+    struct store_record old;
+    store_record_get(st, 0, "b.json", &old);
+    struct emp b2 = { "b", NULL, "r1", "{\"id\": \"b\", \"n\": 22, \"z\": true}\n" };
+    struct store_derived d = { NULL, "r1", export_compact_size(b2.body, strlen(b2.body)),
+                               export_csv_cells_size(b2.body, strlen(b2.body)), NULL, 0 };
+    buf_reset(&keys);
+    export_csv_keys(b2.body, strlen(b2.body), &keys);
+    d.keys = keys.data;
+    d.keys_len = keys.len;
+    uint64_t node;
+    ok(store_record_update(st, old.ino, b2.body, strlen(b2.body), NULL, "r1", &d, 9, 1, &node) == 0,
+       "update b");
+    store_record_free(&old);
+    store_commit(st);
+    got = export_all(st, 0, v1, 4096, &len);
+    ok(strcmp(got, want_jsonl) == 0, "the old version still reads whole");
+    ver = 0;
+    ok(store_export_stat(st, 0, &ver, &size, &mt) == 0 && ver > v1, "a new version");
+    got = export_all(st, 0, ver, 3, &len);
+    ok(len == (long)size && strncmp(got, "{\"id\":\"b\",\"n\":22,\"z\":true}\n", 27) == 0,
+       "which reads the new record");
+    ver = 0;
+    store_export_stat(st, INO_EXPORT_CSV, &ver, &size, &mt);
+    got = export_all(st, INO_EXPORT_CSV, ver, 4096, &len);
+    ok(len == (long)size && strncmp(got, "id,n,z,o\r\nb,22,true,\r\na,", 24) == 0,
+       "a new key is a new column, after those seen before");
+    ok(store_read_link_lookup(r, STORE_VIEW_EMAIL, 0, "x%40e", &l) == 1 &&
+       strcmp(l.name, "a.json") == 0 && store_read_link_lookup(r, STORE_VIEW_EMAIL, 0, "x%40e~b", &l) == 0,
+       "b's address went with its update");
+    store_begin(st);
+    store_record_get(st, 0, "a.json", &old);
+    ok(store_record_delete(st, old.ino) == 0, "delete a");
+    store_record_free(&old);
+    store_commit(st);
+    ok(store_read_link_lookup(r, STORE_VIEW_EMAIL, 0, "x%40e", &l) == 0, "its link is gone");
+    ver = 0;
+    store_export_stat(st, 0, &ver, &size, &mt);
+    got = export_all(st, 0, ver, 4096, &len);
+    ok(len == (long)size && strstr(got, "\"a\"") == NULL, "and its line");
+    ok(store_export_read(st, 0, 12345, (char[8]){ 0 }, 0, 8) == -ESTALE,
+       "a version neither current nor pinned is stale");
+    buf_free(&keys);
+    buf_free(&names);
+    store_close(st);
+}
+
+static void *read_once(void *arg)
+{
+    struct store_attr a;
+    struct store_reader *r = store_reader(arg);
+    store_read_lookup(r, 0, "none.json", &a);
+    return NULL;
+}
+
+/* Threads that end close their read connections (libfuse ends idle workers). */
+static void test_reader_threads(void)
+{
+    struct store *st = store_open(path, err, sizeof err);
+    for (int round = 0; round < 3; round++) {
+        pthread_t t[16];
+        for (int i = 0; i < 16; i++)
+            pthread_create(&t[i], NULL, read_once, st);
+        for (int i = 0; i < 16; i++)
+            pthread_join(t[i], NULL);
+    }
+    ok(store_reader_count(st) == 0, "48 threads read and ended: no connection left (%d)",
+       store_reader_count(st));
+    read_once(st);
+    ok(store_reader_count(st) == 1, "this thread's connection stays while it lives");
+    store_close(st);
+    st = store_open(path, err, sizeof err);
+    read_once(st);
+    ok(store_reader_count(st) == 1, "a new store gets a new one");
+    store_close(st);
+}
+
 int main(void)
 {
     snprintf(path, sizeof path, "/tmp/kombofs-test-store-%d.db", (int)getpid());
@@ -327,5 +517,9 @@ int main(void)
     remove_db();
     test_unclean_stop_is_checked();
     test_refusals();
+    remove_db();
+    test_views();
+    remove_db();
+    test_reader_threads();
     return tap_done_testing();
 }
