@@ -312,8 +312,11 @@ static size_t view_name(const char *s, size_t n, int lower, struct buf *arena)
         char *low = malloc(n);
         if (!low)
             abort();
-        for (size_t i = 0; i < n; i++)
-            low[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+        for (size_t i = 0; i < n; i++) {
+            low[i] = s[i];
+            if (s[i] >= 'A' && s[i] <= 'Z')
+                low[i] = (char)(s[i] + ('a' - 'A'));
+        }
         fsname_escape(low, n, arena);
         free(low);
     } else {

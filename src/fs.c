@@ -339,14 +339,14 @@ static int stat_node(struct fs *fs, uint64_t node, struct stat *st)
             rc = 0;
         if (rc == 1)
             link_stat(fs, &l, view, st);
-        return rc < 0 ? -EIO : rc == 0 ? -ENOENT : 0;
+        return rc < 0 ? -EIO : rc == 1 ? 0 : -ENOENT;
     }
     default:
         return -ENOENT;
     }
     if (rc < 0)
         return -EIO;
-    if (rc == 0)
+    if (rc != 1)
         return -ENOENT;
     fill_stat(fs, ino_with_slot(a.ino, fs->slot), S_IFREG, 0440, a.size, a.mtime_ns, st);
     return 0;
@@ -425,7 +425,7 @@ static int lookup_in(struct fs *fs, const struct ns_row *dir, const char *name, 
             link_stat(fs, &l, view, st);
             *node = st->st_ino;
         }
-        return rc < 0 ? -EIO : rc == 0 ? -ENOENT : 0;
+        return rc < 0 ? -EIO : rc == 1 ? 0 : -ENOENT;
     }
     if (dir->type == NS_RECORDS) {
         rc = store_read_lookup(r, dir->model, name, &a);
@@ -437,7 +437,7 @@ static int lookup_in(struct fs *fs, const struct ns_row *dir, const char *name, 
         *node = ino_with_slot(a.node, fs->slot);
         fill_stat(fs, ino_with_slot(a.ino, fs->slot), S_IFREG, 0440, a.size, a.mtime_ns, st);
     }
-    return rc < 0 ? -EIO : rc == 0 ? -ENOENT : 0;
+    return rc < 0 ? -EIO : rc == 1 ? 0 : -ENOENT;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -528,8 +528,9 @@ static int dir_add(struct dirbuf *d, const char *name, uint64_t node, const stru
 static int dir_fixed(struct dirbuf *d, const struct ns_row *dir, off_t off)
 {
     struct stat st;
-    uint64_t node;
+    uint64_t node = 0;
     const struct ns_row *parent = row_of(d->fs, node_of(d->fs, dir->parent));
+    memset(&st, 0, sizeof st);
     if (off < 1) {
         row_stat(d->fs, dir, &node, &st);
         if (dir_add(d, ".", node, &st, 1))
@@ -697,7 +698,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    long n = -ENOENT;
+    long n;
     if (kind == INO_K_SNAP) {
         n = snaps_read(fs->status, (int64_t)ino_payload(ino), (size_t)off, buf, size);
         if (n < 0)

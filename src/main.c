@@ -30,6 +30,7 @@
 #include "sync.h"
 #include "version.h"
 #include "webhook.h"
+#include "wevent.h"
 
 #define EXIT_USAGE 2
 
@@ -320,7 +321,7 @@ static int run_check(struct daemon *d)
     if (o->webhook_listen) {
         struct sockaddr_storage sa;
         socklen_t salen;
-        if (webhook_parse_listen(o->webhook_listen, &sa, &salen, err, sizeof err) < 0) {
+        if (wevent_parse_listen(o->webhook_listen, &sa, &salen, err, sizeof err) < 0) {
             printf("  webhooks     FAILED: %s\n", err);
             failed = 1;
         } else {
@@ -406,8 +407,8 @@ int main(int argc, char **argv)
         return status;
     }
     if (d.o.webhook_listen &&
-        webhook_parse_listen(d.o.webhook_listen, &(struct sockaddr_storage){ 0 },
-                             &(socklen_t){ 0 }, err, sizeof err) < 0) {
+        wevent_parse_listen(d.o.webhook_listen, &(struct sockaddr_storage){ 0 },
+                            &(socklen_t){ 0 }, err, sizeof err) < 0) {
         fprintf(stderr, "kombofs: %s\n", err);
         options_free(&d.o);
         return EXIT_USAGE;

@@ -1534,8 +1534,8 @@ long store_backfill(struct store *st, store_derive_fn fn, void *ctx)
         if (store_begin(st) < 0)
             return -1;
         sqlite3_stmt *s = w(st, W_BACKFILL_GET);
-        struct row { int64_t rowid; int model; char *body; size_t size; } rows[256];
-        int n = 0, rc;
+        struct fill { int64_t rowid; int model; char *body; size_t size; } rows[256];
+        int n = 0, rc = SQLITE_DONE;
         while (n < 256 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
             rows[n].rowid = sqlite3_column_int64(s, 0);
             rows[n].model = sqlite3_column_int(s, 1);
@@ -1548,7 +1548,7 @@ long store_backfill(struct store *st, store_derive_fn fn, void *ctx)
             n++;
         }
         sqlite3_reset(s);
-        int failed = 0;
+        int failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
         for (int i = 0; i < n; i++) {
             struct store_derived d;
             memset(&d, 0, sizeof d);
@@ -1604,21 +1604,20 @@ int store_read_link_lookup(struct store_reader *r, enum store_view view, int mod
 {
     const char *tilde = strrchr(name, '~');
     sqlite3_stmt *s;
-    char vname[1024], rec[1024];
     if (!tilde) {
         s = rs(r, R_LNK_FIRST + (int)view);
         sqlite3_bind_int(s, 1, model);
         sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
     } else {
-        if ((size_t)(tilde - name) >= sizeof vname || strlen(tilde) + 5 >= sizeof rec)
-            return 0;
-        memcpy(vname, name, (size_t)(tilde - name));
-        vname[tilde - name] = '\0';
-        snprintf(rec, sizeof rec, "%s.json", tilde + 1);
+        /* "<vname>~<id>": vname and the record's file name "<id>.json" */
+        struct buf rec = BUF_INIT;
+        buf_adds(&rec, tilde + 1);
+        buf_adds(&rec, ".json");
         s = rs(r, R_LNK_NAMED + (int)view);
         sqlite3_bind_int(s, 1, model);
-        sqlite3_bind_text(s, 2, vname, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, rec, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, name, (int)(tilde - name), SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 3, rec.data, (int)rec.len, SQLITE_TRANSIENT);
+        buf_free(&rec);
     }
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
@@ -1878,11 +1877,8 @@ static int pin_cols(struct pin *p)
         buf_free(&all);
         return -1;
     }
-    size_t cap = 16;
-    p->colv = malloc(cap * sizeof *p->colv);
-    if (!p->colv)
-        abort();
     /* keys are copied into colbuf first, then pointed at (colbuf may move while it grows) */
+    size_t cap = 16, ncols = 0;
     size_t *offs = malloc(cap * sizeof *offs);
     if (!offs)
         abort();
@@ -1890,24 +1886,28 @@ static int pin_cols(struct pin *p)
         const char *k = all.data + i;
         size_t klen = strnlen(k, all.len - i);
         int seen = 0;
-        for (size_t j = 0; j < p->ncols && !seen; j++)
+        for (size_t j = 0; j < ncols && !seen; j++)
             seen = strcmp(p->colbuf.data + offs[j], k) == 0;
         if (!seen) {
-            if (p->ncols == cap) {
+            if (ncols == cap) {
                 cap *= 2;
-                offs = realloc(offs, cap * sizeof *offs);
-                p->colv = realloc(p->colv, cap * sizeof *p->colv);
-                if (!offs || !p->colv)
+                size_t *more = realloc(offs, cap * sizeof *offs);
+                if (!more)
                     abort();
+                offs = more;
             }
-            offs[p->ncols++] = p->colbuf.len;
+            offs[ncols++] = p->colbuf.len;
             buf_add(&p->colbuf, k, klen);
             buf_addc(&p->colbuf, '\0');
         }
         i += klen + 1;
     }
-    for (size_t j = 0; j < p->ncols; j++)
+    p->colv = malloc((ncols ? ncols : 1) * sizeof *p->colv);
+    if (!p->colv)
+        abort();
+    for (size_t j = 0; j < ncols; j++)
         p->colv[j] = p->colbuf.data + offs[j];
+    p->ncols = ncols;
     free(offs);
     buf_free(&all);
     if (p->ncols)
@@ -2056,11 +2056,11 @@ int store_export_stat(struct store *st, unsigned which, uint64_t *ver, uint64_t 
     int err, rc = 0;
     pthread_mutex_lock(&st->pins_lock);
     struct pin *p = pin_get(st, export_model(which), *ver, &err);
-    if (!p)
+    if (!p) {
         rc = -err;
-    else if (which == INO_EXPORT_CSV && pin_cols(p) < 0)
+    } else if (which == INO_EXPORT_CSV && pin_cols(p) < 0) {
         rc = -EIO;
-    if (rc == 0) {
+    } else {
         *ver = p->ver;
         *size = pin_size(p, which);
         *mtime_ns = p->mtime_ns;

@@ -42,10 +42,4 @@ void webhook_stop(struct webhook *w);
  * duplicates, last_at. Returns a NEW jansson reference (json_t *), or NULL. */
 void *webhook_status_json(struct webhook *w);
 
-/* Transitional (issue 13): main.c still calls the listen parser by its old
- * name. Delete these two lines when main.c includes wevent.h and calls
- * wevent_parse_listen. */
-#include "wevent.h"
-#define webhook_parse_listen wevent_parse_listen
-
 #endif
