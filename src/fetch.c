@@ -49,6 +49,8 @@ struct fetch {
 static void touch(struct fetch *f, unsigned dir, uint64_t ino, const char *name,
                   int removed)
 {
+    if (!f->job->changed)
+        return;
     if (f->ntouched == f->captouched) {
         f->captouched = f->captouched ? f->captouched * 2 : 64;
         void *p = realloc(f->touched, f->captouched * sizeof *f->touched);
@@ -202,6 +204,8 @@ static int views_changed(struct fetch *f, uint64_t ino, const char *name,
                          const char *new_ename, const char *new_rname)
 {
     f->exports_touched = 1;
+    if (!f->job->changed)
+        return 0;       /* nobody to tell (the initial fetch, before the mount) */
     int rc = 0;
     if (!same(old_ename, new_ename))
         rc |= view_group(f, STORE_VIEW_EMAIL, old_ename, ino, name) |

@@ -8,7 +8,7 @@
  * FUSE session → initial full fetch if the cache has no snapshot → mount →
  * notifier and sync worker → request loop → clean shutdown.
  */
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312     /* fuse_loop_cfg_* (libfuse 3.12) */
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -196,7 +196,10 @@ static int initial_sync(struct daemon *d)
     sync_set_state(d->sync, "initial-sync");
     log_info("cache %s has no complete snapshot: fetching everything before mounting",
              store_path(d->st));
+    int deferred = store_views_defer(d->st);
     int rc = sync_run_now(d->sync, missing, SYNC_FULL);
+    if (deferred > 0 && store_views_index(d->st) < 0)
+        rc = -1;
     sync_set_state(d->sync, "ready");
     return rc;
 }
@@ -290,8 +293,14 @@ static int run(struct daemon *d)
     if (d->o.single_thread) {
         rc = fuse_session_loop(d->se);
     } else {
-        struct fuse_loop_config cfg = { .clone_fd = 0, .max_idle_threads = 10 };
-        rc = fuse_session_loop_mt(d->se, &cfg);
+        struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+        if (!cfg)
+            return 1;
+        fuse_loop_cfg_set_clone_fd(cfg, 0);
+        fuse_loop_cfg_set_max_threads(cfg, (unsigned)d->o.max_threads);
+        fuse_loop_cfg_set_idle_threads(cfg, (unsigned)d->o.max_idle_threads);
+        rc = fuse_session_loop_mt(d->se, cfg);
+        fuse_loop_cfg_destroy(cfg);
     }
     log_sd_notify("STOPPING=1");
     log_info("unmounting %s", d->o.mountpoint);

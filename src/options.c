@@ -37,7 +37,8 @@ const char options_usage[] =
     "  -f                          stay in the foreground\n"
     "  -d                          debug output (implies -f)\n"
     "  -o OPT[,OPT...]             any option above as name=value, or a FUSE option\n"
-    "                              (allow_other, uid=N, gid=N, umask=M, ...)\n"
+    "                              (allow_other, uid=N, gid=N, umask=M, max_threads=N,\n"
+    "                              max_idle_threads=N, ...)\n"
     "  --version, --help\n"
     "\n"
     "DUR is 90, 90s, 15m, 1h or 7d.\n";
@@ -215,6 +216,18 @@ static int o_item(struct parser *ps, const char *item)
         if (parse_id(ps, "umask", val, &v, 8) < 0 || v > 0777)
             return fail(ps, "option 'umask': bad value '%s'", val ? val : "");
         ps->o->umask = (mode_t)v;
+        return 0;
+    }
+    /* libfuse's own names for its worker pool (fuse_parse_cmdline's), so that
+     * an fstab line written for another FUSE file system means the same here. */
+    if ((n == 11 && memcmp(item, "max_threads", 11) == 0) ||
+        (n == 16 && memcmp(item, "max_idle_threads", 16) == 0)) {
+        int idle = n == 16;
+        const char *name = idle ? "max_idle_threads" : "max_threads";
+        if (parse_id(ps, name, val, &v, 10) < 0 || v > 10000 || (!idle && v == 0))
+            return fail(ps, "option '%s': bad value '%s' (a number%s, at most 10000)", name,
+                        val ? val : "", idle ? "" : " from 1");
+        *(idle ? &ps->o->max_idle_threads : &ps->o->max_threads) = (int)v;
         return 0;
     }
     if (strcmp(item, "allow_other") == 0)
@@ -474,6 +487,8 @@ int options_parse(int argc, char **argv, struct options *o, char *err,
     o->changes_retention = 30 * 86400;
     o->models = MODELS_ALL;
     o->umask = 0;
+    o->max_threads = 10;
+    o->max_idle_threads = 10;
     o->kernel_notify = 1;
 
     int rc = parse_argv(&ps, argc, argv);

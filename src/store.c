@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -301,6 +304,18 @@ static const char migrate_v3[] =
     "PRAGMA user_version = 3;"
     "COMMIT;";
 
+/* The views' two lookup indexes: random keys, so that filling them row by row
+ * during a first full fetch rewrote most of their pages at every page's commit
+ * (measured at 100,000 employees: 4.9 s -> 7.0 s with them, 5.5 s without).
+ * A first fetch into an empty cache builds them once at its end
+ * (store_views_defer / store_views_index); every open makes sure they exist,
+ * so a crash in between costs one build at the next start. */
+static const char views_indexes[] =
+    "CREATE INDEX IF NOT EXISTS records_ename ON records (model, ename, id)"
+    " WHERE ename IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS records_rname ON records (model, rname, id)"
+    " WHERE rname IS NOT NULL;";
+
 /* After a backfill: the totals from the rows. */
 static const char views_recount[] =
     "INSERT INTO views (model, ver, mtime, n, jsonl, csv)"
@@ -418,6 +433,8 @@ static int check_schema(struct store *st, int verify, char *err, size_t errlen)
     if ((version < 2 && migrate(st, migrate_v2, 2, err, errlen) < 0) ||
         (version < 3 && migrate(st, migrate_v3, 3, err, errlen) < 0))
         return -1;
+    if (exec(st->db, views_indexes, err, errlen) < 0)
+        return -1;
     if (fresh)
         return 0;
     /* A whole-file check costs about 0.5 s per GB: done when the last daemon
@@ -474,7 +491,8 @@ static struct store *open_store(const char *path, int verify, char *err, size_t 
      * syncs the WAL and the database, and a full fetch of 100k employees
      * (545 MB) made about 300 of them (measured: 6.3 s -> 5.3 s). */
     if (exec(st->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
-                     " PRAGMA wal_autocheckpoint = 16384", err, errlen) < 0)
+                     " PRAGMA wal_autocheckpoint = 16384; PRAGMA cache_size = -32768", err,
+             errlen) < 0)
         goto fail;
     if (check_schema(st, verify, err, errlen) < 0)
         goto fail;
@@ -550,6 +568,14 @@ static void tl_destroy(void *arg)
     for (int i = 0; i < n; i++)
         reader_close(gone[i]);
     free(tl);
+#ifdef __GLIBC__
+    /* A closed connection's page cache goes back to this thread's malloc arena,
+     * where glibc keeps it: with workers coming and going, every arena ends up
+     * holding a few MB nobody uses (measured: RSS 38 -> 74 MB over 160 worker
+     * threads). Give it back; threads end rarely, and this costs well under 1 ms. */
+    if (n)
+        malloc_trim(0);
+#endif
 }
 
 static void readers_key_init(void)
@@ -1525,6 +1551,37 @@ int store_view_members(struct store *st, enum store_view view, int model,
         return -1;
     }
     return n;
+}
+
+int store_views_defer(struct store *st)
+{
+    sqlite3_stmt *s;
+    int empty = 0;
+    char err[256];
+    if (sqlite3_prepare_v2(st->db, "SELECT NOT EXISTS (SELECT 1 FROM records)", -1, &s, NULL) !=
+        SQLITE_OK)
+        return -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        empty = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (!empty)
+        return 0;
+    if (exec(st->db, "DROP INDEX IF EXISTS records_ename; DROP INDEX IF EXISTS records_rname",
+             err, sizeof err) < 0) {
+        log_warnx("cache: %s", err);
+        return -1;
+    }
+    return 1;
+}
+
+int store_views_index(struct store *st)
+{
+    char err[256];
+    if (exec(st->db, views_indexes, err, sizeof err) < 0) {
+        log_warnx("cache: view indexes: %s", err);
+        return -1;
+    }
+    return 0;
 }
 
 long store_backfill(struct store *st, store_derive_fn fn, void *ctx)

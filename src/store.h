@@ -133,6 +133,13 @@ typedef void (*store_member_fn)(void *ctx, uint64_t rowid, const char *name,
 int store_view_members(struct store *st, enum store_view view, int model,
                        const char *vname, store_member_fn fn, void *ctx);
 
+/* A first full fetch into an empty cache: the views' lookup indexes are
+ * dropped (returns 1) and built once by store_views_index() at its end,
+ * instead of row by row. Returns 0 if the cache holds records, -1 on error.
+ * store_open() builds them if they are missing (a crash in between). */
+int store_views_defer(struct store *st);
+int store_views_index(struct store *st);
+
 /* Records whose derived columns are missing (caches from schema version 2):
  * fn(ctx, model, body, size, &derived) fills them in; committed in batches.
  * Then the exports' totals are recomputed. Returns the number or -1. */

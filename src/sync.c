@@ -202,8 +202,10 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     snprintf(rs->result, sizeof rs->result, "running");
     pthread_mutex_unlock(&s->lock);
 
+    /* Before the mount (no listener yet) the kernel holds nothing to invalidate. */
     struct fetch_job job = { s->st, s->k, m, kind, kind == SYNC_DELTA ? since : NULL,
-                             kind == SYNC_FULL ? ep.gen + 1 : ep.gen, changed, s };
+                             kind == SYNC_FULL ? ep.gen + 1 : ep.gen,
+                             s->listener ? changed : NULL, s };
     struct fetch_result fr = { 0 };
     int rc = kind == SYNC_FULL ? store_endpoint_set_gen(s->st, m->index, job.gen) : 0;
     if (rc == 0)

@@ -631,6 +631,32 @@ class Run:
                 f"{s['cold_cat_tmpfs'][-1]:.2f} s")
         self.add("api_requests_reading", api)
 
+    # -- exports (SPEC §10) ----------------------------------------------------------------
+    def exports(self, m, tf):
+        """`wc -l exports/employees.jsonl`: cold (first read after a restart, streamed from
+        the cache), warm (the kernel's page cache), and the same file on the tmpfs; the
+        daemon's peak RSS after them."""
+        s = self.samples
+        src = os.path.join(m.mnt, "exports", "employees.jsonl")
+        dst = os.path.join(tf.path, "employees.jsonl")
+        sh(f"cp {shlex.quote(src)} {shlex.quote(dst)}")
+        size = os.stat(dst).st_size
+        if os.stat(src).st_size != size:
+            raise BenchError(f"exports/employees.jsonl: st_size {os.stat(src).st_size}, read {size}")
+        self.info["export_bytes"] = size
+        log(f"exports: {self.R} rounds of [restart, wc -l cold, wc -l warm | tmpfs], {size / 1e6:.0f} MB")
+        wc = "wc -l < {} >/dev/null"
+        for rep in range(self.R):
+            dt, iso = m.restart()
+            m.wait_quiet(iso)
+            self.add("export_cold", sh(wc.format(shlex.quote(src))))
+            self.add("export_warm", sh(wc.format(shlex.quote(src))))
+            self.add("export_tmpfs", sh(wc.format(shlex.quote(dst))))
+            self.add("export_rss", m.hwm_mb())
+            log(f"  rep {rep + 1}: cold {s['export_cold'][-1]:.2f} s, warm {s['export_warm'][-1]:.2f} s, "
+                f"tmpfs {s['export_tmpfs'][-1]:.2f} s, VmHWM {s['export_rss'][-1]:.1f} MB")
+        os.unlink(dst)
+
     # -- delta fetches -------------------------------------------------------------------
     def delta(self, sb, m, key):
         names = sorted(os.listdir(os.path.join(m.mnt, "employees")))
@@ -809,6 +835,12 @@ def table(run):
     else:
         row("webhook accepted → new content visible to `cat`", wh or "not measured", "—", None,
             "p50 ≤ 30 ms, p99 ≤ 250 ms", None)
+    v, b, rss_x = med.get("export_cold"), med.get("export_tmpfs"), s.get("export_rss", [])
+    row(f"`wc -l exports/employees.jsonl` ({N} lines), cold, and the daemon's peak RSS",
+        fmt_time(v) + (f", {max(rss_x):.1f} MB" if rss_x else ""),
+        fmt_time(b) + " tmpfs" if b is not None else "—", v / b if v and b else None,
+        "≤ 2×, RSS ≤ 100 MB", None if v is None or not b else v / b <= 2.0 and max(rss_x) <= 100)
+    ratio_row("↳ the same, warm (page cache)", "export_warm", "export_tmpfs", 1.2, "≤ 1.2×")
     rss = s.get("rss_full_fetch", [])
     wire = info.get("full_fetch_wire_bytes")
     row(f"peak RSS during the full fetch of {N} employees", f"{max(rss):.1f} MB" if rss else "—",
@@ -873,6 +905,10 @@ def render(run, mach, started, elapsed):
                    f"curl (one process, keep-alive, gzip, {info['full_fetch_pages']} pages) "
                    f"{spread('full_fetch_curl')}; curl per page following `next` {spread('full_fetch_curl_follow')}; "
                    f"VmHWM {min(s['rss_full_fetch']):.1f}–{max(s['rss_full_fetch']):.1f} MB")
+    if s.get("export_cold"):
+        out.append(f"- `wc -l exports/employees.jsonl` ({info['export_bytes'] / 1e6:.0f} MB): cold "
+                   f"{spread('export_cold')}, warm {spread('export_warm')}, tmpfs {spread('export_tmpfs')}; "
+                   f"daemon VmHWM {min(s['export_rss']):.1f}–{max(s['export_rss']):.1f} MB")
     for key, n in (("delta_n", run.N), ("delta_n10", run.N // 10)):
         if s.get(key):
             out.append(f"- delta, {n} mirror: `.control` {spread(key)}, last_delta {spread(key + '_status')}, "
@@ -917,6 +953,7 @@ def main():
         run.full_fetch(sb)
         m, tf = run.mirror(sb)
         run.reads(sb, m, tf)
+        run.exports(m, tf)
         tf.stop()
         run.delta(sb, m, "delta_n")
         m.stop()

@@ -70,6 +70,23 @@ static void test_good(void)
        strcmp(o.webhook_path, "/webhook") == 0, "default URL and webhook path");
     options_free(&o);
 
+    rc = parse(&o, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile));
+    ok(rc == 0 && o.max_threads == 10 && o.max_idle_threads == 10, "10 FUSE workers, 10 idle kept");
+    options_free(&o);
+    rc = parse(&o, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile, "-o",
+                        "max_threads=64,max_idle_threads=0"));
+    ok(rc == 0 && o.max_threads == 64 && o.max_idle_threads == 0 &&
+       !has_fuse_opt(&o, "max_threads") && !has_fuse_opt(&o, "max_idle"),
+       "-o max_threads= and max_idle_threads= are libfuse's loop options, ours to pass");
+    options_free(&o);
+    rc = parse(&o, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile, "-o", "max_threads=0"));
+    ok(rc < 0 && strstr(err, "max_threads"), "max_threads=0 is refused: %s", err);
+    options_free(&o);
+    rc = parse(&o, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile, "-o",
+                        "max_idle_threads=many"));
+    ok(rc < 0 && strstr(err, "max_idle_threads"), "a word is refused: %s", err);
+    options_free(&o);
+
     setenv("KOMBO_API_KEY", "env-key", 1);
     setenv("KOMBO_INTEGRATION_ID", "workday:xyz", 1);
     unsetenv("STATE_DIRECTORY");
