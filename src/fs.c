@@ -572,7 +572,8 @@ static int link_cb(void *ctx, const struct store_link *l)
     struct buf name = BUF_INIT;
     link_stat(d->fs, l, d->view, &st);
     store_link_name(l, &name);
-    int full = dir_add(d, name.data, st.st_ino, &st, (off_t)st.st_ino);
+    /* A name longer than NAME_MAX could be listed but never looked up: left out. */
+    int full = name.len > 255 ? 0 : dir_add(d, name.data, st.st_ino, &st, (off_t)st.st_ino);
     buf_free(&name);
     return full;
 }
@@ -689,8 +690,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOENT);
         return;
     }
+    if (is_control(fs, ino)) {
+        fuse_reply_buf(req, NULL, 0);   /* no bytes (SPEC §11): a root `tar` of the mount works */
+        return;
+    }
     if (kind == INO_K_FIXED || kind == INO_K_EMAIL || kind == INO_K_RID) {
-        fuse_reply_err(req, is_control(fs, ino) ? EBADF : kind == INO_K_FIXED ? EISDIR : EINVAL);
+        fuse_reply_err(req, kind == INO_K_FIXED ? EISDIR : EINVAL);
         return;
     }
     char *buf = malloc(size ? size : 1);

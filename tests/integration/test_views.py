@@ -238,12 +238,26 @@ def test_tools_over_the_views(sandbox, kombofs, tmp_path):
     jq = subprocess.run(["jq", "-r", ".id", fs.path("exports", "employees.jsonl")],
                         capture_output=True, text=True, check=True).stdout.split()
     assert jq == [r["id"] for r in listing(fs, "employees")]
+    # tar of the whole mount, as root: links stay links, .control reads as empty
     tar = tmp_path / "mirror.tar"
-    subprocess.run(["tar", "-cf", str(tar), "-C", fs.mnt, "by-email", "employees"], check=True)
+    subprocess.run(["tar", "-cf", str(tar), "-C", fs.mnt, "."], check=True)
     with tarfile.open(tar) as t:
-        links = [m for m in t.getmembers() if m.name.startswith("by-email/")]
+        members = {(m.name[2:] if m.name.startswith("./") else m.name): m
+                   for m in t.getmembers()}
+        links = [m for n, m in members.items() if n.startswith("by-email/")]
         assert links and all(m.issym() for m in links)
         assert all(m.linkname.startswith("../employees/") for m in links)
+        rid = [m for n, m in members.items() if n.startswith("by-remote-id/employees/")]
+        assert rid and all(m.issym() and m.linkname.startswith("../../employees/") for m in rid)
+        assert members[".control"].size == 0 and members[".status"].issym()
+        assert members["exports/employees.jsonl"].size == os.stat(
+            fs.path("exports", "employees.jsonl")).st_size
+    out = tmp_path / "copy"
+    out.mkdir()
+    subprocess.run(["tar", "-xf", str(tar), "-C", str(out)], check=True)
+    name = os.listdir(fs.path("by-email"))[0]
+    with open(out / "by-email" / name, "rb") as a, open(fs.path("by-email", name), "rb") as b:
+        assert a.read() == b.read()  # relative links: the copy resolves inside itself
 
 
 @pytest.mark.sandbox(employees=20)

@@ -1,11 +1,16 @@
 """Kombo webhooks: payloads (kombo-api.md §5-§6), signing and a batching
 sender thread.
 
-Changes are noted with `WebhookSender.note(models)`; the first note after a
-send arms a timer of `delay` seconds, and when it fires one ``data-changed``
-event lists every model noted meanwhile.  Delivery runs on the sender thread
-(or on the caller's thread for `flush()` / `send()`), never on an API
-request thread, and a failing receiver is only counted.
+Kombo posts the events of every integration of an environment to one URL,
+signed with one secret; only the body names the integration.  So there is one
+`WebhookSender` per sandbox and one `Payloads` per integration.
+
+Changes are noted with `WebhookSender.note(models, integration_id)`; the first
+note after a send arms a timer of `delay` seconds, and when it fires each
+integration with noted changes gets one ``data-changed`` event listing every
+model noted for it meanwhile.  Delivery runs on the sender thread (or on the
+caller's thread for `flush()` / `send()`), never on an API request thread,
+and a failing receiver is only counted.
 """
 
 import base64
@@ -48,12 +53,19 @@ def encode(event):
 
 
 class Payloads:
-    """Builds event envelopes for one integration."""
+    """Builds event envelopes for one integration.
 
-    def __init__(self, integration_id, category="HRIS"):
+    `end_user`, `state`, `setup_status` and `qa_status` are the defaults the
+    integration-* events carry; the sandbox keeps them in step with the
+    integration's description.
+    """
+
+    def __init__(self, integration_id, category="HRIS", end_user=None):
         self.integration_id = integration_id
         self.tool = integration_id.split(":", 1)[0]
         self.category = category
+        self.end_user = dict(end_user or DEFAULT_END_USER)
+        self.state, self.setup_status, self.qa_status = "ACTIVE", "COMPLETED", "PASSED"
         self._rng = random.Random()  # event ids only need to be unique
 
     def event_id(self):
@@ -85,32 +97,39 @@ class Payloads:
             return event
         if kind == "integration-state-changed":
             base = {"integration_tool": self.tool, "integration_id": self.integration_id,
-                    "integration_category": self.category, "end_user": dict(DEFAULT_END_USER),
-                    "qa_status": "PASSED", "setup_status": "COMPLETED", "state": "ACTIVE",
-                    "updated_at": now}
+                    "integration_category": self.category, "end_user": dict(self.end_user),
+                    "qa_status": self.qa_status, "setup_status": self.setup_status,
+                    "state": self.state, "updated_at": now}
         else:
             base = {"id": self.integration_id, "tool": self.tool, "category": self.category,
-                    "end_user": dict(DEFAULT_END_USER)}
+                    "end_user": dict(self.end_user)}
             if kind == "integration-deleted":
                 base["deleted_at"] = now
         base.update(data)
         return {"id": event_id or self.event_id(), "type": kind, "data": base}
 
 
-class WebhookSender:
-    """Batches model changes and POSTs signed events to one URL."""
+def named_integration(event):
+    """The integration an event's body names (data.integration_id, else data.id)."""
+    data = event.get("data") or {}
+    return data.get("integration_id", data.get("id")) if isinstance(data, dict) else None
 
-    def __init__(self, url, secret, delay, payloads, stats, timeout=5.0):
+
+class WebhookSender:
+    """Batches model changes per integration and POSTs signed events to one URL."""
+
+    def __init__(self, url, secret, delay, payloads_for, stats, timeout=5.0):
         self.url = url
         self.secret = secret.encode() if isinstance(secret, str) else (secret or b"")
         self.delay = delay
-        self.payloads = payloads
-        self.stats = stats  # callable(name) -> increments a counter
+        self.payloads_for = payloads_for  # callable(integration_id) -> Payloads
+        self.stats = stats  # callable(name, integration_id) -> increments a counter
         self.timeout = timeout
         self.drop_rate = 0.0
+        self.drop_rates = {}  # integration id -> its own extra drop rate
         self.drop_rng = random.Random(0)
         self.log = []
-        self._pending = set()
+        self._pending = {}  # integration id -> set of model names (first noted first)
         self._deadline = None
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
@@ -130,33 +149,55 @@ class WebhookSender:
             self._thread.join(timeout=self.timeout + 1)
             self._thread = None
 
-    def note(self, models):
-        """Remember changed models; arms the batching timer if idle."""
+    def note(self, models, integration_id):
+        """Remember changed models of an integration; arms the batching timer if idle."""
         if not self.url or not models:
             return
         with self._cond:
-            self._pending.update(models)
+            self._pending.setdefault(integration_id, set()).update(models)
             if self._deadline is None:
                 self._deadline = time.monotonic() + self.delay
                 self._cond.notify_all()
 
-    def pending(self):
+    def discard(self, integration_id):
+        """Forget the pending changes of an integration (it was removed)."""
         with self._cond:
-            return sorted(self._pending)
+            self._pending.pop(integration_id, None)
 
-    def flush(self):
-        """Send the pending batch now, on the caller's thread. Returns the log entry or None."""
-        models = self._take()
-        return self._deliver(self.payloads.data_changed(models)) if models else None
+    def pending(self, integration_id=None):
+        """Sorted pending model names: of one integration, or of all together."""
+        with self._cond:
+            if integration_id is not None:
+                return sorted(self._pending.get(integration_id, ()))
+            return sorted(set().union(*self._pending.values()))
+
+    def pending_by_integration(self):
+        with self._cond:
+            return {iid: sorted(models) for iid, models in self._pending.items()}
+
+    def flush(self, integration_id=None):
+        """Send the pending batches now (all, or one integration's), on the caller's
+        thread: one data-changed per integration. Returns the first log entry or None."""
+        first = None
+        for iid, models in self._take(integration_id):
+            entry = self._deliver(self.payloads_for(iid).data_changed(models))
+            first = first or entry
+        return first
 
     def send(self, event):
-        """Send one event now (signed, subject to the drop rate)."""
+        """Send one event now (signed, subject to the drop rates)."""
         return self._deliver(event)
 
-    def _take(self):
+    def _take(self, integration_id=None):
         with self._cond:
-            models, self._pending, self._deadline = self._pending, set(), None
-            return models
+            if integration_id is None:
+                taken, self._pending = list(self._pending.items()), {}
+            else:
+                models = self._pending.pop(integration_id, None)
+                taken = [(integration_id, models)] if models else []
+            if not self._pending:
+                self._deadline = None
+            return taken
 
     def _run(self):
         while True:
@@ -169,16 +210,23 @@ class WebhookSender:
                     return
             self.flush()
 
+    def _dropped(self, integration_id):
+        if self.drop_rate and self.drop_rng.random() < self.drop_rate:
+            return True
+        rate = self.drop_rates.get(integration_id)
+        return bool(rate) and self.drop_rng.random() < rate
+
     def _deliver(self, event):
         body = encode(event)
-        entry = {"id": event["id"], "type": event["type"], "body": body.decode(),
+        iid = named_integration(event)
+        entry = {"id": event["id"], "type": event["type"], "integration": iid, "body": body.decode(),
                  "status": None, "error": None, "dropped": False}
         with self._send_lock:
             if not self.url:
                 entry["error"] = "no webhook_url configured"
-            elif self.drop_rate and self.drop_rng.random() < self.drop_rate:
+            elif self._dropped(iid):
                 entry["dropped"] = True
-                self.stats("webhooks_dropped")
+                self.stats("webhooks_dropped", iid)
             else:
                 self._post(body, entry)
             self.log.append(entry)
@@ -204,4 +252,4 @@ class WebhookSender:
         except (OSError, http.client.HTTPException) as exc:
             entry["error"] = "%s: %s" % (type(exc).__name__, exc)
         ok = entry["status"] is not None and 200 <= entry["status"] < 300
-        self.stats("webhooks_sent" if ok else "webhooks_failed")
+        self.stats("webhooks_sent" if ok else "webhooks_failed", entry["integration"])
