@@ -17,6 +17,7 @@
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ enum ns_type {
     NS_CONTROL,     /* .control */
     NS_STATUS,      /* .status, a link to its latest snapshot */
     NS_EXPORT,      /* exports/<dir>.jsonl, exports/employees.csv: versioned nodes */
+    NS_ORIGIN,      /* multi mode: by-origin/, links to the integrations' trees */
 };
 
 struct ns_row {
@@ -68,6 +70,7 @@ struct ns_row {
 #define NS_MAX_ROWS 64
 
 struct fs {
+    struct fsset *set;
     _Atomic long ops[C_COUNT];
     struct store *st;
     struct sync *sync;
@@ -82,6 +85,14 @@ struct fs {
     int by_ino[INO_FIXED_COUNT];    /* row index by fixed number, -1 if none */
     _Atomic int64_t dir_mtime[INO_FIXED_COUNT];
     struct snaps *status;       /* .status renderings (see snaps.h) */
+    /* multi mode */
+    int is_root;                /* the daemon's root, slot 0 */
+    fs_control_fn control;      /* the root's .control */
+    fs_status_fn render;        /* the root's .status */
+    void *ctx;
+    char name[768];             /* an integration's directory name */
+    char origin[768];           /* its by-origin/ name, "" if none (under set->lock) */
+    _Atomic int visible;        /* listed in the root: its first full fetch is done */
 };
 
 static void add_row(struct fs *fs, unsigned ino, unsigned parent, enum ns_type type, int model,
@@ -143,15 +154,28 @@ static uint64_t node_of(const struct fs *fs, unsigned fixed)
     return ino_fixed(fs->slot, fixed);
 }
 
-static struct fs *fs_of(fuse_req_t req)
+/*
+ * The set of trees under one FUSE session, by slot (ino.h): in single mode
+ * one tree, slot 0, at the root. A tree, once published, stays until the
+ * set is freed, so a handler never holds a tree that goes away under it.
+ */
+struct fsset {
+    const struct options *o;
+    _Atomic(struct fs *) *trees;    /* [INO_SLOT_MAX + 1] */
+    pthread_mutex_t lock;           /* guards the trees' origin names */
+};
+
+/* The tree a node belongs to, or NULL. */
+static struct fs *tree(fuse_req_t req, uint64_t node)
 {
-    return fuse_req_userdata(req);
+    struct fsset *set = fuse_req_userdata(req);
+    return atomic_load_explicit(&set->trees[ino_slot(node)], memory_order_acquire);
 }
 
-static struct fs *counted(fuse_req_t req, enum op_count op)
+static struct fs *counted(struct fs *fs, enum op_count op)
 {
-    struct fs *fs = fuse_req_userdata(req);
-    atomic_fetch_add_explicit(&fs->ops[op], 1, memory_order_relaxed);
+    if (fs)
+        atomic_fetch_add_explicit(&fs->ops[op], 1, memory_order_relaxed);
     return fs;
 }
 
@@ -170,12 +194,40 @@ static char *status_text(void *ctx)
     return sync_render(j);
 }
 
+struct fsset *fsset_new(const struct options *o)
+{
+    struct fsset *set = calloc(1, sizeof *set);
+    if (!set || !(set->trees = calloc(INO_SLOT_MAX + 1, sizeof *set->trees)))
+        abort();
+    set->o = o;
+    pthread_mutex_init(&set->lock, NULL);
+    return set;
+}
+
+void fsset_free(struct fsset *set)
+{
+    if (!set)
+        return;
+    for (unsigned i = 0; i <= INO_SLOT_MAX; i++)
+        fs_free(atomic_load(&set->trees[i]));
+    free(set->trees);
+    pthread_mutex_destroy(&set->lock);
+    free(set);
+}
+
+void fsset_put(struct fsset *set, struct fs *fs)
+{
+    fs->set = set;
+    atomic_store_explicit(&set->trees[fs->slot], fs, memory_order_release);
+}
+
 struct fs *fs_new(struct store *st, struct sync *sync, struct notify *nt,
-                  const struct options *o)
+                  const struct options *o, unsigned slot)
 {
     struct fs *fs = calloc(1, sizeof *fs);
     if (!fs)
         abort();
+    fs->slot = slot;
     fs->st = st;
     fs->sync = sync;
     fs->nt = nt;
@@ -195,6 +247,63 @@ void fs_free(struct fs *fs)
     if (fs)
         snaps_free(fs->status);
     free(fs);
+}
+
+/* The root's .status: rendered by its owner, plus the root's own request counts. */
+static char *root_status_text(void *ctx)
+{
+    struct fs *fs = ctx;
+    return fs->render ? fs->render(fs->ctx) : NULL;
+}
+
+struct fs *fs_new_root(const struct options *o, struct notify *nt, fs_control_fn control,
+                       fs_status_fn status, void *ctx)
+{
+    struct fs *fs = calloc(1, sizeof *fs);
+    if (!fs)
+        abort();
+    fs->o = o;
+    fs->nt = nt;
+    fs->is_root = 1;
+    fs->control = control;
+    fs->render = status;
+    fs->ctx = ctx;
+    fs->uid = o->uid_set ? o->uid : getuid();
+    fs->gid = o->gid_set ? o->gid : getgid();
+    fs->mount_ns = clock_now_ns();
+    for (int i = 0; i < INO_FIXED_COUNT; i++) {
+        atomic_store(&fs->dir_mtime[i], fs->mount_ns);
+        fs->by_ino[i] = -1;
+    }
+    add_row(fs, INO_ROOT, INO_ROOT, NS_DIR, -1, 0, "%s", "");
+    add_row(fs, INO_BY_ORIGIN, INO_ROOT, NS_ORIGIN, -1, 0, "%s", "by-origin");
+    add_row(fs, INO_CONTROL, INO_ROOT, NS_CONTROL, -1, 0, "%s", ".control");
+    add_row(fs, INO_STATUS, INO_ROOT, NS_STATUS, -1, 0, "%s", ".status");
+    fs->status = snaps_new(root_status_text, fs);
+    return fs;
+}
+
+void fs_set_name(struct fs *fs, const char *name)
+{
+    snprintf(fs->name, sizeof fs->name, "%s", name);
+}
+
+void fs_set_origin(struct fs *fs, const char *origin)
+{
+    pthread_mutex_lock(&fs->set->lock);
+    snprintf(fs->origin, sizeof fs->origin, "%s", origin ? origin : "");
+    pthread_mutex_unlock(&fs->set->lock);
+}
+
+void fs_set_visible(struct fs *fs, int visible)
+{
+    atomic_store(&fs->visible, visible);
+    struct fs *root = atomic_load(&fs->set->trees[0]);
+    if (root && root->is_root) {
+        /* The root's listing and the name (it may have been looked up as absent). */
+        atomic_store(&root->dir_mtime[INO_ROOT], clock_now_ns());
+        notify_push(root->nt, FUSE_ROOT_ID, ino_fixed(fs->slot, INO_ROOT), fs->name, !visible);
+    }
 }
 
 void fs_changed(void *ctx, unsigned dir, uint64_t node, const char *name, int removed)
@@ -290,6 +399,47 @@ static int row_stat(struct fs *fs, const struct ns_row *r, uint64_t *node, struc
     return 0;
 }
 
+/* Multi mode: the visible integration tree of slot `slot`, or NULL. */
+static struct fs *visible_tree(const struct fs *root, unsigned slot)
+{
+    if (slot == 0 || slot > INO_SLOT_MAX)
+        return NULL;
+    struct fs *t = atomic_load_explicit(&root->set->trees[slot], memory_order_acquire);
+    return t && atomic_load(&t->visible) ? t : NULL;
+}
+
+/* by-origin/<origin>: a link to "../<integration directory>". */
+static void origin_stat(const struct fs *root, const struct fs *t, struct stat *st)
+{
+    fill_stat(root, ino_make(0, INO_K_ORIGIN, t->slot), S_IFLNK, 0777, strlen(t->name) + 3,
+              t->mount_ns, st);
+}
+
+/* The tree whose origin name is `name`, or NULL. */
+static struct fs *tree_by_origin(const struct fs *root, const char *name)
+{
+    struct fs *found = NULL;
+    pthread_mutex_lock(&root->set->lock);
+    for (unsigned i = 1; i <= INO_SLOT_MAX && !found; i++) {
+        struct fs *t = visible_tree(root, i);
+        if (t && t->origin[0] && strcmp(t->origin, name) == 0)
+            found = t;
+    }
+    pthread_mutex_unlock(&root->set->lock);
+    return found;
+}
+
+/* The visible tree whose directory is `name`, or NULL. */
+static struct fs *tree_by_name(const struct fs *root, const char *name)
+{
+    for (unsigned i = 1; i <= INO_SLOT_MAX; i++) {
+        struct fs *t = visible_tree(root, i);
+        if (t && strcmp(t->name, name) == 0)
+            return t;
+    }
+    return NULL;
+}
+
 /* Attributes of any node: 0, -ENOENT, -ESTALE or -EIO. For records st_ino is
  * the record's stable number, not the node id (see store.h). */
 static int stat_node(struct fs *fs, uint64_t node, struct stat *st)
@@ -315,11 +465,19 @@ static int stat_node(struct fs *fs, uint64_t node, struct stat *st)
         return 0;
     }
     case INO_K_EXPORT:
-        return export_stat(fs, ino_export_which(node), ino_export_ver(node), &dummy, st);
+        return fs->is_root ? -ENOENT
+                           : export_stat(fs, ino_export_which(node), ino_export_ver(node), &dummy, st);
+    case INO_K_ORIGIN: {
+        struct fs *t = fs->is_root ? visible_tree(fs, (unsigned)ino_payload(node)) : NULL;
+        if (!t || !t->origin[0])
+            return -ENOENT;
+        origin_stat(fs, t, st);
+        return 0;
+    }
     default:
         break;
     }
-    if (!(r = store_reader(fs->st)))
+    if (fs->is_root || !(r = store_reader(fs->st)))
         return -EIO;
     uint64_t local = ino_with_slot(node, 0);
     switch (ino_kind(node)) {
@@ -411,7 +569,18 @@ static int lookup_in(struct fs *fs, const struct ns_row *dir, const char *name, 
         }
         if (dir->ino == INO_ROOT && snapshot_name(fs, name, node) == 0)
             return stat_node(fs, *node, st);
+        struct fs *t = fs->is_root && dir->ino == INO_ROOT ? tree_by_name(fs, name) : NULL;
+        if (t)
+            return row_stat(t, &t->rows[t->by_ino[INO_ROOT]], node, st);
         return -ENOENT;
+    }
+    if (dir->type == NS_ORIGIN) {
+        struct fs *t = tree_by_origin(fs, name);
+        if (!t)
+            return -ENOENT;
+        origin_stat(fs, t, st);
+        *node = st->st_ino;
+        return 0;
     }
     if (dir->type != NS_RECORDS && dir->type != NS_CHANGES && dir->type != NS_EMAIL &&
         dir->type != NS_RID)
@@ -442,11 +611,11 @@ static int lookup_in(struct fs *fs, const struct ns_row *dir, const char *name, 
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct fs *fs = fs_of(req);
-    const struct ns_row *dir = row_of(fs, parent);
+    struct fs *fs = tree(req, parent);
+    const struct ns_row *dir = fs ? row_of(fs, parent) : NULL;
     /* Snapshot names of .status are plumbing, not counted as lookups. */
     if (!dir || dir->ino != INO_ROOT || strncmp(name, ".status.", 8) != 0)
-        counted(req, C_LOOKUP);
+        counted(fs, C_LOOKUP);
     struct stat st;
     uint64_t node = 0;
     int rc = dir ? lookup_in(fs, dir, name, &node, &st) : -ENOTDIR;
@@ -462,7 +631,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     struct stat st;
     (void)fi;
-    int rc = stat_node(counted(req, C_GETATTR), ino, &st);
+    struct fs *fs = counted(tree(req, ino), C_GETATTR);
+    int rc = fs ? stat_node(fs, ino, &st) : -ENOENT;
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -480,7 +650,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
 {
     (void)attr;
-    if (is_control(fs_of(req), ino) &&
+    struct fs *fs = tree(req, ino);
+    if (fs && is_control(fs, ino) &&
         (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
                     FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)) == 0) {
         op_getattr(req, ino, fi);
@@ -537,9 +708,34 @@ static int dir_fixed(struct dirbuf *d, const struct ns_row *dir, off_t off)
             return 1;
     }
     if (off < 2) {
-        row_stat(d->fs, parent ? parent : dir, &node, &st);
+        struct fs *up = d->fs;
+        if (dir->ino == INO_ROOT && d->fs->slot != 0) {    /* a tree under the daemon's root */
+            struct fs *root = atomic_load(&d->fs->set->trees[0]);
+            if (root) {
+                up = root;
+                parent = &root->rows[root->by_ino[INO_ROOT]];
+            }
+        }
+        row_stat(up, parent ? parent : dir, &node, &st);
         if (dir_add(d, "..", node, &st, 2))
             return 1;
+    }
+    if (dir->type == NS_ORIGIN) {
+        for (unsigned i = 1; i <= INO_SLOT_MAX; i++) {
+            struct fs *t = visible_tree(d->fs, i);
+            char name[sizeof t->origin];
+            if (!t || off >= (off_t)3 + (off_t)i)
+                continue;
+            pthread_mutex_lock(&d->fs->set->lock);
+            snprintf(name, sizeof name, "%s", t->origin);
+            pthread_mutex_unlock(&d->fs->set->lock);
+            if (!name[0])
+                continue;
+            origin_stat(d->fs, t, &st);
+            if (dir_add(d, name, st.st_ino, &st, (off_t)3 + (off_t)i))
+                return 1;
+        }
+        return 0;
     }
     if (dir->type != NS_DIR)
         return 0;
@@ -550,6 +746,14 @@ static int dir_fixed(struct dirbuf *d, const struct ns_row *dir, off_t off)
         if (row_stat(d->fs, c, &node, &st) < 0)
             continue;
         if (dir_add(d, c->name, node, &st, 3 + i))
+            return 1;
+    }
+    for (unsigned i = 1; d->fs->is_root && dir->ino == INO_ROOT && i <= INO_SLOT_MAX; i++) {
+        struct fs *t = visible_tree(d->fs, i);
+        if (!t || off >= (off_t)(3 + NS_MAX_ROWS) + (off_t)i)
+            continue;
+        row_stat(t, &t->rows[t->by_ino[INO_ROOT]], &node, &st);
+        if (dir_add(d, t->name, node, &st, (off_t)(3 + NS_MAX_ROWS) + (off_t)i))
             return 1;
     }
     return 0;
@@ -599,9 +803,9 @@ static int list_batch(struct dirbuf *d, struct store_reader *r, const struct ns_
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
-    struct fs *fs = counted(req, plus ? C_READDIRPLUS : C_READDIR);
+    struct fs *fs = counted(tree(req, ino), plus ? C_READDIRPLUS : C_READDIR);
     struct dirbuf d = { req, fs, NULL, size, 0, plus, off, 0, STORE_VIEW_EMAIL };
-    const struct ns_row *dir = row_of(fs, ino);
+    const struct ns_row *dir = fs ? row_of(fs, ino) : NULL;
     if (!dir || dir->type == NS_CONTROL || dir->type == NS_STATUS || dir->type == NS_EXPORT) {
         fuse_reply_err(req, ENOTDIR);
         return;
@@ -612,7 +816,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
         return;
     }
     int rc = 0;
-    if (!dir_fixed(&d, dir, off) && dir->type != NS_DIR) {
+    if (!dir_fixed(&d, dir, off) && dir->type != NS_DIR && dir->type != NS_ORIGIN) {
         struct store_reader *r = store_reader(fs->st);
         while (r && !d.full && rc >= 0) {
             uint64_t after = d.last > 2 ? (uint64_t)d.last : 0;
@@ -647,7 +851,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct stat st;
-    int rc = stat_node(fs_of(req), ino, &st);
+    struct fs *fs = tree(req, ino);
+    int rc = fs ? stat_node(fs, ino, &st) : -ENOENT;
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -676,17 +881,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
     (void)fi;
-    counted(req, C_OPEN);
+    counted(tree(req, ino), C_OPEN);
     fuse_reply_err(req, ENOSYS);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
-    struct fs *fs = fs_of(req);
+    struct fs *fs = tree(req, ino);
     (void)fi;
     enum ino_kind kind = ino_kind(ino);
-    if (ino_slot(ino) != fs->slot) {
+    if (!fs) {
         fuse_reply_err(req, ENOENT);
         return;
     }
@@ -709,11 +914,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         if (n < 0)
             n = -ENOENT;
     } else if (kind == INO_K_EXPORT) {
-        counted(req, C_READ);
+        counted(fs, C_READ);
         n = store_export_read(fs->st, ino_export_which(ino), ino_export_ver(ino), buf,
                               (size_t)off, size);
     } else {
-        counted(req, C_READ);      /* reads of records and change entries */
+        counted(fs, C_READ);       /* reads of records and change entries */
         struct store_reader *r = store_reader(fs->st);
         if (!r)
             n = -EIO;
@@ -734,13 +939,22 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                      off_t off, struct fuse_file_info *fi)
 {
-    struct fs *fs = counted(req, C_WRITE);
+    struct fs *fs = counted(tree(req, ino), C_WRITE);
     enum sync_kind kind;
     unsigned mask;
     (void)off;
     (void)fi;
-    if (!is_control(fs, ino)) {
+    if (!fs || !is_control(fs, ino)) {
         fuse_reply_err(req, EROFS);
+        return;
+    }
+    if (fs->is_root) {
+        int err = fs->control ? fs->control(fs->ctx, buf, size) : EINVAL;
+        notify_flush(fs->nt);
+        if (err)
+            fuse_reply_err(req, err);
+        else
+            fuse_reply_write(req, size);
         return;
     }
     if (control_parse(buf, size, &kind, &mask) < 0) {
@@ -765,9 +979,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
  * link points at its record. */
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-    struct fs *fs = fs_of(req);
+    struct fs *fs = tree(req, ino);
     enum ino_kind kind = ino_kind(ino);
-    const struct ns_row *row = row_of(fs, ino);
+    const struct ns_row *row = fs ? row_of(fs, ino) : NULL;
+    if (!fs) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
     if (row && row->type == NS_STATUS) {
         char target[32];
         int64_t n = snaps_take(fs->status);
@@ -779,7 +997,18 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
         fuse_reply_readlink(req, target);
         return;
     }
-    if (ino_slot(ino) != fs->slot || (kind != INO_K_EMAIL && kind != INO_K_RID)) {
+    if (kind == INO_K_ORIGIN && fs->is_root) {
+        struct fs *t = visible_tree(fs, (unsigned)ino_payload(ino));
+        char target[sizeof t->name + 3];
+        if (!t) {
+            fuse_reply_err(req, ENOENT);
+            return;
+        }
+        snprintf(target, sizeof target, "../%s", t->name);
+        fuse_reply_readlink(req, target);
+        return;
+    }
+    if (fs->is_root || ino_slot(ino) != fs->slot || (kind != INO_K_EMAIL && kind != INO_K_RID)) {
         fuse_reply_err(req, EINVAL);
         return;
     }
@@ -825,7 +1054,7 @@ static int record_meta(struct fs *fs, fuse_ino_t ino, char *vals[3])
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     char *vals[3] = { NULL, NULL, NULL };
-    struct fs *fs = counted(req, C_GETXATTR);
+    struct fs *fs = counted(tree(req, ino), C_GETXATTR);
     /* Only user.* names exist here. Other namespaces are not supported
      * (ENOTSUP), which `ls -l` remembers per file system: it asks every file
      * for security.selinux and system.posix_acl_access until one says
@@ -860,7 +1089,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     char *vals[3] = { NULL, NULL, NULL };
     char list[128];
     size_t len = 0;
-    int rc = record_meta(fs_of(req), ino, vals);
+    struct fs *fs = tree(req, ino);
+    int rc = fs ? record_meta(fs, ino, vals) : 0;
     if (rc < 0) {
         fuse_reply_err(req, EIO);
         return;
@@ -994,10 +1224,10 @@ static const struct fuse_lowlevel_ops ops = {
     .create = op_create,
 };
 
-struct fuse_session *fs_session(struct fs *fs)
+struct fuse_session *fs_session(struct fsset *set)
 {
-    struct fuse_args args = FUSE_ARGS_INIT(fs->o->fuse_argc, fs->o->fuse_argv);
-    struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, fs);
+    struct fuse_args args = FUSE_ARGS_INIT(set->o->fuse_argc, set->o->fuse_argv);
+    struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, set);
     fuse_opt_free_args(&args);     /* frees only what libfuse allocated */
     return se;
 }

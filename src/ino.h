@@ -93,9 +93,9 @@ enum {
     INO_BY_RID = 15,
     INO_RID_DIR = 16,               /* 16..24: by-remote-id/<dir>/ */
     INO_EXPORTS = 25,
-    INO_FIXED_COUNT = 26,
-    /* multi mode, slot 0 only */
-    INO_BY_ORIGIN = 30,
+    /* multi mode, slot 0 only (its .control and .status are rows 12 and 13) */
+    INO_BY_ORIGIN = 26,
+    INO_FIXED_COUNT = 27,
 };
 
 static inline uint64_t ino_make(unsigned slot, enum ino_kind kind, uint64_t payload)

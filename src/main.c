@@ -12,7 +12,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@
 #include "store.h"
 #include "sync.h"
 #include "version.h"
+#include "mset.h"
 #include "webhook.h"
 #include "wevent.h"
 
@@ -115,6 +119,7 @@ static int mkdir_parent(const char *path)
  * cancels a fetch in progress (its retries and back-off waits), so a stop
  * during the initial fetch is prompt. Only async-signal-safe calls here. */
 static struct sync *signal_sync;
+static struct mset *signal_mset;
 static struct sigaction fuse_handlers[3];
 static const int stop_signals[3] = { SIGTERM, SIGINT, SIGHUP };
 
@@ -122,6 +127,8 @@ static void on_stop_signal(int sig)
 {
     if (signal_sync)
         sync_cancel(signal_sync);
+    if (signal_mset)
+        mset_cancel(signal_mset);
     for (int i = 0; i < 3; i++)
         if (stop_signals[i] == sig && fuse_handlers[i].sa_handler != SIG_DFL &&
             fuse_handlers[i].sa_handler != SIG_IGN)
@@ -152,18 +159,24 @@ struct daemon {
     struct kombo *k;
     struct sync *sync;
     struct notify *nt;
-    struct fs *fs;
+    struct fs *fs;              /* the tree, owned by fsset */
+    struct fsset *fsset;
     struct fuse_session *se;
     struct store *wh_store;     /* the receiver's own connection */
     struct webhook *wh;
+    struct mset *mset;          /* multi mode */
     int claimed;
     int mounted;
     int handlers;
 };
 
+static void stop_reloader(void);
+
 static void teardown(struct daemon *d)
 {
     webhook_stop(d->wh);
+    stop_reloader();
+    mset_free(d->mset);         /* stops its engines, closes its caches */
     if (d->sync)
         sync_stop(d->sync);
     if (d->nt)
@@ -178,7 +191,7 @@ static void teardown(struct daemon *d)
         fuse_session_destroy(d->se);
     sync_free(d->sync);
     notify_free(d->nt);
-    fs_free(d->fs);
+    fsset_free(d->fsset);
     kombo_free(d->k);
     store_close(d->wh_store);
     if (d->claimed)
@@ -224,8 +237,127 @@ static int start_webhooks(struct daemon *d)
     return 0;
 }
 
+/* Multi mode: SIGHUP reads the integrations file again (libfuse's handler
+ * would end the session). The handler only posts a semaphore; a thread of
+ * its own runs the reload. */
+static sem_t reload_sem;
+static pthread_t reload_thread;
+static int reload_started;
+static atomic_int reload_stop;
+
+static void on_sighup(int sig)
+{
+    (void)sig;
+    sem_post(&reload_sem);
+}
+
+static void *reloader(void *arg)
+{
+    struct mset *m = arg;
+    for (;;) {
+        while (sem_wait(&reload_sem) < 0 && errno == EINTR)
+            ;
+        if (atomic_load(&reload_stop))
+            return NULL;
+        log_info("SIGHUP: reading the integrations file again");
+        mset_reload(m);
+    }
+}
+
+static int start_reloader(struct mset *m)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sighup;
+    sigemptyset(&sa.sa_mask);
+    if (sem_init(&reload_sem, 0, 0) < 0 || pthread_create(&reload_thread, NULL, reloader, m) != 0)
+        return -1;
+    reload_started = 1;
+    return sigaction(SIGHUP, &sa, NULL);
+}
+
+static void stop_reloader(void)
+{
+    if (!reload_started)
+        return;
+    signal(SIGHUP, SIG_IGN);
+    atomic_store(&reload_stop, 1);
+    sem_post(&reload_sem);
+    pthread_join(reload_thread, NULL);
+    sem_destroy(&reload_sem);
+    reload_started = 0;
+}
+
+static int loop(struct daemon *d)
+{
+    int rc;
+    if (d->o.single_thread) {
+        rc = fuse_session_loop(d->se);
+    } else {
+        struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+        if (!cfg)
+            return 1;
+        fuse_loop_cfg_set_clone_fd(cfg, 0);
+        fuse_loop_cfg_set_max_threads(cfg, (unsigned)d->o.max_threads);
+        fuse_loop_cfg_set_idle_threads(cfg, (unsigned)d->o.max_idle_threads);
+        rc = fuse_session_loop_mt(d->se, cfg);
+        fuse_loop_cfg_destroy(cfg);
+    }
+    log_sd_notify("STOPPING=1");
+    log_info("unmounting %s", d->o.mountpoint);
+    return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
+}
+
+/* Multi mode (SPEC §9): the mount appears at once; every integration's first
+ * fetch runs in the background and its directory appears when it is done. */
+static int run_multi(struct daemon *d)
+{
+    char err[1024];
+    if (!d->o.offline && kombo_global_init() < 0) {
+        log_warnx("cannot initialise libcurl");
+        return 1;
+    }
+    d->nt = notify_new(d->o.kernel_notify);
+    d->fsset = fsset_new(&d->o);
+    d->mset = mset_new(&d->o, d->nt, d->fsset, err, sizeof err);
+    if (!d->mset) {
+        log_warnx("%s", err);
+        return EXIT_USAGE;
+    }
+    d->se = fs_session(d->fsset);
+    if (!d->se)
+        return EXIT_USAGE;
+    if (fuse_set_signal_handlers(d->se) < 0)
+        return 1;
+    d->handlers = 1;
+    chain_signals(NULL);
+    signal_mset = d->mset;
+    if (start_reloader(d->mset) < 0)
+        return 1;
+    if (d->o.webhook_listen) {
+        d->wh = webhook_start_routed(&d->o, mset_route, d->mset, err, sizeof err);
+        if (!d->wh) {
+            log_warnx("webhook receiver: %s", err);
+            return 1;
+        }
+        log_info("webhook receiver listening on %s%s", d->o.webhook_listen, d->o.webhook_path);
+    }
+    if (fuse_session_mount(d->se, d->o.mountpoint) < 0)
+        return 1;
+    d->mounted = 1;
+    log_info("mounted %s integrations on %s", d->o.source ? d->o.source : "kombo",
+             d->o.mountpoint);
+    if (notify_start(d->nt, d->se) < 0 || mset_start(d->mset) < 0)
+        return 1;
+    report_ready(0);
+    log_sd_notify("READY=1\nSTATUS=mounted, serving the caches");
+    return loop(d);
+}
+
 static int run(struct daemon *d)
 {
+    if (d->o.multi)
+        return run_multi(d);
     char err[1024];
     if (d->o.cache && mkdir_parent(d->o.cache) < 0)
         log_warn("cannot create the directory of %s", d->o.cache);
@@ -253,8 +385,10 @@ static int run(struct daemon *d)
     }
     d->sync = sync_new(d->st, d->k, &d->o);
     d->nt = notify_new(d->o.kernel_notify);
-    d->fs = fs_new(d->st, d->sync, d->nt, &d->o);
-    d->se = fs_session(d->fs);
+    d->fs = fs_new(d->st, d->sync, d->nt, &d->o, 0);
+    d->fsset = fsset_new(&d->o);
+    fsset_put(d->fsset, d->fs);
+    d->se = fs_session(d->fsset);
     if (!d->se)
         return EXIT_USAGE;
     if (fuse_set_signal_handlers(d->se) < 0)
@@ -288,23 +422,7 @@ static int run(struct daemon *d)
     }
     report_ready(0);
     log_sd_notify("READY=1\nSTATUS=mounted, serving the cache");
-
-    int rc;
-    if (d->o.single_thread) {
-        rc = fuse_session_loop(d->se);
-    } else {
-        struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-        if (!cfg)
-            return 1;
-        fuse_loop_cfg_set_clone_fd(cfg, 0);
-        fuse_loop_cfg_set_max_threads(cfg, (unsigned)d->o.max_threads);
-        fuse_loop_cfg_set_idle_threads(cfg, (unsigned)d->o.max_idle_threads);
-        rc = fuse_session_loop_mt(d->se, cfg);
-        fuse_loop_cfg_destroy(cfg);
-    }
-    log_sd_notify("STOPPING=1");
-    log_info("unmounting %s", d->o.mountpoint);
-    return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
+    return loop(d);
 }
 
 static int check_page(void *ctx, const char *body, const struct jtext_page *page)

@@ -1,6 +1,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,8 +16,9 @@
 
 const char options_usage[] =
     "usage: kombofs [SOURCE] MOUNTPOINT [options]\n"
+    "       kombofs [NAME] MOUNTPOINT --integrations-file=FILE [options]\n"
     "\n"
-    "Mirror one Kombo HRIS integration as read-only files.\n"
+    "Mirror Kombo HRIS integrations as read-only files.\n"
     "\n"
     "  --integration=ID            integration to mirror (env KOMBO_INTEGRATION_ID; default SOURCE)\n"
     "  --api-url=URL               API base URL (env KOMBO_API_URL; default https://api.kombo.dev/v1)\n"
@@ -31,45 +33,63 @@ const char options_usage[] =
     "  --overlap=DUR               subtracted from the watermark (default 60s)\n"
     "  --models=LIST               directories to mirror (default all nine)\n"
     "  --changes-retention=DUR     how long changes/ entries are kept (default 30d)\n"
+    "  --max-connections=N         API requests in flight at once, 1 to 64 (default 4)\n"
     "  --offline                   serve the cache, make no API calls\n"
     "  --check                     check options, key, cache and API access, then exit\n"
     "  --no-kernel-notify          never invalidate the kernel's cache (for tests: stale reads)\n"
     "  -f                          stay in the foreground\n"
     "  -d                          debug output (implies -f)\n"
-    "  -o OPT[,OPT...]             any option above as name=value, or a FUSE option\n"
+    "  -o OPT[,OPT...]             any option as name=value, or a FUSE option\n"
     "                              (allow_other, uid=N, gid=N, umask=M, max_threads=N,\n"
     "                              max_idle_threads=N, ...)\n"
     "  --version, --help\n"
     "\n"
+    "Several integrations in one daemon (multi mode):\n"
+    "  --integrations-file=FILE    turns multi mode on: the integration ids, one per line\n"
+    "                              (# comments); NAME is only the name shown in mount(8)\n"
+    "                              (default kombo); --integration and --cache do not apply\n"
+    "  --cache-dir=DIR             one cache per integration, DIR/ID.db (default\n"
+    "                              $STATE_DIRECTORY, else /var/lib/kombofs; accepted and\n"
+    "                              ignored in single mode)\n"
+    "  --discover                  add integrations announced by integration-created webhooks\n"
+    "  --purge-deleted             purge an integration when integration-deleted arrives\n"
+    "\n"
     "DUR is 90, 90s, 15m, 1h or 7d.\n";
 
 /* A kombofs option: its long name (dashes) and where it goes. */
-enum kind { STR, DUR, FLAG, MODELS };
+enum kind { STR, DUR, FLAG, MODELS, INT };
 
 struct optdef {
     const char *name;
     enum kind kind;
     size_t off;
+    int lo, hi;             /* INT: the range allowed */
 };
 
 #define OFF(f) offsetof(struct options, f)
+#define MAX_CONNECTIONS 64
 
 static const struct optdef optdefs[] = {
-    { "integration", STR, OFF(integration) },
-    { "api-url", STR, OFF(api_url) },
-    { "api-key-file", STR, OFF(api_key_file) },
-    { "cache", STR, OFF(cache) },
-    { "webhook-listen", STR, OFF(webhook_listen) },
-    { "webhook-path", STR, OFF(webhook_path) },
-    { "webhook-secret-file", STR, OFF(webhook_secret_file) },
-    { "full-sync-interval", DUR, OFF(full_sync_interval) },
-    { "poll-interval", DUR, OFF(poll_interval) },
-    { "overlap", DUR, OFF(overlap) },
-    { "changes-retention", DUR, OFF(changes_retention) },
-    { "models", MODELS, OFF(models) },
-    { "offline", FLAG, OFF(offline) },
-    { "check", FLAG, OFF(check) },
-    { "no-kernel-notify", FLAG, OFF(no_kernel_notify) },
+    { "integration", STR, OFF(integration), 0, 0 },
+    { "api-url", STR, OFF(api_url), 0, 0 },
+    { "api-key-file", STR, OFF(api_key_file), 0, 0 },
+    { "cache", STR, OFF(cache), 0, 0 },
+    { "webhook-listen", STR, OFF(webhook_listen), 0, 0 },
+    { "webhook-path", STR, OFF(webhook_path), 0, 0 },
+    { "webhook-secret-file", STR, OFF(webhook_secret_file), 0, 0 },
+    { "full-sync-interval", DUR, OFF(full_sync_interval), 0, 0 },
+    { "poll-interval", DUR, OFF(poll_interval), 0, 0 },
+    { "overlap", DUR, OFF(overlap), 0, 0 },
+    { "changes-retention", DUR, OFF(changes_retention), 0, 0 },
+    { "models", MODELS, OFF(models), 0, 0 },
+    { "offline", FLAG, OFF(offline), 0, 0 },
+    { "check", FLAG, OFF(check), 0, 0 },
+    { "no-kernel-notify", FLAG, OFF(no_kernel_notify), 0, 0 },
+    { "integrations-file", STR, OFF(integrations_file), 0, 0 },
+    { "cache-dir", STR, OFF(cache_dir), 0, 0 },
+    { "discover", FLAG, OFF(discover), 0, 0 },
+    { "purge-deleted", FLAG, OFF(purge_deleted), 0, 0 },
+    { "max-connections", INT, OFF(max_connections), 1, MAX_CONNECTIONS },
 };
 
 struct parser {
@@ -152,6 +172,21 @@ static int set_opt(struct parser *ps, const struct optdef *d, const char *val)
             return fail(ps, "option '%s': bad duration '%s' (use 90, 90s, 15m, 1h, 7d)",
                         d->name, val ? val : "");
         return 0;
+    case INT: {
+        char *end = NULL;
+        long v = -1;
+        if (val && *val >= '0' && *val <= '9') {
+            errno = 0;
+            v = strtol(val, &end, 10);
+            if (errno || *end)
+                v = -1;
+        }
+        if (v < d->lo || v > d->hi)
+            return fail(ps, "option '%s': bad value '%s' (a number from %d to %d)", d->name,
+                        val ? val : "", d->lo, d->hi);
+        *(int *)field = (int)v;
+        return 0;
+    }
     case MODELS: {
         const char *bad;
         int badlen;
@@ -380,22 +415,84 @@ static int parse_argv(struct parser *ps, int argc, char **argv)
     return 0;
 }
 
+/* The first directory of $STATE_DIRECTORY (systemd may pass several,
+ * separated by ':'), else /var/lib/kombofs. */
+static void state_dir(struct buf *b)
+{
+    const char *dir = getenv("STATE_DIRECTORY");
+    size_t n = dir ? strcspn(dir, ":") : 0;
+    if (n)
+        buf_add(b, dir, n);
+    else
+        buf_adds(b, "/var/lib/kombofs");
+}
+
+static int env_set(const char *var)
+{
+    const char *v = getenv(var);
+    return v && *v;
+}
+
+/* Multi mode (SPEC §9): no integration and no single cache; FILE must be
+ * readable now (ilist.c parses it later). */
+static int check_multi(struct parser *ps, int integration_given, int cache_given)
+{
+    struct options *o = ps->o;
+    if (integration_given)
+        return fail(ps, "--integration cannot be combined with --integrations-file (in multi mode the integrations are listed in FILE)");
+    if (env_set("KOMBO_INTEGRATION_ID"))
+        return fail(ps, "KOMBO_INTEGRATION_ID is set: it cannot be combined with --integrations-file (in multi mode the integrations are listed in FILE)");
+    if (cache_given)
+        return fail(ps, "--cache cannot be combined with --integrations-file: use --cache-dir in multi mode");
+    if (env_set("KOMBO_CACHE"))
+        return fail(ps, "KOMBO_CACHE is set: use --cache-dir in multi mode");
+    if (!o->source)
+        o->source = strdup("kombo");
+
+    /* O_NONBLOCK: a FIFO must not hang the check. */
+    int fd = open(o->integrations_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0)
+        return fail(ps, "cannot read integrations file '%s': %s", o->integrations_file,
+                    strerror(errno));
+    int rc = fstat(fd, &st);
+    int e = errno;
+    close(fd);
+    if (rc < 0)
+        return fail(ps, "cannot read integrations file '%s': %s", o->integrations_file,
+                    strerror(e));
+    if (S_ISDIR(st.st_mode))
+        return fail(ps, "cannot read integrations file '%s': %s", o->integrations_file,
+                    strerror(EISDIR));
+    return 0;
+}
+
 static int check_and_fill(struct parser *ps)
 {
     struct options *o = ps->o;
     struct stat st;
+    int integration_given = o->integration != NULL;
+    int cache_given = o->cache != NULL;
 
-    from_env(&o->integration, "KOMBO_INTEGRATION_ID");
-    if (!o->integration && o->source)
-        o->integration = strdup(o->source);
+    o->multi = o->integrations_file != NULL;
+    if (!o->multi && (o->discover || o->purge_deleted))
+        return fail(ps, "--%s needs --integrations-file (multi mode)",
+                    o->discover ? "discover" : "purge-deleted");
+    if (o->multi && check_multi(ps, integration_given, cache_given) < 0)
+        return -1;
+    if (!o->multi) {
+        from_env(&o->integration, "KOMBO_INTEGRATION_ID");
+        if (!o->integration && o->source)
+            o->integration = strdup(o->source);
+        from_env(&o->cache, "KOMBO_CACHE");
+    }
     from_env(&o->api_url, "KOMBO_API_URL");
     if (!o->api_url)
         o->api_url = strdup("https://api.kombo.dev/v1");
-    from_env(&o->cache, "KOMBO_CACHE");
     if (!o->webhook_path)
         o->webhook_path = strdup("/webhook");
 
-    if (o->check && o->mountpoint && !o->source) {
+    if (o->check && !o->multi && o->mountpoint && !o->source) {
         /* kombofs --check SOURCE: the one argument is the integration */
         o->source = o->mountpoint;
         o->mountpoint = NULL;
@@ -408,7 +505,7 @@ static int check_and_fill(struct parser *ps)
         return fail(ps, "mount point '%s': %s", o->mountpoint, strerror(errno));
     if (o->mountpoint && !S_ISDIR(st.st_mode))
         return fail(ps, "mount point '%s' is not a directory", o->mountpoint);
-    if (!o->integration || !*o->integration)
+    if (!o->multi && (!o->integration || !*o->integration))
         return fail(ps, "no integration given: pass SOURCE, --integration=ID or KOMBO_INTEGRATION_ID");
     if (strncmp(o->api_url, "http://", 7) != 0 && strncmp(o->api_url, "https://", 8) != 0)
         return fail(ps, "--api-url '%s' is not an http(s) URL", o->api_url);
@@ -433,21 +530,23 @@ static int check_and_fill(struct parser *ps)
     if (o->webhook_path[0] != '/')
         return fail(ps, "--webhook-path '%s' must start with '/'", o->webhook_path);
 
-    if (!o->cache) {
-        const char *dir = getenv("STATE_DIRECTORY");
+    if (!o->cache_dir) {
         struct buf b = BUF_INIT;
-        /* systemd may pass several directories separated by ':'. */
-        if (dir && *dir)
-            buf_add(&b, dir, strcspn(dir, ":"));
-        else
-            buf_adds(&b, "/var/lib/kombofs");
+        state_dir(&b);
+        o->cache_dir = buf_detach(&b);
+    }
+    if (!o->cache && !o->multi) {
+        struct buf b = BUF_INIT;
+        state_dir(&b);
         buf_addc(&b, '/');
         fsname_escape(o->integration, strlen(o->integration), &b);
         buf_adds(&b, ".db");
         o->cache = buf_detach(&b);
     }
     if (make_absolute(ps, "mount point", &o->mountpoint) < 0 ||
-        make_absolute(ps, "--cache", &o->cache) < 0)
+        make_absolute(ps, "--cache", &o->cache) < 0 ||
+        make_absolute(ps, "--cache-dir", &o->cache_dir) < 0 ||
+        make_absolute(ps, "--integrations-file", &o->integrations_file) < 0)
         return -1;
     return 0;
 }
@@ -463,8 +562,9 @@ static void build_fuse_argv(struct parser *ps)
         o->fuse_argv[o->fuse_argc++] = strdup("-d");
     struct buf b = BUF_INIT;
     buf_adds(&b, "default_permissions,fsname=");
-    /* fsname is shown in mount(8); the integration id has no commas. */
-    for (const char *p = o->integration; *p; p++)
+    /* fsname is shown in mount(8): the integration id, or in multi mode the
+     * NAME; commas and backslashes would end or escape the option. */
+    for (const char *p = o->multi ? o->source : o->integration; *p; p++)
         if (*p != ',' && *p != '\\')
             buf_addc(&b, *p);
     buf_adds(&b, ",subtype=kombofs");
@@ -490,6 +590,7 @@ int options_parse(int argc, char **argv, struct options *o, char *err,
     o->max_threads = 10;
     o->max_idle_threads = 10;
     o->kernel_notify = 1;
+    o->max_connections = 4;
 
     int rc = parse_argv(&ps, argc, argv);
     if (rc == 0 && !o->show_help && !o->show_version) {
@@ -525,6 +626,8 @@ void options_free(struct options *o)
     free(o->webhook_path);
     wipe(o->webhook_secret);
     free(o->webhook_secret_file);
+    free(o->integrations_file);
+    free(o->cache_dir);
     for (int i = 0; i < o->fuse_argc; i++)
         free(o->fuse_argv[i]);
     free(o->fuse_argv);

@@ -7,6 +7,12 @@
  * fuse_argv for fuse_session_new(); uid=, gid= and umask= are kombofs's own
  * because the low-level API leaves them to the file system.
  *
+ * Multi mode (SPEC §9) is on when --integrations-file is given: SOURCE is
+ * then only the name shown in mount(8) (default "kombo"), integration is
+ * NULL, and the FILE (checked readable here, parsed by ilist.c) lists the
+ * integrations; caches go to cache_dir. cache_dir is filled in single mode
+ * too, and ignored there.
+ *
  * Ownership: options_parse() fills a struct options whose strings are heap
  * copies owned by it; options_free() releases them (and wipes the secrets).
  */
@@ -49,6 +55,14 @@ struct options {
     int show_version;
     int show_help;
     int check;                  /* --check: validate and exit, no mount */
+    /* multi mode (SPEC §9) */
+    char *integrations_file;    /* --integrations-file: absolute path */
+    char *cache_dir;            /* --cache-dir: absolute; default $STATE_DIRECTORY or
+                                   /var/lib/kombofs */
+    int multi;                  /* 1 when integrations_file is given */
+    int discover;               /* --discover: integration-created adds (multi only) */
+    int purge_deleted;          /* --purge-deleted: integration-deleted purges (multi only) */
+    int max_connections;        /* --max-connections: API requests in flight, 1..64 (4) */
     int fuse_argc;              /* argv for fuse_session_new, [0] = "kombofs" */
     char **fuse_argv;
 };

@@ -65,6 +65,10 @@ struct sync {
     char disabled[200];         /* non-empty: syncing stopped, and why */
     sync_status_extra_fn extra;
     void *extra_ctx;
+    void (*on_ready)(void *ctx);    /* once every model has a complete snapshot */
+    void *ready_ctx;
+    int ready_told;
+    int paused;                 /* integration-state-changed INACTIVE/INVALID */
 };
 
 /* ---- construction ---- */
@@ -179,7 +183,7 @@ static void changed(void *ctx, unsigned dir, uint64_t node, const char *name, in
 static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kind)
 {
     pthread_mutex_lock(&s->lock);
-    int disabled = s->disabled[0] != '\0';
+    int disabled = s->disabled[0] != '\0' || s->paused;
     pthread_mutex_unlock(&s->lock);
     if (disabled)
         return -1;
@@ -463,6 +467,40 @@ static int64_t schedule(struct sync *s, int64_t now)
     return next;
 }
 
+/* After a fetch: the first time every mirrored model has a snapshot. */
+static void tell_ready(struct sync *s)
+{
+    pthread_mutex_lock(&s->lock);
+    void (*fn)(void *) = s->ready_told ? NULL : s->on_ready;
+    void *ctx = s->ready_ctx;
+    pthread_mutex_unlock(&s->lock);
+    if (!fn || sync_models_without_snapshot(s) != 0)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->ready_told = 1;
+    pthread_mutex_unlock(&s->lock);
+    fn(ctx);
+}
+
+void sync_set_ready(struct sync *s, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    s->on_ready = fn;
+    s->ready_ctx = ctx;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void sync_pause(struct sync *s, int paused)
+{
+    pthread_mutex_lock(&s->lock);
+    s->paused = paused;
+    if (paused)
+        snprintf(s->state, sizeof s->state, "paused");
+    else if (strcmp(s->state, "paused") == 0)
+        snprintf(s->state, sizeof s->state, "ready");
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void *worker(void *arg)
 {
     struct sync *s = arg;
@@ -508,6 +546,7 @@ static void *worker(void *arg)
             pthread_cond_broadcast(&s->done);
             pthread_mutex_unlock(&s->lock);
         }
+        tell_ready(s);
         pthread_mutex_lock(&s->lock);
     }
     s->running = 0;
@@ -523,6 +562,7 @@ int sync_start(struct sync *s)
     for (int m = 0; m < MODEL_COUNT; m++)
         s->ms[m].last_delta_at = now;
     s->running = 1;
+    atomic_store(&s->stop, 0);      /* a mirror removed and added again starts anew */
     pthread_mutex_unlock(&s->lock);
     if (pthread_create(&s->thread, NULL, worker, s) != 0) {
         s->running = 0;

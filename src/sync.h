@@ -71,6 +71,14 @@ void sync_set_integration_event(struct sync *s, const char *key,
  * through its own store handle; sync_new() reads it back after a restart. */
 void sync_disable(struct sync *s, const char *why);
 
+/* Multi mode: fn(ctx) is called once, by the worker, after the first fetch
+ * that leaves every mirrored model with a complete snapshot (the tree may be
+ * shown). */
+void sync_set_ready(struct sync *s, void (*fn)(void *ctx), void *ctx);
+/* integration-state-changed: a paused engine fetches nothing (state
+ * "paused") until resumed. */
+void sync_pause(struct sync *s, int paused);
+
 /* A provider of the "webhooks" object of .status: returns a NEW jansson
  * reference (json_t *) or NULL. Called from FUSE threads. */
 typedef void *(*sync_status_extra_fn)(void *ctx);

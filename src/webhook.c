@@ -51,6 +51,8 @@ struct webhook {
     const struct options *o;
     struct sync *sync;
     struct store *st;
+    webhook_route_fn route;             /* multi mode: sync and st are NULL */
+    void *route_ctx;
     struct MHD_Daemon *daemon;
 
     pthread_mutex_t lock;               /* guards the counters */
@@ -371,9 +373,23 @@ static enum MHD_Result finish_webhook(struct webhook *w, struct MHD_Connection *
                       "X-Kombo-Signature does not match the body", NULL);
     struct wevent ev;
     json_t *root = NULL;
-    wevent_parse(rq->body, rq->len, w->o->integration, &ev, &root);
+    if (w->route)
+        wevent_parse_any(rq->body, rq->len, &ev, &root);
+    else
+        wevent_parse(rq->body, rq->len, w->o->integration, &ev, &root);
     enum MHD_Result r;
-    if (ev.kind == WEVENT_INVALID) {
+    if (w->route && ev.kind != WEVENT_INVALID && ev.kind != WEVENT_IGNORED) {
+        int rc = w->route(w->route_ctx, &ev, json_object_get(root, "data"));
+        if (rc < 0) {
+            r = reject(w, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot record the event\n",
+                       "cannot record the event id", NULL);
+        } else {
+            static const char *const answers[] = { "duplicate\n", "ok\n", "ignored\n" };
+            count(w, rc == WEBHOOK_ROUTE_ACCEPTED ? O_ACCEPTED
+                     : rc == WEBHOOK_ROUTE_DUPLICATE ? O_DUPLICATE : O_IGNORED);
+            r = reply(c, MHD_HTTP_OK, answers[rc], NULL);
+        }
+    } else if (ev.kind == WEVENT_INVALID) {
         r = reject(w, c, MHD_HTTP_BAD_REQUEST, "not a Kombo webhook event\n",
                    "signed, but not JSON or not a Kombo event envelope", NULL);
     } else if (ev.kind == WEVENT_IGNORED) {
@@ -543,6 +559,17 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* Start and stop                                                           */
 /* ------------------------------------------------------------------------ */
 
+struct webhook *webhook_start_routed(const struct options *o, webhook_route_fn route,
+                                     void *ctx, char *err, size_t errlen)
+{
+    struct webhook *w = webhook_start(o, NULL, NULL, err, errlen);
+    if (w) {
+        w->route = route;       /* before the first request: MHD's thread reads it after */
+        w->route_ctx = ctx;
+    }
+    return w;
+}
+
 struct webhook *webhook_start(const struct options *o, struct sync *sync,
                               struct store *st, char *err, size_t errlen)
 {
@@ -605,7 +632,8 @@ void webhook_stop(struct webhook *w)
 {
     if (!w)
         return;
-    sync_set_status_extra(w->sync, NULL, NULL);     /* .status stops asking us */
+    if (w->sync)
+        sync_set_status_extra(w->sync, NULL, NULL);     /* .status stops asking us */
     MHD_stop_daemon(w->daemon);     /* joins the thread, completes every request, closes the socket */
     pthread_mutex_destroy(&w->lock);
     free(w);

@@ -34,6 +34,16 @@ struct webhook;
  * Returns NULL with a one-line message in err. */
 struct webhook *webhook_start(const struct options *o, struct sync *sync,
                               struct store *st, char *err, size_t errlen);
+/* Multi mode (SPEC §9): one receiver for every integration. A verified,
+ * well-formed event naming any integration is handed to route(ctx, ev, data)
+ * (data: the envelope's "data", borrowed), on the receiver's thread, which
+ * records its id durably and acts, and returns how to answer. */
+#include "wevent.h"
+enum { WEBHOOK_ROUTE_DUPLICATE = 0, WEBHOOK_ROUTE_ACCEPTED = 1, WEBHOOK_ROUTE_IGNORED = 2 };
+typedef int (*webhook_route_fn)(void *ctx, const struct wevent *ev, json_t *data);
+struct webhook *webhook_start_routed(const struct options *o, webhook_route_fn route,
+                                     void *ctx, char *err, size_t errlen);
+
 /* Stop listening, finish or drop open requests, free everything; also
  * withdraws the .status provider from the sync engine. NULL is fine. */
 void webhook_stop(struct webhook *w);

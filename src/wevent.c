@@ -104,19 +104,30 @@ static const char *opt_string(json_t *obj, const char *key, int *bad)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static int is_ours(const char *id, const char *integration)
+/* The integration a parse is for: one id, or any (then copied to *any). */
+struct target {
+    const char *integration;
+    char *any;                  /* NULL: only `integration` */
+    size_t anylen;
+};
+
+/* 1 ours, 0 another integration's, -1 an id that cannot be taken (too long). */
+static int is_ours(const char *id, const struct target *t)
 {
-    return integration && strcmp(id, integration) == 0;
+    if (t->any)
+        return copy_id(id, t->any, t->anylen) == 0 ? 1 : -1;
+    return t->integration && strcmp(id, t->integration) == 0;
 }
 
-static enum wevent_kind parse_data_changed(json_t *data, const char *integration,
+static enum wevent_kind parse_data_changed(json_t *data, const struct target *integration,
                                             unsigned *mask)
 {
     json_t *iid = json_object_get(data, "integration_id");
     if (!json_is_string(iid))
         return WEVENT_INVALID;
-    if (!is_ours(json_string_value(iid), integration))
-        return WEVENT_IGNORED;
+    int ours = is_ours(json_string_value(iid), integration);
+    if (ours <= 0)
+        return ours < 0 ? WEVENT_INVALID : WEVENT_IGNORED;
     json_t *models = json_object_get(data, "changed_models");
     if (!json_is_array(models))
         return WEVENT_INVALID;
@@ -131,34 +142,65 @@ static enum wevent_kind parse_data_changed(json_t *data, const char *integration
     return WEVENT_DATA_CHANGED;
 }
 
-static enum wevent_kind parse_deleted(json_t *data, const char *integration)
+static enum wevent_kind parse_deleted(json_t *data, const struct target *integration)
 {
     json_t *iid = json_object_get(data, "id");
     if (!json_is_string(iid))
         return WEVENT_INVALID;
-    if (!is_ours(json_string_value(iid), integration))
-        return WEVENT_IGNORED;
+    int ours = is_ours(json_string_value(iid), integration);
+    if (ours <= 0)
+        return ours < 0 ? WEVENT_INVALID : WEVENT_IGNORED;
     if (!json_is_string(json_object_get(data, "deleted_at")))
         return WEVENT_INVALID;
     return WEVENT_INTEGRATION_DELETED;
 }
 
-static enum wevent_kind parse_state(json_t *data, const char *integration)
+static enum wevent_kind parse_state(json_t *data, const struct target *integration)
 {
     static const char *const keys[] = { "state", "setup_status", "qa_status",
                                         "updated_at" };
     json_t *iid = json_object_get(data, "integration_id");
     if (!json_is_string(iid))
         return WEVENT_INVALID;
-    if (!is_ours(json_string_value(iid), integration))
-        return WEVENT_IGNORED;
+    int ours = is_ours(json_string_value(iid), integration);
+    if (ours <= 0)
+        return ours < 0 ? WEVENT_INVALID : WEVENT_IGNORED;
     int bad = 0;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         opt_string(data, keys[i], &bad);
     return bad ? WEVENT_INVALID : WEVENT_INTEGRATION_STATE;
 }
 
+static enum wevent_kind parse_created(json_t *data, const struct target *integration)
+{
+    if (!integration->any)
+        return WEVENT_IGNORED;      /* single mode does not act on it */
+    json_t *iid = json_object_get(data, "id");
+    if (!json_is_string(iid))
+        return WEVENT_INVALID;
+    return is_ours(json_string_value(iid), integration) > 0 ? WEVENT_INTEGRATION_CREATED
+                                                            : WEVENT_INVALID;
+}
+
+static void parse(const char *body, size_t len, const struct target *integration,
+                  struct wevent *ev, json_t **root_out);
+
 void wevent_parse(const char *body, size_t len, const char *integration,
+                  struct wevent *ev, json_t **root_out)
+{
+    struct target t = { integration, NULL, 0 };
+    parse(body, len, &t, ev, root_out);
+}
+
+void wevent_parse_any(const char *body, size_t len, struct wevent *ev, json_t **root_out)
+{
+    struct wevent tmp;
+    struct target t = { NULL, tmp.integration, sizeof tmp.integration };
+    parse(body, len, &t, &tmp, root_out);
+    *ev = tmp;
+}
+
+static void parse(const char *body, size_t len, const struct target *integration,
                   struct wevent *ev, json_t **root_out)
 {
     memset(ev, 0, sizeof *ev);
@@ -183,6 +225,8 @@ void wevent_parse(const char *body, size_t len, const char *integration,
         ev->kind = parse_deleted(data, integration);
     else if (strcmp(t, "integration-state-changed") == 0)
         ev->kind = parse_state(data, integration);
+    else if (strcmp(t, "integration-created") == 0)
+        ev->kind = parse_created(data, integration);
     else
         ev->kind = WEVENT_IGNORED;      /* integration-created, sync-finished, ... */
     if (ev->kind == WEVENT_INVALID)

@@ -34,12 +34,14 @@ enum wevent_kind {
     WEVENT_DATA_CHANGED,        /* mask holds the endpoints to refetch */
     WEVENT_INTEGRATION_DELETED,
     WEVENT_INTEGRATION_STATE,
+    WEVENT_INTEGRATION_CREATED, /* wevent_parse_any only */
 };
 
 struct wevent {
     enum wevent_kind kind;
     char id[128];               /* the event id; "" if the envelope is not valid */
     unsigned mask;              /* for DATA_CHANGED: models_table bits, else 0 */
+    char integration[256];      /* wevent_parse_any: the integration it names */
 };
 
 /* Classify a verified body for `integration` (NULL: every event is another
@@ -48,6 +50,11 @@ struct wevent {
  * INVALID, and NULL otherwise. */
 void wevent_parse(const char *body, size_t len, const char *integration,
                   struct wevent *ev, json_t **root_out);
+
+/* Multi mode (SPEC §9): the same for an event of any integration, whose id
+ * goes to ev->integration (an id longer than it holds is INVALID);
+ * integration-created is classified too (data.id). */
+void wevent_parse_any(const char *body, size_t len, struct wevent *ev, json_t **root_out);
 
 /* Parse a --webhook-listen value: "ADDR:PORT" (ADDR a numeric IPv4 address
  * or "localhost"), "[IPv6]:PORT" or ":PORT" (every address: the IPv6

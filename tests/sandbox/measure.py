@@ -4,6 +4,7 @@ of serving employee pages on loopback.
 
     /usr/bin/python3 tests/sandbox/measure.py [--employees 100000] [--page-size 250]
     /usr/bin/python3 tests/sandbox/measure.py --employees 100000 --delta [--samples 7]
+    /usr/bin/python3 tests/sandbox/measure.py --integrations 1000 --employees 100 [--max-loaded K] [--preload]
 
 The sandbox runs as a separate process (the CLI), so the client does not share
 its GIL.  Passes: a cold pass (pages rendered on demand), then warm passes
@@ -14,6 +15,12 @@ process, one connection, all page URLs), plain and gzip.
 GET employees?updated_after=T&include_deleted=true&page_size=250), each
 sample being the first request after a further mutation (an update of one of
 those employees), as a real delta fetch sees it: page caches are cold.
+
+--integrations N instead starts a sandbox serving N integrations of
+--employees each, then makes two passes over all of them (GET
+/integrations/{id}, then every employees page), reporting time and memory:
+the first pass generates every integration, the second finds them generated
+or cached (or regenerates those --max-loaded dropped).
 """
 
 import argparse
@@ -47,11 +54,11 @@ def proc_mem(pid):
     return out.get("VmRSS", 0), out.get("VmHWM", 0)
 
 
-def start_sandbox(employees, tmp):
+def start_sandbox(employees, tmp, extra=()):
     ready = os.path.join(tmp, "port")
     t = time.time()
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "kombo_sandbox.py"),
-                             "--employees", str(employees), "--ready-file", ready],
+                             "--employees", str(employees), "--ready-file", ready] + list(extra),
                             stdout=subprocess.PIPE, text=True)
     port = int(proc.stdout.readline().rsplit(":", 1)[1])
     return proc, port, time.time() - t
@@ -130,6 +137,58 @@ def delta_pass(port, samples, changes=100):
     return times[len(times) // 2], times, counts
 
 
+def integrations_pass(base, ids, page_size):
+    """GET /integrations/{id} and every employees page of every integration;
+    returns (seconds, bytes, employees)."""
+    c = Client(base, "sandbox-key", None)
+    t, nbytes, count = time.time(), 0, 0
+    for iid in ids:
+        c.integration_id = None
+        r = c.get("/integrations/" + iid)
+        assert r.status == 200, r.body[:300]
+        nbytes += len(r.body)
+        c.integration_id = iid
+        cursor = None
+        while True:
+            params = {"page_size": page_size}
+            if cursor:
+                params["cursor"] = cursor
+            r = c.get("/hris/employees", **params)
+            assert r.status == 200, r.body[:300]
+            nbytes += len(r.body)
+            data = r.json()["data"]
+            count += len(data["results"])
+            cursor = data["next"]
+            if not cursor:
+                break
+    c.close()
+    return time.time() - t, nbytes, count
+
+
+def measure_integrations(args, tmp):
+    from sandbox_integrations import generated_ids
+    extra = ["--integrations", str(args.integrations), "--max-loaded", str(args.max_loaded)]
+    if args.preload:
+        extra.append("--preload")
+    proc, port, startup = start_sandbox(args.employees, tmp, extra)
+    base = "http://127.0.0.1:%d/v1" % port
+    try:
+        rss, hwm = proc_mem(proc.pid)
+        print("integrations: %d x %d employees, page_size: %d, max-loaded: %s%s" % (
+            args.integrations, args.employees, args.page_size, args.max_loaded or "no limit",
+            ", preload" if args.preload else ""))
+        print("start-up (listening): %.2f s; RSS %.0f MiB (peak %.0f MiB)" % (startup, rss, hwm))
+        ids = generated_ids(args.integrations, seed=1)
+        for name in ("first pass (generates)", "second pass"):
+            secs, nbytes, count = integrations_pass(base, ids, args.page_size)
+            rss, hwm = proc_mem(proc.pid)
+            print("%s: %d employees in %.1f s (%.1f ms per integration), %.0f MB; RSS %.0f MiB (peak %.0f MiB)"
+                  % (name, count, secs, secs * 1000 / len(ids), nbytes / 1e6, rss, hwm))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def row(name, seconds, nbytes):
     print("%-34s %8.2f s %10.1f MB %9.1f MB/s" % (name, seconds, nbytes / 1e6, nbytes / 1e6 / seconds))
 
@@ -140,8 +199,17 @@ def main():
     ap.add_argument("--page-size", type=int, default=250)
     ap.add_argument("--delta", action="store_true", help="time delta requests instead of full passes")
     ap.add_argument("--samples", type=int, default=7, help="delta requests to time (--delta)")
+    ap.add_argument("--integrations", type=int, help="serve this many integrations of --employees each")
+    ap.add_argument("--max-loaded", type=int, default=256, help="with --integrations (0 = no limit)")
+    ap.add_argument("--preload", action="store_true", help="with --integrations: generate all at start")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="sandbox-measure-")
+    if args.integrations:
+        try:
+            measure_integrations(args, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     proc, port, startup = start_sandbox(args.employees, tmp)
     base = "http://127.0.0.1:%d/v1" % port
     try:

@@ -7,7 +7,7 @@
 #include "options.h"
 #include "tap.h"
 
-static char keyfile[64], err[1024];
+static char keyfile[64], idsfile[64], err[1024];
 
 static int parse(struct options *o, const char *const *args)
 {
@@ -150,15 +150,158 @@ static void test_bad(void)
                  "missing value");
 }
 
+/* Multi mode (SPEC §9): --integrations-file and the options that go with it. */
+static void test_multi(void)
+{
+    struct options o;
+    unsetenv("KOMBO_API_KEY");
+    unsetenv("KOMBO_INTEGRATION_ID");
+    unsetenv("KOMBO_CACHE");
+    unsetenv("STATE_DIRECTORY");
+
+    int rc = parse(&o, ARGS("kombo", "/tmp", "--integrations-file", idsfile, "--api-key-file",
+                            keyfile));
+    ok(rc == 0, "multi mode parses (%s)", err);
+    ok(rc == 0 && o.multi == 1 && strcmp(o.integrations_file, idsfile) == 0,
+       "--integrations-file turns multi mode on");
+    ok(rc == 0 && strcmp(o.source, "kombo") == 0 && o.integration == NULL && o.cache == NULL,
+       "SOURCE is only a name: no integration, no single cache");
+    ok(rc == 0 && has_fuse_opt(&o, "fsname=kombo,"), "the NAME is the fsname shown in mount(8)");
+    ok(rc == 0 && strcmp(o.cache_dir, "/var/lib/kombofs") == 0, "default --cache-dir (%s)",
+       rc == 0 ? o.cache_dir : "");
+    ok(rc == 0 && o.max_connections == 4 && !o.discover && !o.purge_deleted,
+       "defaults: 4 connections, no discovery, no purge");
+    options_free(&o);
+
+    rc = parse(&o, ARGS("/tmp", "--integrations-file=/dev/null", "--api-key-file", keyfile));
+    ok(rc == 0 && o.multi && strcmp(o.source, "kombo") == 0 && has_fuse_opt(&o, "fsname=kombo,"),
+       "no SOURCE needed in multi mode: named kombo (%s)", err);
+    options_free(&o);
+
+    rc = parse(&o, ARGS("hr,x", "/tmp", "--api-key-file", keyfile, "-o",
+                        "integrations_file=/dev/null,cache_dir=/srv/c,discover,purge_deleted,"
+                        "max_connections=16"));
+    ok(rc == 0 && o.multi && strcmp(o.integrations_file, "/dev/null") == 0 &&
+       strcmp(o.cache_dir, "/srv/c") == 0 && o.discover && o.purge_deleted &&
+       o.max_connections == 16, "every multi-mode option as -o name=value (%s)", err);
+    ok(rc == 0 && has_fuse_opt(&o, "fsname=hrx,"), "a comma in NAME does not reach FUSE");
+    options_free(&o);
+
+    rc = parse(&o, ARGS("/tmp", "--integrations-file", idsfile, "--api-key-file", keyfile,
+                        "--discover", "--purge-deleted", "--cache-dir", "/srv/kombo"));
+    ok(rc == 0 && o.discover && o.purge_deleted && strcmp(o.cache_dir, "/srv/kombo") == 0,
+       "--discover, --purge-deleted, --cache-dir DIR (%s)", err);
+    options_free(&o);
+
+    setenv("STATE_DIRECTORY", "/run/state:/other", 1);
+    rc = parse(&o, ARGS("/tmp", "--integrations-file", idsfile, "--api-key-file", keyfile));
+    ok(rc == 0 && strcmp(o.cache_dir, "/run/state") == 0, "--cache-dir defaults to STATE_DIRECTORY");
+    options_free(&o);
+    unsetenv("STATE_DIRECTORY");
+
+    /* Single mode accepts --cache-dir and ignores it; --cache keeps its meaning. */
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--cache-dir=/srv/c"));
+    ok(rc == 0 && !o.multi && strcmp(o.integration, "x:y") == 0 &&
+       strcmp(o.cache, "/var/lib/kombofs/x:y.db") == 0, "single mode: --cache-dir ignored (%s)",
+       err);
+    options_free(&o);
+
+    /* The daemon runs in "/": relative FILE and DIR are resolved where it started. */
+    char cwd[4096], rel[64];
+    snprintf(rel, sizeof rel, "%s", idsfile + 5);  /* "/tmp/" stripped */
+    ok(getcwd(cwd, sizeof cwd) && chdir("/tmp") == 0, "in /tmp");
+    rc = parse(&o, ARGS("/tmp", "--api-key-file", keyfile, "-o", "cache_dir=state/kombo",
+                        "--integrations-file", rel));
+    ok(rc == 0 && strcmp(o.integrations_file, idsfile) == 0 &&
+       strcmp(o.cache_dir, "/tmp/state/kombo") == 0,
+       "relative --integrations-file and --cache-dir made absolute (%s, %s)",
+       rc == 0 ? o.integrations_file : err, rc == 0 ? o.cache_dir : "");
+    options_free(&o);
+    ok(chdir(cwd) == 0, "back");
+
+    /* --max-connections, in single mode too */
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile));
+    ok(rc == 0 && o.max_connections == 4, "--max-connections defaults to 4");
+    options_free(&o);
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--max-connections=1"));
+    ok(rc == 0 && o.max_connections == 1, "--max-connections=1");
+    options_free(&o);
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--max-connections", "64"));
+    ok(rc == 0 && o.max_connections == 64, "--max-connections 64");
+    options_free(&o);
+
+    ok(strstr(options_usage, "--integrations-file=FILE") &&
+       strstr(options_usage, "--cache-dir=DIR") && strstr(options_usage, "--discover") &&
+       strstr(options_usage, "--purge-deleted") && strstr(options_usage, "--max-connections=N") &&
+       strstr(options_usage, "ignored in single mode"),
+       "--help lists the multi-mode options");
+}
+
+static void expect_error(const char *const *args, const char *needle, const char *desc);
+
+static void test_multi_bad(void)
+{
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file", idsfile,
+                      "--integration=x:y"), "--integration cannot be combined",
+                 "--integration in multi mode");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o",
+                      "integration=x:y,integrations_file=/dev/null"),
+                 "--integration cannot be combined", "-o integration= in multi mode");
+    setenv("KOMBO_INTEGRATION_ID", "x:y", 1);
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file", idsfile),
+                 "KOMBO_INTEGRATION_ID", "KOMBO_INTEGRATION_ID in multi mode");
+    unsetenv("KOMBO_INTEGRATION_ID");
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file", idsfile,
+                      "--cache=/tmp/x.db"), "use --cache-dir in multi mode",
+                 "--cache in multi mode");
+    setenv("KOMBO_CACHE", "/tmp/x.db", 1);
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file", idsfile),
+                 "use --cache-dir in multi mode", "KOMBO_CACHE in multi mode");
+    unsetenv("KOMBO_CACHE");
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file",
+                      "/nonexistent/kombofs-ids"),
+                 "cannot read integrations file '/nonexistent/kombofs-ids': No such file",
+                 "missing integrations file");
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file", "/tmp"),
+                 "cannot read integrations file '/tmp': Is a directory",
+                 "a directory as integrations file");
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file"), "needs a value",
+                 "--integrations-file without FILE");
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file", idsfile,
+                      "--cache-dir="), "needs a value", "empty --cache-dir");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--discover"),
+                 "--discover needs --integrations-file", "--discover in single mode");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "purge_deleted"),
+                 "--purge-deleted needs --integrations-file", "purge_deleted in single mode");
+    expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file", idsfile,
+                      "-o", "discover=yes"), "takes no value", "discover=yes");
+    static const char *const bad[] = { "0", "65", "-1", "abc", "4x", "", "99999999999999999999" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char arg[64];
+        snprintf(arg, sizeof arg, "--max-connections=%s", bad[i]);
+        expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, arg),
+                     "option 'max-connections': bad value", arg);
+    }
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "max_connections=100"),
+                 "a number from 1 to 64", "-o max_connections=100");
+}
+
 int main(void)
 {
     snprintf(keyfile, sizeof keyfile, "/tmp/kombofs-test-key-%d", (int)getpid());
     FILE *f = fopen(keyfile, "w");
     fputs("secret-key\n", f);
     fclose(f);
+    snprintf(idsfile, sizeof idsfile, "/tmp/kombofs-test-ids-%d", (int)getpid());
+    f = fopen(idsfile, "w");
+    fputs("personio:abc\n", f);
+    fclose(f);
     test_durations();
     test_good();
     test_bad();
+    test_multi();
+    test_multi_bad();
     unlink(keyfile);
+    unlink(idsfile);
     return tap_done_testing();
 }

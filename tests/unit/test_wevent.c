@@ -351,6 +351,45 @@ static void test_listen(void)
     ok(wevent_parse_listen(NULL, &sa, &len, err, sizeof err) < 0, "NULL is rejected");
 }
 
+/* Multi mode: any integration's event, its id in ev.integration. */
+static void test_parse_any(void)
+{
+    struct wevent ev;
+    const char *other = "{\"id\":\"e1\",\"type\":\"data-changed\",\"data\":{\"integration_id\":"
+                        "\"hibob:OTHER\",\"changed_models\":[{\"name\":\"hris_absences\"}]}}";
+    wevent_parse_any(other, strlen(other), &ev, NULL);
+    ok(ev.kind == WEVENT_DATA_CHANGED && strcmp(ev.integration, "hibob:OTHER") == 0 &&
+       ev.mask == models_mask_for_kombo_model("hris_absences"),
+       "any integration's data-changed, named in ev.integration");
+    wevent_parse(other, strlen(other), OURS, &ev, NULL);
+    ok(ev.kind == WEVENT_IGNORED, "... which single mode ignores");
+    const char *created = "{\"id\":\"e2\",\"type\":\"integration-created\",\"data\":{\"id\":"
+                          "\"personio:NEW\",\"tool\":\"personio\",\"category\":\"HRIS\","
+                          "\"end_user\":{\"origin_id\":\"cust-1\"}}}";
+    json_t *root = NULL;
+    wevent_parse_any(created, strlen(created), &ev, &root);
+    ok(ev.kind == WEVENT_INTEGRATION_CREATED && strcmp(ev.integration, "personio:NEW") == 0 &&
+       root && strcmp(json_string_value(json_object_get(json_object_get(json_object_get(root, "data"),
+                      "end_user"), "origin_id")), "cust-1") == 0,
+       "integration-created: data.id, and the document for its origin_id");
+    json_decref(root);
+    const char *noid = "{\"id\":\"e3\",\"type\":\"integration-created\",\"data\":{}}";
+    wevent_parse_any(noid, strlen(noid), &ev, NULL);
+    ok(ev.kind == WEVENT_INVALID, "integration-created without data.id is INVALID in multi mode");
+    char big[700], id[300];
+    memset(id, 'x', 256);
+    id[256] = '\0';
+    snprintf(big, sizeof big, "{\"id\":\"e4\",\"type\":\"integration-deleted\",\"data\":"
+             "{\"id\":\"%s\",\"deleted_at\":\"2026-01-01T00:00:00Z\"}}", id);
+    wevent_parse_any(big, strlen(big), &ev, NULL);
+    ok(ev.kind == WEVENT_INVALID, "an integration id longer than 255 bytes is INVALID");
+    const char *state = "{\"id\":\"e5\",\"type\":\"integration-state-changed\",\"data\":{"
+                        "\"integration_id\":\"x:y\",\"state\":\"INACTIVE\"}}";
+    wevent_parse_any(state, strlen(state), &ev, NULL);
+    ok(ev.kind == WEVENT_INTEGRATION_STATE && strcmp(ev.integration, "x:y") == 0,
+       "state-changed of any integration");
+}
+
 int main(void)
 {
     log_init(0);
@@ -360,5 +399,6 @@ int main(void)
     test_parse_other_types();
     test_parse_root();
     test_listen();
+    test_parse_any();
     return tap_done_testing();
 }

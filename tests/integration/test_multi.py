@@ -1,0 +1,237 @@
+"""Multi mode (issue 14, SPEC §9): many integrations in one daemon, one webhook receiver
+routed by integration, the root's .control and .status, by-origin/ links."""
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import API_KEY, BAD_LOG, escape, is_mounted
+from kombo_sandbox import Sandbox
+
+A = "personio:AAAAaaaaAAAAaaaaAAAA0001"
+B = "hibob:BBBBbbbbBBBBbbbbBBBB0002"
+C = "workday:CCCCccccCCCCcccc0003"
+SECRET = "whsec-multi-7Hq2"
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Multi:
+    def __init__(self, proc, mnt, log, cache_dir, file):
+        self.proc, self.mnt, self.log, self.cache_dir, self.file = proc, mnt, log, cache_dir, file
+
+    def path(self, *p):
+        return os.path.join(self.mnt, *p)
+
+    def status(self):
+        with open(self.path(".status"), encoding="utf-8") as f:
+            return json.load(f)
+
+    def control(self, cmd):
+        try:
+            fd = os.open(self.path(".control"), os.O_WRONLY | os.O_TRUNC)
+        except OSError as e:
+            return e.errno
+        try:
+            os.write(fd, (cmd + "\n").encode())
+            return 0
+        except OSError as e:
+            return e.errno
+        finally:
+            os.close(fd)
+
+    def listing(self):
+        return sorted(n for n in os.listdir(self.mnt) if not n.startswith("."))
+
+    def log_text(self):
+        with open(self.log, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+@pytest.fixture
+def multi(tmp_path):
+    started = []
+    key = tmp_path / "key"
+    key.write_text(API_KEY + "\n")
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+
+    def start(sb, ids, *args, wait=True):
+        n = len(started) + 1
+        mnt = str(tmp_path / f"mnt{n}")
+        os.makedirs(mnt, exist_ok=True)
+        file = tmp_path / "integrations"
+        if ids is not None:
+            file.write_text("# customers\n" + "".join(i + "\n" for i in ids))
+        cache_dir = str(tmp_path / "caches")
+        log = str(tmp_path / f"kombofs{n}.log")
+        cmd = [os.environ.get("KOMBOFS_BIN", "build/kombofs"), "kombo", mnt, "-f",
+               f"--integrations-file={file}", f"--cache-dir={cache_dir}",
+               f"--api-key-file={key}", f"--api-url={sb.url}"] + list(args)
+        with open(log, "w", encoding="utf-8") as lf:
+            proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT,
+                                    start_new_session=True,
+                                    env=dict(os.environ, KOMBO_WEBHOOK_SECRET=SECRET))
+        m = Multi(proc, mnt, log, cache_dir, file)
+        started.append(m)
+        if wait:
+            wait_for(lambda: is_mounted(mnt) or proc.poll() is not None, what="the mount")
+            assert proc.poll() is None, m.log_text()
+        return m
+
+    yield start
+    for m in started:
+        if m.proc.poll() is None:
+            subprocess.run(["fusermount3", "-u", m.mnt], stderr=subprocess.DEVNULL)
+            try:
+                m.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(m.proc.pid, signal.SIGKILL)
+                m.proc.wait()
+        if is_mounted(m.mnt):
+            subprocess.run(["fusermount3", "-u", "-z", m.mnt], stderr=subprocess.DEVNULL)
+        text = m.log_text()
+        assert API_KEY not in text
+        bad = [ln for ln in text.splitlines() if any(b in ln for b in BAD_LOG)]
+        assert not bad, "\n".join(bad)
+
+
+@pytest.fixture
+def sb():
+    port = free_port()
+    s = Sandbox(employees=12, api_key=API_KEY, integration_id=A,
+                integrations={A: 12, B: 7, C: 5}, webhook_secret=SECRET, webhook_delay=3600,
+                webhook_url=f"http://127.0.0.1:{port}/webhook")
+    s.hook_port = port
+    s.start()
+    yield s
+    s.stop()
+
+
+def records(m, iid, d="employees"):
+    out = {}
+    base = m.path(escape(iid), d)
+    for n in os.listdir(base):
+        with open(os.path.join(base, n), encoding="utf-8") as f:
+            r = json.load(f)
+        out[r["id"]] = r
+    return out
+
+
+def test_each_integration_is_its_own_tree(sb, multi):
+    m = multi(sb, [A, B])
+    wait_for(lambda: m.listing() == sorted([escape(A), escape(B), "by-origin"]),
+             what="both directories")
+    for iid in (A, B):
+        want = {r["id"]: r for r in sb.visible("employees", integration=iid)}
+        assert records(m, iid) == want
+        with open(m.path(escape(iid), ".status"), encoding="utf-8") as f:
+            assert json.load(f)["integration"] == iid
+    assert records(m, A).keys().isdisjoint(records(m, B).keys())
+    st = m.status()
+    assert set(st["integrations"]) == {A, B}
+    for iid in (A, B):
+        i = st["integrations"][iid]
+        assert i["state"] == "ready" and i["records"] > 0 and i["last_error"] is None
+        assert i["last_full"]["result"] == "ok"
+    # the trees' numbers do not collide: each integration has its slot
+    ino_a = os.stat(m.path(escape(A), "employees")).st_ino
+    ino_b = os.stat(m.path(escape(B), "employees")).st_ino
+    assert ino_a != ino_b and ino_a >> 48 != ino_b >> 48
+
+
+def test_control_add_remove_purge_and_errors(sb, multi):
+    m = multi(sb, [A])
+    wait_for(lambda: escape(A) in m.listing(), what="A")
+    assert m.control("add " + C) == 0          # returns after C's first full fetch
+    assert escape(C) in m.listing()
+    assert records(m, C) == {r["id"]: r for r in sb.visible("employees", integration=C)}
+    assert m.control("add " + C) == 0          # already there: nothing to do
+    cache = os.path.join(m.cache_dir, escape(C) + ".db")
+    assert os.path.exists(cache)
+    assert m.control("remove " + C) == 0
+    assert escape(C) not in m.listing() and os.path.exists(cache)
+    assert m.status()["integrations"][C]["state"] == "removed"
+    assert m.control("remove " + C) == errno.EINVAL     # not mirrored any more
+    assert m.control("remove personio:nobodyNOBODYnobody") == errno.EINVAL
+    assert m.control("purge " + C) == 0
+    assert not os.path.exists(cache)
+    assert m.control("bogus") == errno.EINVAL
+    assert m.control("add") == errno.EINVAL
+
+
+def test_reload_applies_what_changed_in_the_file(sb, multi):
+    m = multi(sb, [A])
+    wait_for(lambda: escape(A) in m.listing(), what="A")
+    m.file.write_text(A + "\n" + B + "\n")
+    assert m.control("reload") == 0
+    wait_for(lambda: escape(B) in m.listing(), what="B after reload")
+    assert m.control("remove " + A) == 0          # removed through .control
+    m.file.write_text(A + "\n" + B + "\n" + C + "\n")
+    os.kill(m.proc.pid, signal.SIGHUP)
+    wait_for(lambda: escape(C) in m.listing(), what="C after SIGHUP")
+    assert escape(A) not in m.listing(), "an id removed through .control stays removed"
+    assert is_mounted(m.mnt), "SIGHUP reloads, it does not stop the daemon"
+
+
+def test_a_malformed_file_names_the_line(sb, multi, tmp_path):
+    (tmp_path / "integrations").write_text(A + "\n" + "two ids\n")
+    m = multi(sb, None, wait=False)
+    m.proc.wait(timeout=30)
+    assert m.proc.returncode == 2, m.log_text()
+    assert ":2:" in m.log_text(), m.log_text()
+    assert not is_mounted(m.mnt)
+
+
+def test_webhooks_are_routed_by_integration(sb, multi):
+    m = multi(sb, [A, B], f"--webhook-listen=127.0.0.1:{sb.hook_port}")
+    wait_for(lambda: m.listing() == sorted([escape(A), escape(B), "by-origin"]), what="A and B")
+    emp = sb.visible("employees", integration=A)[0]
+    before_b = sb.stats()["by_integration"].get(B, {}).get("total", 0)
+    sb.update_employee(emp["id"], job_title="Routed Title", integration=A)
+    sb.flush_webhooks()
+    path = m.path(escape(A), "employees", escape(emp["id"]) + ".json")
+
+    def updated():
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)["job_title"] == "Routed Title"
+
+    wait_for(updated, what="A's change through its webhook")
+    assert sb.stats()["by_integration"].get(B, {}).get("total", 0) == before_b, \
+        "A's webhook fetched nothing of B"
+    entry = sb.send_webhook("data-changed", integration="personio:notMIRROREDhere00000")
+    assert entry["status"] == 200
+
+
+def test_discover_and_by_origin(sb, multi):
+    m = multi(sb, [A], f"--webhook-listen=127.0.0.1:{sb.hook_port}", "--discover")
+    wait_for(lambda: escape(A) in m.listing(), what="A")
+    D = "personio:DDDDddddDDDDdddd0004"
+    sb.add_integration(D, employees=4, origin_id="cust-42", notify=True)
+    wait_for(lambda: escape(D) in m.listing(), what="the discovered integration")
+    assert os.readlink(m.path("by-origin", "cust-42")) == "../" + escape(D)
+    assert os.listdir(m.path("by-origin", "cust-42", "employees"))
+    st = m.status()["integrations"][D]
+    assert st["origin_id"] == "cust-42" and st.get("discovered") is True
