@@ -541,6 +541,30 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
     return res;
 }
 
+enum kombo_result kombo_get_integration(struct kombo *k, const char *id, char **origin_id,
+                                        struct kombo_error *err)
+{
+    struct buf url = BUF_INIT;
+    memset(err, 0, sizeof *err);
+    *origin_id = NULL;
+    char *esc = curl_easy_escape(k->curl, id, 0);
+    if (!esc)
+        abort();
+    buf_printf(&url, "%s/integrations/%s", k->base, esc);
+    curl_free(esc);
+    enum kombo_result res = get_page(k, url.data, NULL, err);
+    buf_free(&url);
+    if (res != KOMBO_OK)
+        return res;
+    json_t *root = json_loadb(k->body.data ? k->body.data : "", k->body.len, 0, NULL);
+    json_t *eu = json_object_get(json_object_get(root, "data"), "end_user");
+    const char *o = json_string_value(json_object_get(eu, "origin_id"));
+    if (o && *o)
+        *origin_id = strdup(o);
+    json_decref(root);
+    return KOMBO_OK;
+}
+
 enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err)
 {
     struct buf url = BUF_INIT;

@@ -79,6 +79,10 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
                                       struct kombo_error *err);
 
 /* GET /check-api-key: KOMBO_OK if the key is accepted. */
+/* GET /integrations/{id} (kombo-api.md, errata): the integration's
+ * end_user.origin_id into *origin_id (malloc'd; NULL when it has none). */
+enum kombo_result kombo_get_integration(struct kombo *k, const char *id, char **origin_id,
+                                        struct kombo_error *err);
 enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err);
 
 const char *kombo_result_str(enum kombo_result r);

@@ -2,10 +2,11 @@
  * mset.c — multi mode: the set of mirrors (mset.h).
  *
  * Each mirror is what single mode's daemon holds for its one integration: a
- * cache, an API client, a sync engine with its worker thread, a tree. This
- * first version gives every active mirror its own worker thread and keeps its
- * cache open; the shared request budget and caches opened on demand (SPEC §8's
- * thread and file bounds for hundreds of integrations) are the next step.
+ * cache, an API client, a sync engine, a tree. The engines share one pool of
+ * --max-connections workers (sync.h), so fetches in flight, and threads, do
+ * not grow with the integrations. Every active mirror keeps its cache open:
+ * caches opened on demand (SPEC §8's bound on open files for hundreds of
+ * integrations) are the next step.
  */
 #include "mset.h"
 
@@ -61,6 +62,7 @@ struct mset {
     pthread_mutex_t lock;       /* the mirrors and the roster */
     struct roster *roster;
     struct mirror *first, *last;    /* only ever grows while the daemon runs */
+    struct sync_pool *pool;         /* --max-connections workers for every mirror */
     size_t n;
     int started;
 };
@@ -73,6 +75,16 @@ static struct mirror *find(struct mset *m, const char *id)
         if (strcmp(mi->id, id) == 0)
             return mi;
     return NULL;
+}
+
+/* by-origin/ names are escaped like file names. */
+static void show_origin(struct mirror *mi, const char *origin)
+{
+    struct buf e = BUF_INIT;
+    fsname_escape(origin, strlen(origin), &e);
+    if (mi->fs)
+        fs_set_origin(mi->fs, e.data);
+    buf_free(&e);
 }
 
 static void on_ready(void *ctx)
@@ -139,20 +151,46 @@ static struct mirror *mirror_new(struct mset *m, const char *id, unsigned slot,
     m->n++;
     snprintf(mi->origin, sizeof mi->origin, "%s", origin ? origin : "");
     mirror_open(mi);
-    if (mi->fs && origin) {
-        /* by-origin/ names are escaped like file names */
-        struct buf e = BUF_INIT;
-        fsname_escape(origin, strlen(origin), &e);
-        fs_set_origin(mi->fs, e.data);
-        buf_free(&e);
-    }
+    if (origin)
+        show_origin(mi, origin);
     return mi;
+}
+
+/* On the mirror's worker, before its first fetch: an origin not known yet is
+ * asked of GET /integrations/{id}; an id Kombo does not know shows as an
+ * error of that integration only. */
+static void learn_origin(void *ctx)
+{
+    struct mirror *mi = ctx;
+    struct mset *m = mi->m;
+    pthread_mutex_lock(&m->lock);
+    int known = mi->origin[0] != '\0';
+    pthread_mutex_unlock(&m->lock);
+    if (known || !mi->k)
+        return;
+    char *origin = NULL;
+    struct kombo_error ke;
+    enum kombo_result r = kombo_get_integration(mi->k, mi->id, &origin, &ke);
+    if (r != KOMBO_OK) {
+        log_warnx("%s: GET /integrations/%s: %s", mi->id, mi->id, ke.message);
+        return;
+    }
+    if (!origin)
+        return;
+    pthread_mutex_lock(&m->lock);
+    snprintf(mi->origin, sizeof mi->origin, "%s", origin);
+    roster_set_origin(m->roster, mi->id, origin);
+    show_origin(mi, origin);
+    pthread_mutex_unlock(&m->lock);
+    free(origin);
 }
 
 static int mirror_start(struct mirror *mi)
 {
     if (!mi->sync || mi->running || mi->m->o->offline)
         return 0;
+    sync_set_prelude(mi->sync, learn_origin, mi);
+    sync_set_pool(mi->sync, mi->m->pool);
     if (sync_start(mi->sync) < 0)
         return -1;
     mi->running = 1;
@@ -280,6 +318,10 @@ int mset_start(struct mset *m)
 {
     int rc = 0;
     pthread_mutex_lock(&m->lock);
+    if (!m->pool && !(m->pool = sync_pool_new(m->o->max_connections))) {
+        pthread_mutex_unlock(&m->lock);
+        return -1;
+    }
     m->started = 1;
     for (struct mirror *mi = m->first; mi; mi = mi->next)
         if (mi->active && mirror_start(mi) < 0)
@@ -301,6 +343,12 @@ void mset_free(struct mset *m)
 {
     if (!m)
         return;
+    for (struct mirror *mi = m->first; mi; mi = mi->next)
+        if (mi->running) {
+            sync_stop(mi->sync);
+            mi->running = 0;
+        }
+    sync_pool_free(m->pool);
     struct mirror *mi = m->first;
     while (mi) {
         struct mirror *next = mi->next;
@@ -332,11 +380,9 @@ static struct mirror *add(struct mset *m, const char *id, enum roster_source sou
     }
     if (origin) {
         roster_set_origin(m->roster, id, origin);
-        if (mi && mi->fs) {
-            struct buf e = BUF_INIT;
-            fsname_escape(origin, strlen(origin), &e);
-            fs_set_origin(mi->fs, e.data);
-            buf_free(&e);
+        if (mi) {
+            snprintf(mi->origin, sizeof mi->origin, "%s", origin);
+            show_origin(mi, origin);
         }
     }
     *is_new = 1;

@@ -51,10 +51,14 @@ struct sync {
     void *listener_ctx;
 
     pthread_mutex_t lock;       /* guards everything below */
-    pthread_cond_t wake;        /* worker: new work or stop */
     pthread_cond_t done;        /* waiters: a job finished */
-    pthread_t thread;
-    int thread_started;
+    /* the pool that runs it (under the pool's lock: pool_next, busy, registered, last_turn) */
+    struct sync_pool *pool;
+    struct sync_pool *own_pool; /* single mode: a pool of one, freed by sync_stop */
+    struct sync *pool_next;
+    int busy;
+    int registered;
+    uint64_t last_turn;
     int running;
     atomic_int stop;
     unsigned pending[2];        /* model masks queued per kind */
@@ -65,6 +69,8 @@ struct sync {
     char disabled[200];         /* non-empty: syncing stopped, and why */
     sync_status_extra_fn extra;
     void *extra_ctx;
+    void (*prelude)(void *ctx);     /* once, on the worker, before its first job */
+    void *prelude_ctx;
     void (*on_ready)(void *ctx);    /* once every model has a complete snapshot */
     void *ready_ctx;
     int ready_told;
@@ -125,7 +131,6 @@ struct sync *sync_new(struct store *st, struct kombo *k,
     s->k = k;
     s->o = o;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->done, NULL);
     snprintf(s->state, sizeof s->state, "%s", o->offline ? "offline" : "ready");
     load_state(s);
@@ -145,7 +150,6 @@ void sync_free(struct sync *s)
         return;
     sync_stop(s);
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->done);
     free(s->integration_deleted);
     free(s->integration_state);
@@ -256,14 +260,16 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     status_persist(s, m->index);
 
     const char *what = kind == SYNC_FULL ? "full" : "delta";
+    /* Multi mode: every line names its integration. */
+    const char *who = s->o->multi ? s->o->integration : "", *sep = s->o->multi ? " " : "";
     if (ok) {
         double secs = (double)(clock_now_ns() - start) / 1e9;
-        log_info("%s: %s fetch: %ld fetched, %ld changed, %ld skipped (%.2f s)", m->dir, what,
-                 fr.fetched, fr.changed, fr.skipped, secs);
-        log_status("%s: %s fetch at %s: %ld fetched, %ld changed (%.2f s)", m->dir, what,
-                   started, fr.fetched, fr.changed, secs);
+        log_info("%s%s%s: %s fetch: %ld fetched, %ld changed, %ld skipped (%.2f s)", who, sep,
+                 m->dir, what, fr.fetched, fr.changed, fr.skipped, secs);
+        log_status("%s%s%s: %s fetch at %s: %ld fetched, %ld changed (%.2f s)", who, sep, m->dir,
+                   what, started, fr.fetched, fr.changed, secs);
     } else {
-        log_warnx("%s: %s fetch failed: %s", m->dir, what, ms->last_error);
+        log_warnx("%s%s%s: %s fetch failed: %s", who, sep, m->dir, what, ms->last_error);
     }
     store_endpoint_free(&ep);
     return ok ? 0 : -1;
@@ -414,6 +420,8 @@ void sync_set_integration_event(struct sync *s, const char *key, const char *jso
 
 /* ---- the queue and the worker ---- */
 
+static void kick(struct sync *s);
+
 int sync_request(struct sync *s, unsigned mask, enum sync_kind kind, int wait)
 {
     uint64_t ticket[MODEL_COUNT] = { 0 };
@@ -423,7 +431,9 @@ int sync_request(struct sync *s, unsigned mask, enum sync_kind kind, int wait)
         if (mask & (1u << m))
             ticket[m] = ++s->ms[m].requested[kind];
     s->pending[kind] |= mask;
-    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    kick(s);
+    pthread_mutex_lock(&s->lock);
     int failed = 0;
     if (wait) {
         for (int m = 0; m < MODEL_COUNT; m++) {
@@ -501,62 +511,181 @@ void sync_pause(struct sync *s, int paused)
     pthread_mutex_unlock(&s->lock);
 }
 
-static void *worker(void *arg)
+void sync_set_prelude(struct sync *s, void (*fn)(void *ctx), void *ctx)
 {
-    struct sync *s = arg;
     pthread_mutex_lock(&s->lock);
-    while (!atomic_load(&s->stop)) {
-        int64_t now = clock_now_ns() / 1000000000;
-        int64_t next = schedule(s, now);
-        if (!s->pending[SYNC_DELTA] && !s->pending[SYNC_FULL]) {
+    s->prelude = fn;
+    s->prelude_ctx = ctx;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * The pool: a few worker threads shared by every engine (multi mode: every
+ * integration; single mode: a pool of one, its own). A worker takes the
+ * engine with pending work that ran least recently (round robin, so one
+ * integration's long fetch never starves the others beyond the pool's size),
+ * runs one batch of it (one kind, every model it asked for), and looks
+ * again. An engine is never run by two workers at once (busy). The schedule
+ * (periodic full fetch, poll) of every engine is looked at on each turn; an
+ * idle pool sleeps until the earliest due time. Lock order: pool, then engine.
+ */
+struct sync_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;        /* work was queued, or stop */
+    pthread_cond_t idle;        /* an engine's batch ended */
+    struct sync *first;         /* registered engines */
+    pthread_t *threads;
+    int nthreads;
+    int stop;
+    uint64_t clock;             /* turns, for round robin */
+};
+
+/* One batch of s's pending work, on a pool worker. */
+static void run_once(struct sync *s)
+{
+    pthread_mutex_lock(&s->lock);
+    void (*prelude)(void *) = s->prelude;
+    void *prelude_ctx = s->prelude_ctx;
+    s->prelude = NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (prelude)
+        prelude(prelude_ctx);
+
+    pthread_mutex_lock(&s->lock);
+    if (atomic_load(&s->stop) || (!s->pending[SYNC_DELTA] && !s->pending[SYNC_FULL])) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    /* Full before delta: a full fetch also answers a delta request. */
+    enum sync_kind kind = s->pending[SYNC_FULL] ? SYNC_FULL : SYNC_DELTA;
+    unsigned mask = s->pending[kind];
+    uint64_t taken[MODEL_COUNT], taken_delta[MODEL_COUNT];
+    s->pending[kind] = 0;
+    if (kind == SYNC_FULL)
+        s->pending[SYNC_DELTA] &= ~mask;
+    for (int m = 0; m < MODEL_COUNT; m++) {
+        taken[m] = s->ms[m].requested[kind];
+        taken_delta[m] = s->ms[m].requested[SYNC_DELTA];
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    for (int m = 0; m < MODEL_COUNT && !atomic_load(&s->stop); m++) {
+        if (!(mask & (1u << m)))
+            continue;
+        int rc = fetch_model(s, &models_table[m], kind);
+        pthread_mutex_lock(&s->lock);
+        s->ms[m].finished[kind] = taken[m];
+        s->ms[m].failed[kind] = rc < 0;
+        if (kind == SYNC_DELTA || rc == 0)
+            s->ms[m].last_delta_at = clock_now_ns() / 1000000000;
+        if (kind == SYNC_FULL) {
+            s->ms[m].finished[SYNC_DELTA] = taken_delta[m];
+            s->ms[m].failed[SYNC_DELTA] = rc < 0;
+        }
+        pthread_cond_broadcast(&s->done);
+        pthread_mutex_unlock(&s->lock);
+    }
+    tell_ready(s);
+}
+
+static void *pool_worker(void *arg)
+{
+    struct sync_pool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    while (!p->stop) {
+        int64_t now = clock_now_ns() / 1000000000, next = 0;
+        struct sync *pick = NULL;
+        for (struct sync *s = p->first; s; s = s->pool_next) {
+            if (s->busy)
+                continue;
+            pthread_mutex_lock(&s->lock);
+            int stopped = atomic_load(&s->stop);
+            int64_t due = stopped ? 0 : schedule(s, now);
+            int work = !stopped && (s->pending[SYNC_DELTA] || s->pending[SYNC_FULL] || s->prelude);
+            pthread_mutex_unlock(&s->lock);
+            if (due && (!next || due < next))
+                next = due;
+            if (work && (!pick || s->last_turn < pick->last_turn))
+                pick = s;
+        }
+        if (!pick) {
             if (next) {
                 struct timespec ts = { (time_t)next, 0 };
-                pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+                pthread_cond_timedwait(&p->wake, &p->lock, &ts);
             } else {
-                pthread_cond_wait(&s->wake, &s->lock);
+                pthread_cond_wait(&p->wake, &p->lock);
             }
             continue;
         }
-        /* Full before delta: a full fetch also answers a delta request. */
-        enum sync_kind kind = s->pending[SYNC_FULL] ? SYNC_FULL : SYNC_DELTA;
-        unsigned mask = s->pending[kind];
-        uint64_t taken[MODEL_COUNT], taken_delta[MODEL_COUNT];
-        s->pending[kind] = 0;
-        if (kind == SYNC_FULL)
-            s->pending[SYNC_DELTA] &= ~mask;
-        for (int m = 0; m < MODEL_COUNT; m++) {
-            taken[m] = s->ms[m].requested[kind];
-            taken_delta[m] = s->ms[m].requested[SYNC_DELTA];
-        }
-        pthread_mutex_unlock(&s->lock);
-
-        for (int m = 0; m < MODEL_COUNT && !atomic_load(&s->stop); m++) {
-            if (!(mask & (1u << m)))
-                continue;
-            int rc = fetch_model(s, &models_table[m], kind);
-            pthread_mutex_lock(&s->lock);
-            s->ms[m].finished[kind] = taken[m];
-            s->ms[m].failed[kind] = rc < 0;
-            if (kind == SYNC_DELTA || rc == 0)
-                s->ms[m].last_delta_at = clock_now_ns() / 1000000000;
-            if (kind == SYNC_FULL) {
-                s->ms[m].finished[SYNC_DELTA] = taken_delta[m];
-                s->ms[m].failed[SYNC_DELTA] = rc < 0;
-            }
-            pthread_cond_broadcast(&s->done);
-            pthread_mutex_unlock(&s->lock);
-        }
-        tell_ready(s);
-        pthread_mutex_lock(&s->lock);
+        pick->busy = 1;
+        pick->last_turn = ++p->clock;
+        pthread_mutex_unlock(&p->lock);
+        run_once(pick);
+        pthread_mutex_lock(&p->lock);
+        pick->busy = 0;
+        pthread_cond_broadcast(&p->idle);
     }
-    s->running = 0;
-    pthread_cond_broadcast(&s->done);
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&p->lock);
     return NULL;
+}
+
+struct sync_pool *sync_pool_new(int workers)
+{
+    struct sync_pool *p = calloc(1, sizeof *p);
+    if (!p || !(p->threads = calloc((size_t)(workers > 0 ? workers : 1), sizeof *p->threads)))
+        abort();
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->idle, NULL);
+    for (int i = 0; i < (workers > 0 ? workers : 1); i++) {
+        if (pthread_create(&p->threads[i], NULL, pool_worker, p) != 0)
+            break;
+        p->nthreads++;
+    }
+    if (p->nthreads == 0) {
+        sync_pool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void sync_pool_free(struct sync_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->idle);
+    free(p->threads);
+    free(p);
+}
+
+void sync_set_pool(struct sync *s, struct sync_pool *p)
+{
+    s->pool = p;
+}
+
+/* Work was queued for s: the pool looks again. */
+static void kick(struct sync *s)
+{
+    struct sync_pool *p = s->pool;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
 }
 
 int sync_start(struct sync *s)
 {
+    if (!s->pool && !(s->pool = s->own_pool = sync_pool_new(1)))
+        return -1;
     pthread_mutex_lock(&s->lock);
     int64_t now = clock_now_ns() / 1000000000;
     for (int m = 0; m < MODEL_COUNT; m++)
@@ -564,11 +693,13 @@ int sync_start(struct sync *s)
     s->running = 1;
     atomic_store(&s->stop, 0);      /* a mirror removed and added again starts anew */
     pthread_mutex_unlock(&s->lock);
-    if (pthread_create(&s->thread, NULL, worker, s) != 0) {
-        s->running = 0;
-        return -1;
-    }
-    s->thread_started = 1;
+    struct sync_pool *p = s->pool;
+    pthread_mutex_lock(&p->lock);
+    s->pool_next = p->first;
+    p->first = s;
+    s->registered = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
     return 0;
 }
 
@@ -579,12 +710,27 @@ void sync_cancel(struct sync *s)
 
 void sync_stop(struct sync *s)
 {
+    atomic_store(&s->stop, 1);      /* also ends a fetch in progress (kombo's cancel flag) */
+    struct sync_pool *p = s->pool;
+    if (p && s->registered) {
+        pthread_mutex_lock(&p->lock);
+        struct sync **q = &p->first;
+        while (*q && *q != s)
+            q = &(*q)->pool_next;
+        if (*q)
+            *q = s->pool_next;
+        s->registered = 0;
+        while (s->busy)
+            pthread_cond_wait(&p->idle, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
     pthread_mutex_lock(&s->lock);
-    atomic_store(&s->stop, 1);
-    pthread_cond_broadcast(&s->wake);
+    s->running = 0;
+    pthread_cond_broadcast(&s->done);
     pthread_mutex_unlock(&s->lock);
-    if (s->thread_started) {
-        pthread_join(s->thread, NULL);
-        s->thread_started = 0;
+    if (s->own_pool) {
+        sync_pool_free(s->own_pool);
+        s->own_pool = NULL;
+        s->pool = NULL;
     }
 }

@@ -40,8 +40,17 @@ int sync_run_now(struct sync *s, unsigned mask, enum sync_kind kind);
 /* Mask of mirrored models that have never completed a full fetch. */
 unsigned sync_models_without_snapshot(struct sync *s);
 
-/* Start / stop the worker thread (stop waits for it; a fetch in progress
- * is cancelled and leaves its watermark unchanged). */
+/* Worker threads shared by several engines (multi mode): at most
+ * `workers` fetches run at once, engines with pending work take turns.
+ * Free it after every engine that uses it was stopped. */
+struct sync_pool;
+struct sync_pool *sync_pool_new(int workers);
+void sync_pool_free(struct sync_pool *p);
+/* Run s on pool p (before sync_start); without it, s gets a pool of one. */
+void sync_set_pool(struct sync *s, struct sync_pool *p);
+
+/* Start / stop running queued and scheduled work (stop waits for a batch
+ * in progress, which it cancels: its watermark stays unchanged). */
 int sync_start(struct sync *s);
 void sync_stop(struct sync *s);
 /* Ask a running fetch to stop: async-signal-safe (one atomic store). */
@@ -75,6 +84,9 @@ void sync_disable(struct sync *s, const char *why);
  * that leaves every mirrored model with a complete snapshot (the tree may be
  * shown). */
 void sync_set_ready(struct sync *s, void (*fn)(void *ctx), void *ctx);
+/* fn(ctx) runs once on the worker thread before its first job (it may use
+ * the engine's API client: the same thread). */
+void sync_set_prelude(struct sync *s, void (*fn)(void *ctx), void *ctx);
 /* integration-state-changed: a paused engine fetches nothing (state
  * "paused") until resumed. */
 void sync_pause(struct sync *s, int paused);

@@ -156,10 +156,30 @@ def test_each_integration_is_its_own_tree(sb, multi):
         i = st["integrations"][iid]
         assert i["state"] == "ready" and i["records"] > 0 and i["last_error"] is None
         assert i["last_full"]["result"] == "ok"
+    # by-origin/: the customer's own id, from GET /integrations/{id}
+    for iid in (A, B):
+        origin = sb.integration(iid)["end_user"]["origin_id"]
+        assert origin and st["integrations"][iid]["origin_id"] == origin
+        assert os.readlink(m.path("by-origin", escape(origin))) == "../" + escape(iid)
+    assert sorted(os.listdir(m.path("by-origin"))) == sorted(
+        escape(sb.integration(i)["end_user"]["origin_id"]) for i in (A, B))
     # the trees' numbers do not collide: each integration has its slot
     ino_a = os.stat(m.path(escape(A), "employees")).st_ino
     ino_b = os.stat(m.path(escape(B), "employees")).st_ino
     assert ino_a != ino_b and ino_a >> 48 != ino_b >> 48
+
+
+def test_an_id_kombo_does_not_know_is_an_error_of_its_own(sb, multi):
+    unknown = "personio:UNKNOWNunknownUNKNOWN0"
+    m = multi(sb, [A, unknown])
+    wait_for(lambda: escape(A) in m.listing(), what="A")
+    st = wait_for(lambda: (lambda s: s if s["integrations"][unknown]["last_error"] else None)(
+        m.status()), what="the unknown integration's error")
+    assert escape(unknown) not in m.listing()
+    assert st["integrations"][unknown]["state"] in ("error", "initial-sync")
+    assert "404" in st["integrations"][unknown]["last_error"] or \
+        "not found" in st["integrations"][unknown]["last_error"].lower()
+    assert st["integrations"][A]["state"] == "ready"
 
 
 def test_control_add_remove_purge_and_errors(sb, multi):
