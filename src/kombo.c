@@ -85,6 +85,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow);
+static void setup(struct kombo *k);
 
 struct kombo *kombo_new(const char *api_url, const char *api_key,
                         const char *integration)
@@ -92,9 +93,6 @@ struct kombo *kombo_new(const char *api_url, const char *api_key,
     struct kombo *k = calloc(1, sizeof *k);
     struct buf h = BUF_INIT;
     if (!k)
-        abort();
-    k->curl = curl_easy_init();
-    if (!k->curl)
         abort();
     k->base = strdup(api_url);
     size_t bl = strlen(k->base);
@@ -112,7 +110,18 @@ struct kombo *kombo_new(const char *api_url, const char *api_key,
     k->headers = curl_slist_append(k->headers, h.data);
     buf_free(&h);
     k->headers = curl_slist_append(k->headers, "Accept: application/json");
+    setup(k);
+    return k;
+}
 
+/* The easy handle, with every option (again after kombo_release). */
+static void setup(struct kombo *k)
+{
+    if (k->curl)
+        return;
+    k->curl = curl_easy_init();
+    if (!k->curl)
+        abort();
     CURL *c = k->curl;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, k->headers);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "kombofs/" KOMBOFS_VERSION);
@@ -132,7 +141,14 @@ struct kombo *kombo_new(const char *api_url, const char *api_key,
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    return k;
+}
+
+void kombo_release(struct kombo *k)
+{
+    if (k && k->curl) {
+        curl_easy_cleanup(k->curl);
+        k->curl = NULL;
+    }
 }
 
 void kombo_free(struct kombo *k)
@@ -264,6 +280,7 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
                                   struct kombo_error *err)
 {
     enum kombo_result res = KOMBO_TRANSIENT;
+    setup(k);
     for (int attempt = 0; attempt < k->retry.max_attempts; attempt++) {
         if (cancelled(k))
             break;
@@ -547,6 +564,7 @@ enum kombo_result kombo_get_integration(struct kombo *k, const char *id, char **
     struct buf url = BUF_INIT;
     memset(err, 0, sizeof *err);
     *origin_id = NULL;
+    setup(k);
     char *esc = curl_easy_escape(k->curl, id, 0);
     if (!esc)
         abort();

@@ -122,6 +122,7 @@ static void mirror_open(struct mirror *mi)
         fs_set_visible(mi->fs, 1);
     else
         sync_set_ready(mi->sync, on_ready, mi);
+    store_suspend(mi->st);      /* opened again for each batch (sync.c) */
 }
 
 static struct mirror *mirror_new(struct mset *m, const char *id, unsigned slot,
@@ -219,8 +220,8 @@ static void mirror_free(struct mirror *mi)
     sync_free(mi->sync);
     kombo_free(mi->k);
     store_close(mi->wh_st);
-    if (mi->st)
-        store_release(mi->st);
+    if (mi->st && store_resume(mi->st) == 0)
+        store_release(mi->st);  /* a clean stop: the next start skips the check */
     store_close(mi->st);
     free(mi->cache);
     free(mi->id);
@@ -598,15 +599,18 @@ char *mset_status(void *ctx)
 
 /* ---- webhooks ---- */
 
+/* The event's id, durably, in the integration's cache: 1 new, 0 seen, -1.
+ * The receiver's connection is opened for the event and closed after, so
+ * open files do not grow with the integrations that sent webhooks. */
 static int record(struct mirror *mi, const struct wevent *ev)
 {
-    if (!mi->wh_st) {
-        char err[512];
-        mi->wh_st = store_open_again(mi->cache, err, sizeof err);
-        if (!mi->wh_st)
-            return -1;
-    }
-    return store_webhook_record(mi->wh_st, ev->id, (int64_t)time(NULL), WEBHOOK_KEEP_IDS_S);
+    char err[512];
+    if (!mi->wh_st && !(mi->wh_st = store_open_again(mi->cache, err, sizeof err)))
+        return -1;
+    if (store_resume(mi->wh_st) < 0)
+        return -1;
+    int rc = store_webhook_record(mi->wh_st, ev->id, (int64_t)time(NULL), WEBHOOK_KEEP_IDS_S);
+    return rc;
 }
 
 int mset_route(void *ctx, const struct wevent *ev, json_t *data)
@@ -641,6 +645,7 @@ int mset_route(void *ctx, const struct wevent *ev, json_t *data)
         return -1;
     }
     if (r == 0) {
+        store_suspend(mi->wh_st);
         pthread_mutex_unlock(&m->lock);
         return WEBHOOK_ROUTE_DUPLICATE;
     }
@@ -664,6 +669,7 @@ int mset_route(void *ctx, const struct wevent *ev, json_t *data)
         log_info("%s: integration state %s%s", mi->id, state ? state : "(none)",
                  pause ? ": paused" : "");
     }
+    store_suspend(mi->wh_st);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }

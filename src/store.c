@@ -459,22 +459,15 @@ static int check_schema(struct store *st, int verify, char *err, size_t errlen)
     return 0;
 }
 
-static struct store *open_store(const char *path, int verify, char *err, size_t errlen)
+/* Open the writing connection of st (again, after store_suspend: verify 0). */
+static int open_conn(struct store *st, int verify, char *err, size_t errlen)
 {
-    struct store *st = calloc(1, sizeof *st);
-    if (!st)
-        abort();
-    st->path = strdup(path);
-    st->serial = ++store_serials;
-    pthread_mutex_init(&st->pins_lock, NULL);
-
-    if (access(path, F_OK) < 0 && create_private(path, err, errlen) < 0)
-        goto fail;
+    const char *path = st->path;
     if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open cache '%s': %s", path,
                  st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        goto fail;
+        return -1;
     }
     sqlite3_busy_handler(st->db, busy_nap, NULL);
     /* 16 KiB pages for a new cache (an existing one keeps its size): records
@@ -485,7 +478,7 @@ static struct store *open_store(const char *path, int verify, char *err, size_t 
     sqlite3_exec(st->db, "PRAGMA page_size = 16384", NULL, NULL, NULL);
     if (exec(st->db, "PRAGMA journal_mode = WAL", err, errlen) < 0) {
         snprintf(err, errlen, "cache '%s' is not a SQLite database or is corrupt", path);
-        goto fail;
+        return -1;
     }
     /* A checkpoint every 64 MB of WAL rather than SQLite's 4 MB: each one
      * syncs the WAL and the database, and a full fetch of 100k employees
@@ -493,20 +486,68 @@ static struct store *open_store(const char *path, int verify, char *err, size_t 
     if (exec(st->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
                      " PRAGMA wal_autocheckpoint = 16384; PRAGMA cache_size = -32768", err,
              errlen) < 0)
-        goto fail;
+        return -1;
     if (check_schema(st, verify, err, errlen) < 0)
-        goto fail;
+        return -1;
     for (int i = 0; i < W_COUNT; i++) {
         if (sqlite3_prepare_v3(st->db, wsql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &st->st[i], NULL) != SQLITE_OK) {
             snprintf(err, errlen, "cache '%s': %s", path, sqlite3_errmsg(st->db));
-            goto fail;
+            return -1;
         }
     }
+    return 0;
+}
+
+/* The writing connection's statements and handle, closed (store_suspend). */
+static void close_conn(struct store *st)
+{
+    for (int i = 0; i < W_COUNT; i++) {
+        sqlite3_finalize(st->st[i]);
+        st->st[i] = NULL;
+    }
+    if (st->db)
+        sqlite3_close(st->db);
+    st->db = NULL;
+}
+
+static struct store *open_store(const char *path, int verify, char *err, size_t errlen)
+{
+    struct store *st = calloc(1, sizeof *st);
+    if (!st)
+        abort();
+    st->path = strdup(path);
+    st->serial = ++store_serials;
+    pthread_mutex_init(&st->pins_lock, NULL);
+    if ((access(path, F_OK) < 0 && create_private(path, err, errlen) < 0) ||
+        open_conn(st, verify, err, errlen) < 0) {
+        store_close(st);
+        return NULL;
+    }
     return st;
-fail:
-    store_close(st);
-    return NULL;
+}
+
+int store_suspend(struct store *st)
+{
+    if (!st->db)
+        return 0;
+    if (!sqlite3_get_autocommit(st->db))
+        return -1;      /* in a transaction: cannot happen between batches */
+    close_conn(st);
+    return 0;
+}
+
+int store_resume(struct store *st)
+{
+    char err[512];
+    if (st->db)
+        return 0;
+    if (open_conn(st, 0, err, sizeof err) < 0) {
+        log_warnx("%s", err);
+        close_conn(st);
+        return -1;
+    }
+    return 0;
 }
 
 struct store *store_open(const char *path, char *err, size_t errlen)
@@ -606,10 +647,7 @@ void store_close(struct store *st)
         r = next;
     }
     pins_close(st);
-    for (int i = 0; i < W_COUNT; i++)
-        sqlite3_finalize(st->st[i]);
-    if (st->db)
-        sqlite3_close(st->db);
+    close_conn(st);
     pthread_mutex_destroy(&st->pins_lock);
     buf_free(&st->keyset);
     free(st->path);

@@ -55,6 +55,13 @@ struct store *store_open_again(const char *path, char *err, size_t errlen);
 int store_claim(struct store *st);
 int store_release(struct store *st);
 void store_close(struct store *st);
+/* Multi mode: close the writing connection between batches (its files too,
+ * once no reader holds them), so that open files do not grow with the
+ * number of integrations; store_resume() opens it again. Everything but the
+ * writer's functions works meanwhile (store_path, readers, exports).
+ * suspend: 0, or -1 in a transaction (nothing done); resume: 0 or -1. */
+int store_suspend(struct store *st);
+int store_resume(struct store *st);
 const char *store_path(const struct store *st);
 
 int store_begin(struct store *st);

@@ -554,8 +554,22 @@ static void run_once(struct sync *s)
     pthread_mutex_lock(&s->lock);
     if (atomic_load(&s->stop) || (!s->pending[SYNC_DELTA] && !s->pending[SYNC_FULL])) {
         pthread_mutex_unlock(&s->lock);
+        if (s->o->multi)
+            kombo_release(s->k);    /* the prelude may have used it */
         return;
     }
+    pthread_mutex_unlock(&s->lock);
+    /* Multi mode: the writing connection is open only during a batch. */
+    if (s->o->multi && store_resume(s->st) < 0) {
+        pthread_mutex_lock(&s->lock);
+        for (int m = 0; m < MODEL_COUNT; m++)
+            snprintf(s->ms[m].last_error, sizeof s->ms[m].last_error, "cache: cannot open %s",
+                     store_path(s->st));
+        snprintf(s->state, sizeof s->state, "error");
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
     /* Full before delta: a full fetch also answers a delta request. */
     enum sync_kind kind = s->pending[SYNC_FULL] ? SYNC_FULL : SYNC_DELTA;
     unsigned mask = s->pending[kind];
@@ -584,6 +598,10 @@ static void run_once(struct sync *s)
         }
         pthread_cond_broadcast(&s->done);
         pthread_mutex_unlock(&s->lock);
+    }
+    if (s->o->multi) {
+        store_suspend(s->st);
+        kombo_release(s->k);
     }
     tell_ready(s);
 }

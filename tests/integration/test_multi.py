@@ -255,3 +255,44 @@ def test_discover_and_by_origin(sb, multi):
     assert os.listdir(m.path("by-origin", "cust-42", "employees"))
     st = m.status()["integrations"][D]
     assert st["origin_id"] == "cust-42" and st.get("discovered") is True
+
+
+def proc_counts(pid):
+    return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.timeout(600)
+def test_200_integrations_keep_threads_and_files_bounded(multi):
+    """SPEC §8/§9: threads and open files do not grow with the integrations (≤ 32 threads,
+    ≤ 256 open files), while all of them are mirrored, read and synced."""
+    s = Sandbox(employees=3, api_key=API_KEY, integrations=200)
+    s.start()
+    try:
+        ids = s.integrations()
+        assert len(ids) == 200
+        m = multi(s, ids)
+        pid = m.proc.pid
+        peak = [0, 0]
+
+        def all_there():
+            t, f = proc_counts(pid)
+            peak[0], peak[1] = max(peak[0], t), max(peak[1], f)
+            return len(m.listing()) == 201
+
+        wait_for(all_there, timeout=500, what="200 directories")
+        print("peak threads, open files while fetching:", peak)
+        assert peak[0] <= 32 and peak[1] <= 256, peak
+        for iid in ids:                                 # every tree read once
+            d = m.path(escape(iid), "employees")
+            names = os.listdir(d)
+            with open(os.path.join(d, names[0]), encoding="utf-8") as f:
+                assert json.load(f)["id"]
+        t, f = proc_counts(pid)
+        assert t <= 32 and f <= 256, (t, f)
+        assert m.control("sync") == 0                   # 200 delta fetches
+        t, f = proc_counts(pid)
+        assert t <= 32 and f <= 256, (t, f)
+        st = m.status()["integrations"]
+        assert len(st) == 200 and all(v["state"] == "ready" for v in st.values())
+    finally:
+        s.stop()
