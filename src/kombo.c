@@ -210,6 +210,45 @@ static void nap(const struct kombo *k, long ms)
     }
 }
 
+/*
+ * The rate limit is the API key's (kombo-api.md §1, SPEC §9): a 429 for one
+ * integration pauses every request of the process until its Retry-After, not
+ * only that integration's. And the figures of the root's .status.
+ */
+static _Atomic int64_t key_paused_until_ms;     /* CLOCK_MONOTONIC */
+static _Atomic long stat_requests, stat_retries, stat_throttled;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_key(long ms)
+{
+    int64_t until = mono_ms() + ms, cur = atomic_load(&key_paused_until_ms);
+    while (cur < until && !atomic_compare_exchange_weak(&key_paused_until_ms, &cur, until))
+        ;
+}
+
+/* Before a request: wait while the key is paused by a 429 (any integration's). */
+static void wait_key(const struct kombo *k)
+{
+    int64_t left = atomic_load(&key_paused_until_ms) - mono_ms();
+    if (left > 0) {
+        log_debug("the API key is rate limited: waiting %lld ms", (long long)left);
+        nap(k, (long)left);
+    }
+}
+
+void kombo_stats(long *requests, long *retries, long *throttled)
+{
+    *requests = atomic_load(&stat_requests);
+    *retries = atomic_load(&stat_retries);
+    *throttled = atomic_load(&stat_throttled);
+}
+
 /* Exponential backoff with full jitter: uniform in [base*2^n / 2, base*2^n]. */
 static long backoff_ms(struct kombo *k, int attempt)
 {
@@ -284,6 +323,12 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
     for (int attempt = 0; attempt < k->retry.max_attempts; attempt++) {
         if (cancelled(k))
             break;
+        wait_key(k);
+        if (cancelled(k))
+            break;
+        atomic_fetch_add(&stat_requests, 1);
+        if (attempt)
+            atomic_fetch_add(&stat_retries, 1);
         buf_reset(&k->body);
         k->retry_after_ms = -1;
         curl_easy_setopt(k->curl, CURLOPT_URL, url);
@@ -320,6 +365,10 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
                 if (status == 429 && k->retry_after_ms >= 0)
                     wait = k->retry_after_ms < k->retry.max_wait_ms
                                ? k->retry_after_ms : k->retry.max_wait_ms;
+                if (status == 429) {
+                    atomic_fetch_add(&stat_throttled, 1);
+                    pause_key(wait >= 0 ? wait : backoff_ms(k, attempt));
+                }
             }
         }
         res = KOMBO_TRANSIENT;

@@ -88,6 +88,10 @@ enum kombo_result kombo_get_integration(struct kombo *k, const char *id, char **
                                         struct kombo_error *err);
 enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err);
 
+/* Every client of the process together (one API key): requests sent,
+ * retries among them, 429 answers. A 429 also pauses every client until its
+ * Retry-After (or its backoff), since Kombo's rate limit is the key's. */
+void kombo_stats(long *requests, long *retries, long *throttled);
 const char *kombo_result_str(enum kombo_result r);
 
 /* Call once at start-up, before any thread (curl_global_init). */

@@ -340,6 +340,7 @@ static int run_multi(struct daemon *d)
             log_warnx("webhook receiver: %s", err);
             return 1;
         }
+        mset_set_webhooks(d->mset, webhook_status, d->wh);
         log_info("webhook receiver listening on %s%s", d->o.webhook_listen, d->o.webhook_path);
     }
     if (fuse_session_mount(d->se, d->o.mountpoint) < 0)

@@ -52,6 +52,9 @@ struct mirror {
     int discovered;
     char origin[768];           /* origin_id, "" if unknown */
     struct mirror *next;        /* in the set, in the order added */
+    /* its webhooks (under the set's wh_lock), for its own .status */
+    long wh_accepted, wh_duplicates;
+    char wh_last_at[CLOCK_ISO_LEN];
 };
 
 struct mset {
@@ -63,6 +66,9 @@ struct mset {
     struct roster *roster;
     struct mirror *first, *last;    /* only ever grows while the daemon runs */
     struct sync_pool *pool;         /* --max-connections workers for every mirror */
+    pthread_mutex_t wh_lock;        /* the mirrors' webhook figures (never held with lock) */
+    void *(*webhooks)(void *ctx);   /* the receiver's figures for the root's .status */
+    void *webhooks_ctx;
     size_t n;
     int started;
 };
@@ -94,6 +100,21 @@ static void on_ready(void *ctx)
     fs_set_visible(mi->fs, 1);
 }
 
+/* The "webhooks" object of an integration's .status: what the receiver
+ * routed to it (rejected ones name no integration). */
+static void *mirror_webhooks(void *ctx)
+{
+    struct mirror *mi = ctx;
+    pthread_mutex_lock(&mi->m->wh_lock);
+    json_t *j = json_pack("{sI sI sI si so?}", "received",
+                          (json_int_t)mi->wh_accepted + (json_int_t)mi->wh_duplicates, "accepted",
+                          (json_int_t)mi->wh_accepted, "duplicates", (json_int_t)mi->wh_duplicates,
+                          "rejected", 0, "last_at",
+                          mi->wh_last_at[0] ? json_string(mi->wh_last_at) : NULL);
+    pthread_mutex_unlock(&mi->m->wh_lock);
+    return j;
+}
+
 /* Open the mirror's cache and build its engine and tree (nothing starts). */
 static void mirror_open(struct mirror *mi)
 {
@@ -118,6 +139,7 @@ static void mirror_open(struct mirror *mi)
     fs_set_name(mi->fs, mi->name);
     fsset_put(m->set, mi->fs);
     sync_set_listener(mi->sync, fs_changed, mi->fs);
+    sync_set_status_extra(mi->sync, mirror_webhooks, mi);
     if (sync_models_without_snapshot(mi->sync) == 0)
         fs_set_visible(mi->fs, 1);
     else
@@ -303,6 +325,7 @@ struct mset *mset_new(const struct options *o, struct notify *nt, struct fsset *
     m->nt = nt;
     m->set = set;
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->wh_lock, NULL);
     m->roster = roster_open(o->cache_dir, err, errlen);
     if (!m->roster || apply_file(m, err, errlen) < 0) {
         mset_free(m);
@@ -358,6 +381,7 @@ void mset_free(struct mset *m)
     }
     roster_close(m->roster);
     pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->wh_lock);
     free(m);
 }
 
@@ -433,6 +457,13 @@ static int remove_one(struct mset *m, const char *id, int purge)
         log_info("%s: removed (its cache is kept)", id);
     }
     return 0;
+}
+
+void mset_set_webhooks(struct mset *m, void *(*fn)(void *ctx), void *ctx)
+{
+    /* Before the mount: no .status is read yet. */
+    m->webhooks = fn;
+    m->webhooks_ctx = ctx;
 }
 
 int mset_reload(struct mset *m)
@@ -591,9 +622,17 @@ char *mset_status(void *ctx)
         json_object_set_new(ints, mi->id, j);
     }
     pthread_mutex_unlock(&m->lock);
-    json_t *root = json_pack("{ss ss ss so}", "version", KOMBOFS_VERSION, "state",
+    long requests, retries, throttled;
+    kombo_stats(&requests, &retries, &throttled);
+    json_t *wh = m->webhooks ? m->webhooks(m->webhooks_ctx) : NULL;
+    json_t *root = json_pack("{ss ss ss so s{sI sI sI}}", "version", KOMBOFS_VERSION, "state",
                              m->o->offline ? "offline" : "ready", "cache_dir", m->o->cache_dir,
-                             "integrations", ints);
+                             "integrations", ints, "api", "requests", (json_int_t)requests,
+                             "retries", (json_int_t)retries, "throttled", (json_int_t)throttled);
+    if (root)
+        json_object_set_new(root, "webhooks", wh ? wh : json_null());
+    else
+        json_decref(wh);
     return sync_render(root);
 }
 
@@ -645,11 +684,18 @@ int mset_route(void *ctx, const struct wevent *ev, json_t *data)
         return -1;
     }
     if (r == 0) {
+        pthread_mutex_lock(&m->wh_lock);
+        mi->wh_duplicates++;
+        pthread_mutex_unlock(&m->wh_lock);
         store_suspend(mi->wh_st);
         pthread_mutex_unlock(&m->lock);
         return WEBHOOK_ROUTE_DUPLICATE;
     }
     rc = WEBHOOK_ROUTE_ACCEPTED;
+    pthread_mutex_lock(&m->wh_lock);
+    mi->wh_accepted++;
+    clock_format(clock_now_ns(), mi->wh_last_at, sizeof mi->wh_last_at);
+    pthread_mutex_unlock(&m->wh_lock);
     if (ev->kind == WEVENT_DATA_CHANGED) {
         if (ev->mask & m->o->models)
             sync_request(mi->sync, ev->mask & m->o->models, SYNC_DELTA, 0);

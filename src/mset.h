@@ -48,6 +48,9 @@ int mset_control(void *ctx, const char *cmd, size_t len);
 char *mset_status(void *ctx);
 /* Webhooks routed by integration (webhook_route_fn). */
 int mset_route(void *ctx, const struct wevent *ev, json_t *data);
+/* The receiver's figures for the root's .status: fn(ctx) returns a NEW
+ * jansson reference (webhook_status_json). */
+void mset_set_webhooks(struct mset *m, void *(*fn)(void *ctx), void *ctx);
 /* Read the integrations file again (SIGHUP, `reload`): 0 or an errno. */
 int mset_reload(struct mset *m);
 

@@ -59,6 +59,7 @@ struct sync {
     int busy;
     int registered;
     uint64_t last_turn;
+    int64_t started_s;          /* unix s of sync_start (full_due) */
     int running;
     atomic_int stop;
     unsigned pending[2];        /* model masks queued per kind */
@@ -297,6 +298,8 @@ static json_t *run_json(const struct run_stat *r)
                      "changed", (json_int_t)r->changed, "skipped", (json_int_t)r->skipped);
 }
 
+static int64_t full_due(const struct sync *s, const struct model_state *ms);
+
 /* Called with s->lock held. */
 static json_t *model_json(struct sync *s, int m, const char *watermark, long records)
 {
@@ -310,7 +313,7 @@ static json_t *model_json(struct sync *s, int m, const char *watermark, long rec
     json_object_set_new(j, "last_full", run_json(&ms->last[SYNC_FULL]));
     json_object_set_new(j, "last_error", ms->last_error[0] ? json_string(ms->last_error) : json_null());
     if (s->o->full_sync_interval > 0 && ms->full_at > 0)
-        clock_format((ms->full_at + s->o->full_sync_interval) * 1000000000, next, sizeof next);
+        clock_format(full_due(s, ms) * 1000000000, next, sizeof next);
     json_object_set_new(j, "next_full_at", next[0] ? json_string(next) : json_null());
     json_object_set_new(j, "drift", json_integer(ms->drift));
     return j;
@@ -452,6 +455,37 @@ int sync_request(struct sync *s, unsigned mask, enum sync_kind kind, int wait)
 /* Schedule: a full fetch when the last is older than the interval, a delta
  * when the poll interval has passed. Called with the lock held; returns the
  * unix time of the next due job (0 if none). */
+/*
+ * Multi mode spreads the periodic full fetches of many integrations: each one
+ * is due up to a quarter of the interval early, by an amount fixed by its id
+ * (their first full fetches all ended at about the same time), and after a
+ * start one that is overdue waits up to 10 minutes, also by its id, so that a
+ * restart after a long stop does not start them all at once (the pool would
+ * queue them, but their results would all be as old as each other again).
+ */
+static uint32_t id_hash(const char *id)
+{
+    uint32_t h = 2166136261u;       /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; p && *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+static int64_t full_due(const struct sync *s, const struct model_state *ms)
+{
+    int64_t interval = s->o->full_sync_interval;
+    if (interval <= 0)
+        return 0;
+    int64_t due = ms->full_at + interval;
+    if (!s->o->multi || ms->full_at == 0)
+        return due;
+    uint32_t h = id_hash(s->o->integration);
+    due -= (int64_t)(h % 1000) * (interval / 4) / 1000;
+    uint32_t spread = (uint32_t)(interval / 4 < 600 ? interval / 4 : 600) + 1;
+    int64_t earliest = s->started_s + (int64_t)((h >> 10) % spread);
+    return due < earliest ? earliest : due;
+}
+
 static int64_t schedule(struct sync *s, int64_t now)
 {
     int64_t next = 0;
@@ -461,7 +495,7 @@ static int64_t schedule(struct sync *s, int64_t now)
         struct model_state *ms = &s->ms[m];
         const int64_t due[2] = {
             s->o->poll_interval > 0 ? ms->last_delta_at + s->o->poll_interval : 0,
-            s->o->full_sync_interval > 0 ? ms->full_at + s->o->full_sync_interval : 0,
+            full_due(s, ms),
         };
         for (int kind = 0; kind < 2; kind++) {
             if (!due[kind])
@@ -708,6 +742,7 @@ int sync_start(struct sync *s)
     int64_t now = clock_now_ns() / 1000000000;
     for (int m = 0; m < MODEL_COUNT; m++)
         s->ms[m].last_delta_at = now;
+    s->started_s = now;
     s->running = 1;
     atomic_store(&s->stop, 0);      /* a mirror removed and added again starts anew */
     pthread_mutex_unlock(&s->lock);

@@ -6,7 +6,7 @@ KOMBOFS_DEPS=(
     libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libsqlite3-dev
     libmicrohttpd-dev libssl-dev
     python3 python3-pytest python3-pytest-timeout
-    jq sqlite3 curl attr valgrind
+    jq sqlite3 curl attr valgrind nginx
     clang-14 libclang-rt-14-dev llvm-14 cppcheck clang-tidy-14
 )
 

@@ -243,6 +243,11 @@ def test_webhooks_are_routed_by_integration(sb, multi):
         "A's webhook fetched nothing of B"
     entry = sb.send_webhook("data-changed", integration="personio:notMIRROREDhere00000")
     assert entry["status"] == 200
+    root = m.status()["webhooks"]
+    assert root["accepted"] >= 1 and root["ignored"] >= 1 and root["rejected"] == 0
+    for iid, n in ((A, 1), (B, 0)):
+        with open(m.path(escape(iid), ".status"), encoding="utf-8") as f:
+            assert json.load(f)["webhooks"]["accepted"] == n, iid
 
 
 def test_discover_and_by_origin(sb, multi):
@@ -294,5 +299,128 @@ def test_200_integrations_keep_threads_and_files_bounded(multi):
         assert t <= 32 and f <= 256, (t, f)
         st = m.status()["integrations"]
         assert len(st) == 200 and all(v["state"] == "ready" for v in st.values())
+    finally:
+        s.stop()
+
+
+def timed_control(path, cmd):
+    t = time.monotonic()
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, (cmd + "\n").encode())
+        rc = 0
+    except OSError as e:
+        rc = e.errno
+    finally:
+        os.close(fd)
+    return rc, time.monotonic() - t
+
+
+def test_one_integrations_errors_do_not_stop_the_others(sb, multi):
+    import threading
+    m = multi(sb, [A, B])
+    wait_for(lambda: m.listing() == sorted([escape(A), escape(B), "by-origin"]), what="A and B")
+    a_file = m.path(escape(A), "employees", escape(sb.visible("employees", integration=A)[0]["id"]) + ".json")
+    emp_b = sb.visible("employees", integration=B)[0]
+    # A's key is refused: B syncs, A's files keep being served, A shows the error
+    sb.set_faults(integration=A, auth_fail=True)
+    assert m.control("sync") == errno.EIO          # one integration failed
+    sb.update_employee(emp_b["id"], job_title="Still Fresh", integration=B)
+    rc, _ = timed_control(m.path(escape(B), ".control"), "sync")
+    assert rc == 0
+    with open(m.path(escape(B), "employees", escape(emp_b["id"]) + ".json"), encoding="utf-8") as f:
+        assert json.load(f)["job_title"] == "Still Fresh"
+    with open(a_file, encoding="utf-8") as f:
+        assert json.load(f)["id"]
+    st = m.status()["integrations"]
+    assert st[A]["last_error"] and "401" in st[A]["last_error"] or "auth" in st[A]["last_error"].lower()
+    assert st[B]["last_error"] is None
+    # A's pages are slow: B's fetch does not wait for them
+    sb.set_faults(integration=A, slow=3.0)
+    t = threading.Thread(target=timed_control, args=(m.path(escape(A), ".control"), "sync"))
+    t.start()
+    time.sleep(0.3)
+    rc, took = timed_control(m.path(escape(B), ".control"), "sync")
+    assert rc == 0 and took < 2.0, took
+    t.join(30)
+    sb.set_faults(integration=A)
+
+
+def test_a_429_pauses_every_integration_of_the_key(sb, multi):
+    import threading
+    m = multi(sb, [A, B])
+    wait_for(lambda: m.listing() == sorted([escape(A), escape(B), "by-origin"]), what="A and B")
+    rc, quick = timed_control(m.path(escape(B), ".control"), "sync")
+    assert rc == 0
+    sb.set_faults(integration=A, rate_limit=1, retry_after=3)
+    t = threading.Thread(target=timed_control, args=(m.path(escape(A), ".control"), "sync"))
+    t.start()
+    wait_for(lambda: m.status()["api"]["throttled"] >= 1, what="A's 429")
+    rc, took = timed_control(m.path(escape(B), ".control"), "sync")
+    t.join(30)
+    assert rc == 0
+    assert took > 1.0 and took > 5 * quick, (took, quick)  # B waited for A's Retry-After
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_during_initial_fetches_loses_and_duplicates_nothing(multi):
+    s = Sandbox(employees=300, api_key=API_KEY, integration_id=A, integrations={A: 300, B: 300, C: 300})
+    s.start()
+    try:
+        m = multi(s, [A, B, C])
+        time.sleep(0.4)                              # initial fetches under way
+        os.kill(m.proc.pid, signal.SIGKILL)
+        m.proc.wait()
+        subprocess.run(["fusermount3", "-u", "-z", m.mnt], stderr=subprocess.DEVNULL)
+        m2 = multi(s, None)                          # the same file and cache dir
+        wait_for(lambda: len(m2.listing()) == 4, timeout=240, what="all three after restart")
+        inos = {}
+        for iid in (A, B, C):
+            want = {r["id"]: r for r in s.visible("employees", integration=iid)}
+            assert records(m2, iid) == want
+            created = []
+            cdir = m2.path(escape(iid), "changes")
+            for n in os.listdir(cdir):
+                with open(os.path.join(cdir, n), encoding="utf-8") as f:
+                    e = json.load(f)
+                if e["op"] == "created":
+                    created.append((e["model"], e["id"]))
+            assert len(created) == len(set(created)), "a record created twice"
+            inos[iid] = {n: os.stat(m2.path(escape(iid), "employees", n)).st_ino
+                         for n in os.listdir(m2.path(escape(iid), "employees"))}
+        subprocess.run(["fusermount3", "-u", m2.mnt], check=True)
+        m2.proc.wait(timeout=30)
+        m3 = multi(s, None)
+        wait_for(lambda: len(m3.listing()) == 4, timeout=60, what="all three again")
+        for iid in (A, B, C):
+            assert {n: os.stat(m3.path(escape(iid), "employees", n)).st_ino
+                    for n in os.listdir(m3.path(escape(iid), "employees"))} == inos[iid]
+    finally:
+        s.stop()
+
+
+def test_periodic_full_fetches_are_spread(multi):
+    ids = ["personio:SPREAD%018d" % i for i in range(8)]
+    s = Sandbox(employees=2, api_key=API_KEY, integration_id=ids[0],
+                integrations={i: 2 for i in ids})
+    s.start()
+    try:
+        m = multi(s, ids, "--full-sync-interval=4d")
+        wait_for(lambda: len(m.listing()) == 9, what="eight integrations")
+        day = 86400
+        nexts = []
+        for iid in ids:
+            with open(m.path(escape(iid), ".status"), encoding="utf-8") as f:
+                ep = json.load(f)["endpoints"]["employees"]
+            full = ep["last_full"]["finished_at"]
+            nexts.append((ep["next_full_at"], full))
+        import datetime
+
+        def ts(x):
+            return datetime.datetime.strptime(x, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+        offsets = [ts(n) - ts(f) for n, f in nexts]
+        assert all(3 * day - 5 <= o <= 4 * day + 5 for o in offsets), offsets
+        assert max(offsets) - min(offsets) > 3600, "not all due at the same time"
     finally:
         s.stop()
