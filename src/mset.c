@@ -54,6 +54,7 @@ struct mirror {
     struct mirror *next;        /* in the set, in the order added */
     /* its webhooks (under the set's wh_lock), for its own .status */
     long wh_accepted, wh_duplicates;
+    int deleted;                /* integration-deleted: syncing stopped, files stay */
     char wh_last_at[CLOCK_ISO_LEN];
 };
 
@@ -268,6 +269,7 @@ static int reconcile_one(const struct roster_entry *e, void *ctx)
         mi->discovered = e->source == ROSTER_DISCOVERED;
         if (e->deleted && mi->sync)
             sync_disable(mi->sync, "integration deleted");
+        mi->deleted = e->deleted;
         if (e->paused && mi->sync)
             sync_pause(mi->sync, 1);
     } else if (!mi->active) {
@@ -597,6 +599,8 @@ static json_t *mirror_status(struct mirror *mi)
     const char *state = json_string_value(json_object_get(s, "state"));
     if (!mi->active)
         state = "removed";
+    else if (mi->deleted)
+        state = "deleted";
     else if (!complete && state && strcmp(state, "ready") == 0)
         state = "initial-sync";
     json_object_set_new(j, "state", json_string(state ? state : "error"));
@@ -703,6 +707,9 @@ int mset_route(void *ctx, const struct wevent *ev, json_t *data)
         sync_disable(mi->sync, "integration deleted");
         store_meta_set(mi->wh_st, "disabled", "integration deleted");
         roster_set_flag(m->roster, mi->id, ROSTER_DELETED, 1);
+        mi->deleted = 1;
+        log_info("%s: integration deleted: syncing stopped, its files stay readable%s", mi->id,
+                 m->o->purge_deleted ? "; purged (--purge-deleted)" : "");
         if (m->o->purge_deleted)
             remove_one(m, mi->id, 1);
     } else if (ev->kind == WEVENT_INTEGRATION_STATE) {

@@ -424,3 +424,43 @@ def test_periodic_full_fetches_are_spread(multi):
         assert max(offsets) - min(offsets) > 3600, "not all due at the same time"
     finally:
         s.stop()
+
+
+def test_integration_deleted_stops_it_and_purge_deleted_purges(sb, multi, tmp_path):
+    m = multi(sb, [A, B], f"--webhook-listen=127.0.0.1:{sb.hook_port}")
+    wait_for(lambda: m.listing() == sorted([escape(A), escape(B), "by-origin"]), what="A and B")
+    sb.send_webhook("integration-deleted", integration=A)
+    wait_for(lambda: m.status()["integrations"][A]["state"] == "deleted", what="A deleted")
+    assert records(m, A), "its files stay readable"
+    assert m.control("sync") in (0, errno.EIO)
+    # restart: still deleted (the roster remembers)
+    subprocess.run(["fusermount3", "-u", m.mnt], check=True)
+    m.proc.wait(timeout=30)
+    m2 = multi(sb, None, f"--webhook-listen=127.0.0.1:{sb.hook_port}", "--purge-deleted")
+    wait_for(lambda: escape(B) in m2.listing(), what="B after restart")
+    assert m2.status()["integrations"][A]["state"] == "deleted"
+    cache_b = os.path.join(m2.cache_dir, escape(B) + ".db")
+    assert os.path.exists(cache_b)
+    sb.send_webhook("integration-deleted", integration=B)
+    wait_for(lambda: not os.path.exists(cache_b), what="B purged")
+    assert escape(B) not in m2.listing()
+
+
+def test_a_corrupt_cache_is_an_error_of_its_own_and_is_kept(sb, multi, tmp_path):
+    caches = tmp_path / "caches"
+    caches.mkdir()
+    bad = caches / (escape(B) + ".db")
+    bad.write_bytes(b"not a database " * 100)
+    m = multi(sb, [A, B])
+    wait_for(lambda: escape(A) in m.listing(), what="A")
+    st = m.status()["integrations"]
+    assert st[B]["state"] == "error" and st[B]["last_error"], st[B]
+    assert escape(B) not in m.listing()
+    assert bad.read_bytes() == b"not a database " * 100, "nothing is wiped"
+
+
+def test_an_unwritable_cache_dir_is_refused_before_mounting(sb, multi, tmp_path):
+    (tmp_path / "caches").write_text("a file, not a directory")
+    m = multi(sb, [A], wait=False)
+    assert m.proc.wait(timeout=30) == 2, m.log_text()
+    assert "cache-dir" in m.log_text() and not is_mounted(m.mnt)
