@@ -9,6 +9,7 @@ on teardown, and its log checked for errors.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,27 @@ def is_mounted(path):
     path = os.path.realpath(path)
     with open("/proc/self/mounts", encoding="utf-8") as f:
         return any(line.split()[1] == path for line in f)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (for a receiver a test starts)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout=30.0, what="condition", interval=0.02):
+    """cond()'s first true value, polled every `interval` s; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
 
 
 def fusermount_u(path):

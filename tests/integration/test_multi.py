@@ -4,38 +4,18 @@ import errno
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import API_KEY, BAD_LOG, escape, is_mounted
+from conftest import API_KEY, BAD_LOG, free_port, wait_for, escape, is_mounted
 from kombo_sandbox import Sandbox
 
 A = "personio:AAAAaaaaAAAAaaaaAAAA0001"
 B = "hibob:BBBBbbbbBBBBbbbbBBBB0002"
 C = "workday:CCCCccccCCCCcccc0003"
 SECRET = "whsec-multi-7Hq2"
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(cond, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Multi:

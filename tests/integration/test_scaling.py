@@ -27,7 +27,7 @@ import urllib.request
 
 import pytest
 
-from conftest import API_KEY, BAD_LOG, ROOT, escape, is_mounted
+from conftest import API_KEY, BAD_LOG, ROOT, free_port, wait_for, escape, is_mounted
 from kombo_sandbox import Sandbox
 
 A = "personio:AAAAaaaaAAAAaaaaAAAA0001"
@@ -58,25 +58,6 @@ http {{
     include {d}/kombofs-shards.conf;
 }}
 """
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(cond, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def doc_nginx_conf(listen_port, shard_ports):

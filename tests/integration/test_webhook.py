@@ -17,20 +17,12 @@ import time
 
 import pytest
 
-from conftest import API_KEY, INTEGRATION, is_mounted, read_dir
+from conftest import API_KEY, INTEGRATION, free_port, is_mounted, read_dir
 from kombo_sandbox import Sandbox
 from sandbox_webhooks import sign
 
 SECRET = "whsec-test-4bX9qLr2TzW8"
 OTHER = "personio:OTHERotherOTHERother0000"
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def last_delta(endpoint):
