@@ -11,12 +11,14 @@
 
 #include "buf.h"
 #include "log.h"
+#include "metrics.h"
 #include "version.h"
 
 struct kombo {
     CURL *curl;
     char *base;             /* api_url without a trailing '/' */
     char *api_key;
+    char *integration;      /* for the metrics' integration label */
     struct curl_slist *headers;
     struct kombo_retry retry;
     const atomic_int *cancel;
@@ -99,6 +101,7 @@ struct kombo *kombo_new(const char *api_url, const char *api_key,
     while (bl && k->base[bl - 1] == '/')
         k->base[--bl] = '\0';
     k->api_key = strdup(api_key ? api_key : "");
+    k->integration = strdup(integration ? integration : "");
     k->retry = (struct kombo_retry){ 6, 200, 30000, 120000 };
     k->rng = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)k;
 
@@ -168,6 +171,7 @@ void kombo_free(struct kombo *k)
             *p++ = 0;
     }
     free(k->api_key);
+    free(k->integration);
     free(k->base);
     buf_free(&k->body);
     free(k);
@@ -313,8 +317,9 @@ static int parse_success(const char *body, size_t len, const char **why)
 }
 
 /* One GET with retries. With page != NULL the body must be a list page (parsed
- * into *page), else any success envelope. The body stays in k->body. */
-static enum kombo_result get_page(struct kombo *k, const char *url,
+ * into *page), else any success envelope. The body stays in k->body.
+ * `endpoint` names the request in the metrics (a path without ids). */
+static enum kombo_result get_page(struct kombo *k, const char *url, const char *endpoint,
                                   struct jtext_page *page,
                                   struct kombo_error *err)
 {
@@ -338,6 +343,11 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
         clock_gettime(CLOCK_MONOTONIC, &t1);
         long status = 0, wait = -1;
         long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (cc == CURLE_OK)
+            curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &status);
+        metrics_api_request(k->integration, endpoint, status,
+                            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+                            attempt > 0);
         if (cc != CURLE_OK) {
             err->http_status = 0;
             err->code[0] = '\0';
@@ -345,7 +355,6 @@ static enum kombo_result get_page(struct kombo *k, const char *url,
                      curl_easy_strerror(cc));
             log_debug("GET %s: %s (%ld ms)", url + strlen(k->base), err->message, ms);
         } else {
-            curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &status);
             log_debug("GET %s: %ld, %zu bytes (%ld ms)", url + strlen(k->base), status,
                       k->body.len, ms);
             if (status == 200) {
@@ -447,7 +456,7 @@ static void *download(void *arg)
             k->body = p->spare[--p->nspare];
         pthread_mutex_unlock(&p->mu);
         struct jtext_page page;
-        res = get_page(k, url.data, &page, &p->err);
+        res = get_page(k, url.data, p->path, &page, &p->err);
         if (res != KOMBO_OK)
             break;
         free(cursor);
@@ -586,7 +595,7 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
     for (;;) {
         page_url(k, path, query, cursor, &url);
         struct jtext_page page;
-        res = get_page(k, url.data, &page, err);
+        res = get_page(k, url.data, path, &page, err);
         if (res != KOMBO_OK)
             break;
         free(cursor);
@@ -619,7 +628,7 @@ enum kombo_result kombo_get_integration(struct kombo *k, const char *id, char **
         abort();
     buf_printf(&url, "%s/integrations/%s", k->base, esc);
     curl_free(esc);
-    enum kombo_result res = get_page(k, url.data, NULL, err);
+    enum kombo_result res = get_page(k, url.data, "/integrations/{id}", NULL, err);
     buf_free(&url);
     if (res != KOMBO_OK)
         return res;
@@ -637,7 +646,7 @@ enum kombo_result kombo_check_key(struct kombo *k, struct kombo_error *err)
     struct buf url = BUF_INIT;
     memset(err, 0, sizeof *err);
     buf_printf(&url, "%s/check-api-key", k->base);
-    enum kombo_result res = get_page(k, url.data, NULL, err);
+    enum kombo_result res = get_page(k, url.data, "/check-api-key", NULL, err);
     buf_free(&url);
     return res;
 }

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "models.h"
 #include "version.h"
 
@@ -122,6 +123,11 @@ static void set_disabled(struct sync *s, const char *why)
         snprintf(s->ms[m].last_error, sizeof s->ms[m].last_error, "%s", why);
 }
 
+static void *status_source(void *s)
+{
+    return sync_status(s);
+}
+
 struct sync *sync_new(struct store *st, struct kombo *k,
                       const struct options *o)
 {
@@ -142,6 +148,8 @@ struct sync *sync_new(struct store *st, struct kombo *k,
     }
     if (k)
         kombo_set_cancel(k, &s->stop);
+    metrics_set_multi(o->multi);    /* GET /metrics: the figures of .status, per integration */
+    metrics_add_source(o->integration, status_source, s);
     return s;
 }
 
@@ -149,6 +157,7 @@ void sync_free(struct sync *s)
 {
     if (!s)
         return;
+    metrics_remove_source(s);
     sync_stop(s);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->done);
@@ -229,6 +238,9 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     if (rc < 0 && fr.api == KOMBO_OK)
         fr.store_failed = 1;
     int ok = rc == 0;
+    metrics_fetch(s->o->integration, m->path, kind == SYNC_FULL,
+                  ok ? "ok" : fr.store_failed ? "cache-error" : kombo_result_str(fr.api),
+                  (double)(clock_now_ns() - start) / 1e9);
     if (ok && s->o->changes_retention > 0)
         fetch_prune_changes(s->st, clock_now_ns() - (int64_t)s->o->changes_retention * 1000000000,
                             changed, s);

@@ -34,6 +34,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "models.h"
 #include "wevent.h"
 
@@ -53,6 +54,7 @@ struct webhook {
     struct store *st;
     webhook_route_fn route;             /* multi mode: sync and st are NULL */
     void *route_ctx;
+    int metrics_only;                   /* --metrics-listen: o, sync and st are NULL */
     struct MHD_Daemon *daemon;
 
     pthread_mutex_t lock;               /* guards the counters */
@@ -74,8 +76,8 @@ struct request {
     size_t discarded;
 };
 
-/* Marks a GET/HEAD /healthz between the first and the final call. */
-static char health_route;
+/* Mark a GET/HEAD /healthz or /metrics between the first and the final call. */
+static char health_route, metrics_route;
 
 /* ------------------------------------------------------------------------ */
 /* Listening socket                                                         */
@@ -130,8 +132,14 @@ static int open_listener(struct sockaddr_storage *sa, socklen_t salen,
 
 enum outcome { O_ACCEPTED, O_REJECTED, O_DUPLICATE, O_IGNORED };
 
-static void count(struct webhook *w, enum outcome what)
+/* integration: the one an event was routed to (multi mode), else NULL. */
+static void count(struct webhook *w, enum outcome what, const char *integration)
 {
+    static const enum metrics_webhook_result as_metric[] = {
+        [O_ACCEPTED] = METRICS_WEBHOOK_ACCEPTED, [O_REJECTED] = METRICS_WEBHOOK_REJECTED,
+        [O_DUPLICATE] = METRICS_WEBHOOK_DUPLICATE, [O_IGNORED] = METRICS_WEBHOOK_IGNORED,
+    };
+    metrics_webhook(integration, as_metric[what]);
     pthread_mutex_lock(&w->lock);
     w->received++;
     switch (what) {
@@ -246,12 +254,29 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
     return rc;
 }
 
+/* GET /metrics: the exposition, made now (metrics.h). */
+static enum MHD_Result reply_metrics(struct MHD_Connection *c)
+{
+    char *text = metrics_render();
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text,
+                                                             MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, METRICS_CONTENT_TYPE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 /* A rejected request to the webhook path: counted, logged, answered. */
 static enum MHD_Result reject(struct webhook *w, struct MHD_Connection *c,
                               unsigned status, const char *text, const char *why,
                               const char *allow)
 {
-    count(w, O_REJECTED);
+    count(w, O_REJECTED, NULL);
     if (log_allowed(w)) {
         char peer[160];
         peer_name(c, peer, sizeof peer);
@@ -331,7 +356,7 @@ static enum MHD_Result handle_event(struct webhook *w, struct MHD_Connection *c,
                                     const struct wevent *ev, json_t *root)
 {
     if (w->deleted && ev->kind != WEVENT_INTEGRATION_STATE) {
-        count(w, O_IGNORED);
+        count(w, O_IGNORED, NULL);
         log_debug("webhook: %s ignored: the integration was deleted", ev->id);
         return reply(c, MHD_HTTP_OK, "ignored\n", NULL);
     }
@@ -342,7 +367,7 @@ static enum MHD_Result handle_event(struct webhook *w, struct MHD_Connection *c,
                       "cannot record the event id in the cache", NULL);
     }
     if (rc == 0) {
-        count(w, O_DUPLICATE);
+        count(w, O_DUPLICATE, NULL);
         log_debug("webhook: %s is a duplicate, nothing to do", ev->id);
         return reply(c, MHD_HTTP_OK, "duplicate\n", NULL);
     }
@@ -353,7 +378,7 @@ static enum MHD_Result handle_event(struct webhook *w, struct MHD_Connection *c,
         act_deleted(w, ev, data);
     else
         act_state(w, ev, data);
-    count(w, O_ACCEPTED);
+    count(w, O_ACCEPTED, NULL);
     return reply(c, MHD_HTTP_OK, "ok\n", NULL);
 }
 
@@ -385,15 +410,17 @@ static enum MHD_Result finish_webhook(struct webhook *w, struct MHD_Connection *
                        "cannot record the event id", NULL);
         } else {
             static const char *const answers[] = { "duplicate\n", "ok\n", "ignored\n" };
+            /* Ignored ones name no integration: a shard sees every other shard's. */
             count(w, rc == WEBHOOK_ROUTE_ACCEPTED ? O_ACCEPTED
-                     : rc == WEBHOOK_ROUTE_DUPLICATE ? O_DUPLICATE : O_IGNORED);
+                     : rc == WEBHOOK_ROUTE_DUPLICATE ? O_DUPLICATE : O_IGNORED,
+                  rc == WEBHOOK_ROUTE_IGNORED ? NULL : ev.integration);
             r = reply(c, MHD_HTTP_OK, answers[rc], NULL);
         }
     } else if (ev.kind == WEVENT_INVALID) {
         r = reject(w, c, MHD_HTTP_BAD_REQUEST, "not a Kombo webhook event\n",
                    "signed, but not JSON or not a Kombo event envelope", NULL);
     } else if (ev.kind == WEVENT_IGNORED) {
-        count(w, O_IGNORED);
+        count(w, O_IGNORED, NULL);
         log_debug("webhook: %s ignored (another integration or an unhandled type)", ev.id);
         r = reply(c, MHD_HTTP_OK, "ignored\n", NULL);
     } else {
@@ -487,7 +514,7 @@ static int append_body(struct request *rq, const char *data, size_t n)
 static enum MHD_Result drop(struct webhook *w, struct MHD_Connection *c,
                             const struct request *rq)
 {
-    count(w, O_REJECTED);
+    count(w, O_REJECTED, NULL);
     if (log_allowed(w)) {
         char peer[160];
         peer_name(c, peer, sizeof peer);
@@ -506,6 +533,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     (void)version;
     if (*con_cls == &health_route)
         return reply(c, MHD_HTTP_OK, "ok\n", NULL);
+    if (*con_cls == &metrics_route)
+        return reply_metrics(c);
     if (*con_cls) {
         struct request *rq = *con_cls;
         if (*upload_data_size) {
@@ -517,13 +546,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         }
         return finish_webhook(w, c, rq);
     }
-    if (strcmp(url, w->o->webhook_path) == 0 &&
-        !(strcmp(url, "/healthz") == 0 && strcmp(method, MHD_HTTP_METHOD_POST) != 0))
+    /* A webhook path of /healthz or /metrics takes their POSTs only. */
+    int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    int fixed = strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0;
+    if (!w->metrics_only && strcmp(url, w->o->webhook_path) == 0 &&
+        !(fixed && strcmp(method, MHD_HTTP_METHOD_POST) != 0))
         return begin_webhook(w, c, method, con_cls);
-    if (strcmp(url, "/healthz") == 0) {
-        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+    if (fixed) {
+        if (!get)
             return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", "GET, HEAD");
-        *con_cls = &health_route;
+        *con_cls = url[1] == 'h' ? &health_route : &metrics_route;
         return MHD_YES;
     }
     log_debug("webhook: 404 for a request to another path");
@@ -536,7 +568,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls;
     (void)c;
     (void)toe;
-    if (*con_cls && *con_cls != &health_route) {
+    if (*con_cls && *con_cls != &health_route && *con_cls != &metrics_route) {
         struct request *rq = *con_cls;
         free(rq->body);
         free(rq);
@@ -559,6 +591,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* Start and stop                                                           */
 /* ------------------------------------------------------------------------ */
 
+static struct webhook *serve(struct webhook *w, const char *listen, char *err, size_t errlen);
+
 struct webhook *webhook_start_routed(const struct options *o, webhook_route_fn route,
                                      void *ctx, char *err, size_t errlen)
 {
@@ -573,8 +607,6 @@ struct webhook *webhook_start_routed(const struct options *o, webhook_route_fn r
 struct webhook *webhook_start(const struct options *o, struct sync *sync,
                               struct store *st, char *err, size_t errlen)
 {
-    struct sockaddr_storage sa;
-    socklen_t salen = 0;
     if (!o->webhook_secret || !*o->webhook_secret) {
         snprintf(err, errlen, "no webhook secret (--webhook-secret-file=FILE or KOMBO_WEBHOOK_SECRET)");
         return NULL;
@@ -583,21 +615,39 @@ struct webhook *webhook_start(const struct options *o, struct sync *sync,
         snprintf(err, errlen, "--webhook-path must start with '/'");
         return NULL;
     }
-    if (wevent_parse_listen(o->webhook_listen, &sa, &salen, err, errlen) < 0)
-        return NULL;
-    int fd = open_listener(&sa, salen, o->webhook_listen, err, errlen);
-    if (fd < 0)
-        return NULL;
-
     struct webhook *w = calloc(1, sizeof *w);
     if (!w) {
-        close(fd);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     w->o = o;
     w->sync = sync;
     w->st = st;
+    return serve(w, o->webhook_listen, err, errlen);
+}
+
+struct webhook *webhook_start_metrics(const char *listen, char *err, size_t errlen)
+{
+    struct webhook *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->metrics_only = 1;
+    return serve(w, listen, err, errlen);
+}
+
+/* Listen on `listen` and start w's HTTP server; frees w on failure. */
+static struct webhook *serve(struct webhook *w, const char *listen, char *err, size_t errlen)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen = 0;
+    int fd = -1;
+    if (wevent_parse_listen(listen, &sa, &salen, err, errlen) < 0 ||
+        (fd = open_listener(&sa, salen, listen, err, errlen)) < 0) {
+        free(w);
+        return NULL;
+    }
     pthread_mutex_init(&w->lock, NULL);
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
@@ -620,7 +670,7 @@ struct webhook *webhook_start(const struct options *o, struct sync *sync,
         MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_END);
     if (!w->daemon) {
-        snprintf(err, errlen, "cannot start the HTTP server on %s", o->webhook_listen);
+        snprintf(err, errlen, "cannot start the HTTP server on %s", listen);
         pthread_mutex_destroy(&w->lock);
         free(w);
         return NULL;

@@ -9,6 +9,9 @@
  * models are queued as coalesced delta fetches (sync_request without
  * waiting): the reply never waits for a fetch.
  *
+ * The same server answers GET /healthz and GET /metrics (SPEC §11, the
+ * Prometheus text made by metrics.h, on this server's thread).
+ *
  * The signature, the event classification and the --webhook-listen syntax
  * are wevent.h's pure functions; this module puts them on the network.
  *
@@ -43,6 +46,12 @@ enum { WEBHOOK_ROUTE_DUPLICATE = 0, WEBHOOK_ROUTE_ACCEPTED = 1, WEBHOOK_ROUTE_IG
 typedef int (*webhook_route_fn)(void *ctx, const struct wevent *ev, json_t *data);
 struct webhook *webhook_start_routed(const struct options *o, webhook_route_fn route,
                                      void *ctx, char *err, size_t errlen);
+
+/* GET /metrics (metrics.h) is answered on every listener started here. This
+ * one serves only /metrics and /healthz (--metrics-listen=ADDR:PORT, same
+ * syntax as --webhook-listen, when no receiver runs). NULL with a one-line
+ * message in err. Stop it with webhook_stop(). */
+struct webhook *webhook_start_metrics(const char *listen, char *err, size_t errlen);
 
 /* Stop listening, finish or drop open requests, free everything; also
  * withdraws the .status provider from the sync engine. NULL is fine. */
