@@ -13,6 +13,7 @@
 #include "metrics.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -176,7 +177,7 @@ static struct series *get(enum fam f, const char *integration, const char *a, co
         abort();
     if (by_fam[f].n == by_fam[f].cap) {
         size_t cap = by_fam[f].cap ? by_fam[f].cap * 2 : 16;
-        struct series **v = realloc(by_fam[f].v, cap * sizeof *v);
+        struct series **v = realloc(by_fam[f].v, cap * sizeof(struct series *));
         if (!v)
             abort();
         by_fam[f].v = v;
@@ -335,7 +336,7 @@ void metrics_add_source(const char *integration, metrics_source_fn fn, void *ctx
     pthread_mutex_unlock(&src_lock);
 }
 
-void metrics_remove_source(void *ctx)
+void metrics_remove_source(const void *ctx)
 {
     pthread_mutex_lock(&src_lock);
     for (struct source **p = &sources; *p; p = &(*p)->next) {
@@ -405,11 +406,11 @@ static void put_escaped(struct buf *b, const char *s, int quote)
 /* The shortest text that reads back as v (Prometheus parses Go floats). */
 static void fmt_double(char *t, size_t n, double v)
 {
-    if (v != v) {
+    if (isnan(v)) {
         snprintf(t, n, "NaN");
         return;
     }
-    if (v > 1.7976931348623157e308 || v < -1.7976931348623157e308) {
+    if (isinf(v)) {
         snprintf(t, n, "%s", v > 0 ? "+Inf" : "-Inf");
         return;
     }
@@ -519,7 +520,7 @@ static void render_series(struct buf *b, const struct series *s)
 static void render_family(struct buf *b, enum fam f)
 {
     header(b, &fams[f]);
-    qsort(by_fam[f].v, by_fam[f].n, sizeof *by_fam[f].v, cmp_series);
+    qsort(by_fam[f].v, by_fam[f].n, sizeof(struct series *), cmp_series);
     for (size_t i = 0; i < by_fam[f].n; i++)
         render_series(b, by_fam[f].v[i]);
 }

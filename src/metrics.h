@@ -99,7 +99,7 @@ void metrics_set_slot_name(unsigned slot, const char *integration);
  * forgets it after as many removals as additions. */
 typedef void *(*metrics_source_fn)(void *ctx);
 void metrics_add_source(const char *integration, metrics_source_fn fn, void *ctx);
-void metrics_remove_source(void *ctx);
+void metrics_remove_source(const void *ctx);
 
 /* The whole exposition (malloc'd, never NULL). */
 char *metrics_render(void);
