@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "buf.h"
 #include "fsname.h"
 #include "models.h"
+#include "wevent.h"
 
 const char options_usage[] =
     "usage: kombofs [SOURCE] MOUNTPOINT [options]\n"
@@ -28,6 +31,8 @@ const char options_usage[] =
     "  --webhook-listen=ADDR:PORT  start the webhook receiver\n"
     "  --webhook-path=PATH         path that accepts webhook POSTs (default /webhook)\n"
     "  --webhook-secret-file=FILE  webhook secret (env KOMBO_WEBHOOK_SECRET)\n"
+    "  --metrics-listen=ADDR:PORT  serve GET /metrics (Prometheus text) when no webhook\n"
+    "                              receiver runs\n"
     "  --full-sync-interval=DUR    periodic full fetch (default 7d, 0 = on demand only)\n"
     "  --poll-interval=DUR         delta fetch without webhooks (default 1h, 0 = off)\n"
     "  --overlap=DUR               subtracted from the watermark (default 60s)\n"
@@ -38,11 +43,14 @@ const char options_usage[] =
     "  --check                     check options, key, cache and API access, then exit\n"
     "  --no-kernel-notify          never invalidate the kernel's cache (for tests: stale reads)\n"
     "  -f                          stay in the foreground\n"
-    "  -d                          debug output (implies -f)\n"
+    "  -d                          debug output, also of every FUSE request (implies -f)\n"
+    "  -v, --verbose               more log lines (debug); -q, --quiet: fewer (warnings\n"
+    "                              only; -qq: errors only)\n"
     "  -o OPT[,OPT...]             any option as name=value, or a FUSE option\n"
-    "                              (allow_other, uid=N, gid=N, umask=M, max_threads=N,\n"
-    "                              max_idle_threads=N, ...)\n"
-    "  --version, --help\n"
+    "                              (allow_other, uid=USER, gid=GROUP, umask=OCTAL,\n"
+    "                              max_threads=N, max_idle_threads=N, ...)\n"
+    "  --version                   versions of kombofs and of the libraries it runs with\n"
+    "  --help\n"
     "\n"
     "Several integrations in one daemon (multi mode):\n"
     "  --integrations-file=FILE    turns multi mode on: the integration ids, one per line\n"
@@ -54,7 +62,7 @@ const char options_usage[] =
     "  --discover                  add integrations announced by integration-created webhooks\n"
     "  --purge-deleted             purge an integration when integration-deleted arrives\n"
     "\n"
-    "DUR is 90, 90s, 15m, 1h or 7d.\n";
+    "DUR is 90, 90s, 15m, 1h or 7d, or a sum of them from the largest unit down (1h30m, 2d12h).\n";
 
 /* A kombofs option: its long name (dashes) and where it goes. */
 enum kind { STR, DUR, FLAG, MODELS, INT };
@@ -77,6 +85,7 @@ static const struct optdef optdefs[] = {
     { "webhook-listen", STR, OFF(webhook_listen), 0, 0 },
     { "webhook-path", STR, OFF(webhook_path), 0, 0 },
     { "webhook-secret-file", STR, OFF(webhook_secret_file), 0, 0 },
+    { "metrics-listen", STR, OFF(metrics_listen), 0, 0 },
     { "full-sync-interval", DUR, OFF(full_sync_interval), 0, 0 },
     { "poll-interval", DUR, OFF(poll_interval), 0, 0 },
     { "overlap", DUR, OFF(overlap), 0, 0 },
@@ -109,30 +118,53 @@ static int fail(struct parser *ps, const char *fmt, ...)
     return -1;
 }
 
+/* One unit of a duration, in the order they must come: d, h, m, s. */
+static long unit_seconds(char c, int *rank)
+{
+    switch (c) {
+    case 'd': *rank = 0; return 86400;
+    case 'h': *rank = 1; return 3600;
+    case 'm': *rank = 2; return 60;
+    case 's': *rank = 3; return 1;
+    default: return 0;
+    }
+}
+
 int options_duration(const char *s, long *secs)
 {
-    char *end;
+    long total = 0;
+    int last_rank = -1;
     if (!s || *s < '0' || *s > '9')
         return -1;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno)
-        return -1;
-    long mul = 1;
-    if (*end) {
-        if (end[1])
+    while (*s) {
+        char *end;
+        if (*s < '0' || *s > '9')
             return -1;
-        switch (*end) {
-        case 's': mul = 1; break;
-        case 'm': mul = 60; break;
-        case 'h': mul = 3600; break;
-        case 'd': mul = 86400; break;
-        default: return -1;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno)
+            return -1;
+        int rank = 0;
+        long mul;
+        if (!*end) {
+            if (last_rank >= 0)
+                return -1;      /* "1h30": a number without its unit after one with */
+            mul = 1;
+            rank = 3;
+        } else if (!(mul = unit_seconds(*end, &rank))) {
+            return -1;
+        } else {
+            end++;
         }
+        if (rank <= last_rank)
+            return -1;          /* "30m1h", "1h1h": each unit once, largest first */
+        if (v > LONG_MAX / mul || v * mul > LONG_MAX - total)
+            return -1;
+        total += v * mul;
+        last_rank = rank;
+        s = end;
     }
-    if (v > LONG_MAX / mul)
-        return -1;
-    *secs = v * mul;
+    *secs = total;
     return 0;
 }
 
@@ -169,7 +201,7 @@ static int set_opt(struct parser *ps, const struct optdef *d, const char *val)
         return 0;
     case DUR:
         if (!val || options_duration(val, (long *)field) < 0)
-            return fail(ps, "option '%s': bad duration '%s' (use 90, 90s, 15m, 1h, 7d)",
+            return fail(ps, "option '%s': bad duration '%s' (use 90, 90s, 15m, 1h, 7d, or a sum such as 1h30m)",
                         d->name, val ? val : "");
         return 0;
     case INT: {
@@ -192,8 +224,19 @@ static int set_opt(struct parser *ps, const struct optdef *d, const char *val)
         int badlen;
         if (!val || !*val)
             return fail(ps, "option 'models' needs a value");
-        if (models_parse_list(val, (unsigned *)field, &bad, &badlen) < 0)
-            return fail(ps, "option 'models': unknown directory '%.*s'", badlen, bad);
+        if (models_parse_list(val, (unsigned *)field, &bad, &badlen) < 0) {
+            struct buf names = BUF_INIT;
+            for (int i = 0; i < MODEL_COUNT; i++) {
+                if (i)
+                    buf_adds(&names, ", ");
+                buf_adds(&names, models_table[i].dir);
+            }
+            buf_addc(&names, '\0');
+            fail(ps, "option 'models': unknown directory '%.*s' (valid: %s)", badlen, bad,
+                 names.data);
+            buf_free(&names);
+            return -1;
+        }
         return 0;
     }
     }
@@ -212,6 +255,52 @@ static int parse_id(struct parser *ps, const char *name, const char *val,
         return fail(ps, "option '%s': bad value '%s'", name, val);
     *out = v;
     return 0;
+}
+
+/* uid=/gid=: a number, or a user or group name looked up with NSS
+ * (getpwnam_r/getgrnam_r), as mount(8) users write them in fstab. */
+static int parse_owner(struct parser *ps, const char *name, const char *val, int group,
+                       unsigned long *out)
+{
+    if (!val || !*val)
+        return fail(ps, "option '%s' needs a value", name);
+    if (strspn(val, "0123456789") == strlen(val))
+        return parse_id(ps, name, val, out, 10);
+    long hint = sysconf(group ? _SC_GETGR_R_SIZE_MAX : _SC_GETPW_R_SIZE_MAX);
+    size_t size = hint > 0 ? (size_t)hint : 16384;
+    for (;;) {
+        char *mem = malloc(size);
+        if (!mem)
+            return fail(ps, "option '%s': out of memory", name);
+        int rc;
+        int found;
+        if (group) {
+            struct group gr, *res = NULL;
+            rc = getgrnam_r(val, &gr, mem, size, &res);
+            found = res != NULL;
+            if (found)
+                *out = gr.gr_gid;
+        } else {
+            struct passwd pw, *res = NULL;
+            rc = getpwnam_r(val, &pw, mem, size, &res);
+            found = res != NULL;
+            if (found)
+                *out = pw.pw_uid;
+        }
+        free(mem);
+        if (rc == ERANGE && size < (1u << 22)) {
+            size *= 2;
+            continue;
+        }
+        if (found)
+            return 0;
+        /* not found is 0, or ENOENT/ESRCH/EBADF/EPERM by some NSS modules */
+        if (rc && rc != ENOENT && rc != ESRCH && rc != EBADF && rc != EPERM)
+            return fail(ps, "option '%s': cannot look up %s '%s': %s", name,
+                        group ? "group" : "user", val, strerror(rc));
+        return fail(ps, "option '%s': no %s named '%s' (a %s name or a number)", name,
+                    group ? "group" : "user", val, group ? "group" : "user");
+    }
 }
 
 /* One item of a -o list. */
@@ -233,15 +322,21 @@ static int o_item(struct parser *ps, const char *item)
     const struct optdef *d = find_opt(item, n);
     if (d)
         return set_opt(ps, d, val);
+    if ((n == 7 && memcmp(item, "verbose", 7) == 0) || (n == 5 && memcmp(item, "quiet", 5) == 0)) {
+        if (val)
+            return fail(ps, "option '%.*s' takes no value", (int)n, item);
+        ps->o->verbosity += n == 7 ? 1 : -1;
+        return 0;
+    }
     if (n == 3 && memcmp(item, "uid", 3) == 0) {
-        if (parse_id(ps, "uid", val, &v, 10) < 0)
+        if (parse_owner(ps, "uid", val, 0, &v) < 0)
             return -1;
         ps->o->uid = (uid_t)v;
         ps->o->uid_set = 1;
         return 0;
     }
     if (n == 3 && memcmp(item, "gid", 3) == 0) {
-        if (parse_id(ps, "gid", val, &v, 10) < 0)
+        if (parse_owner(ps, "gid", val, 1, &v) < 0)
             return -1;
         ps->o->gid = (gid_t)v;
         ps->o->gid_set = 1;
@@ -249,7 +344,8 @@ static int o_item(struct parser *ps, const char *item)
     }
     if (n == 5 && memcmp(item, "umask", 5) == 0) {
         if (parse_id(ps, "umask", val, &v, 8) < 0 || v > 0777)
-            return fail(ps, "option 'umask': bad value '%s'", val ? val : "");
+            return fail(ps, "option 'umask': bad value '%s' (an octal number from 0 to 0777, "
+                        "such as 027)", val ? val : "");
         ps->o->umask = (mode_t)v;
         return 0;
     }
@@ -298,6 +394,10 @@ static int long_opt(struct parser *ps, int argc, char **argv, int *i)
         return ps->o->show_help = 1, 0;
     if (strcmp(arg, "version") == 0)
         return ps->o->show_version = 1, 0;
+    if (strcmp(arg, "verbose") == 0)
+        return ps->o->verbosity++, 0;
+    if (strcmp(arg, "quiet") == 0)
+        return ps->o->verbosity--, 0;
     if (n == 7 && memcmp(arg, "api-key", 7) == 0)
         return o_item(ps, "api_key");
     if (n == 14 && memcmp(arg, "webhook-secret", 14) == 0)
@@ -404,6 +504,10 @@ static int parse_argv(struct parser *ps, int argc, char **argv)
             ps->o->show_help = 1;
         } else if (strcmp(a, "-V") == 0) {
             ps->o->show_version = 1;
+        } else if (a[0] == '-' && (a[1] == 'v' || a[1] == 'q') &&
+                   strspn(a + 1, a[1] == 'v' ? "v" : "q") == strlen(a + 1)) {
+            int n = (int)strlen(a + 1);     /* -v, -vv, -q, -qq */
+            ps->o->verbosity += a[1] == 'v' ? n : -n;
         } else if (a[0] == '-' && a[1]) {
             rc = fail(ps, "unknown option '%s' (see --help)", a);
         } else {
@@ -501,10 +605,17 @@ static int check_and_fill(struct parser *ps)
     }
     if (!o->mountpoint && !o->check)
         return fail(ps, "no mount point given (usage: kombofs [SOURCE] MOUNTPOINT [options])");
-    if (o->mountpoint && stat(o->mountpoint, &st) < 0)
+    int fd = options_mount_fd(o->mountpoint);
+    if (fd >= 0) {
+        /* mount.fuse3 -o drop_privileges mounted already and passes /dev/fuse:
+         * libfuse's fuse_session_mount takes the descriptor as it is. */
+        if (fcntl(fd, F_GETFD) < 0)
+            return fail(ps, "mount point '%s': descriptor %d is not open", o->mountpoint, fd);
+    } else if (o->mountpoint && stat(o->mountpoint, &st) < 0) {
         return fail(ps, "mount point '%s': %s", o->mountpoint, strerror(errno));
-    if (o->mountpoint && !S_ISDIR(st.st_mode))
+    } else if (o->mountpoint && !S_ISDIR(st.st_mode)) {
         return fail(ps, "mount point '%s' is not a directory", o->mountpoint);
+    }
     if (!o->multi && (!o->integration || !*o->integration))
         return fail(ps, "no integration given: pass SOURCE, --integration=ID or KOMBO_INTEGRATION_ID");
     if (strncmp(o->api_url, "http://", 7) != 0 && strncmp(o->api_url, "https://", 8) != 0)
@@ -529,6 +640,17 @@ static int check_and_fill(struct parser *ps)
         return fail(ps, "--webhook-listen needs --webhook-secret-file=FILE or KOMBO_WEBHOOK_SECRET");
     if (o->webhook_path[0] != '/')
         return fail(ps, "--webhook-path '%s' must start with '/'", o->webhook_path);
+    if (o->metrics_listen) {
+        struct sockaddr_storage sa;
+        socklen_t salen;
+        char why[256];
+        if (wevent_parse_listen(o->metrics_listen, &sa, &salen, why, sizeof why) < 0) {
+            /* the same rules as --webhook-listen; its message names that option */
+            const char *colon = strstr(why, ": ");
+            return fail(ps, "--metrics-listen=%.100s: %s", o->metrics_listen,
+                        colon ? colon + 2 : why);
+        }
+    }
 
     if (!o->cache_dir) {
         struct buf b = BUF_INIT;
@@ -574,6 +696,18 @@ static void build_fuse_argv(struct parser *ps)
     }
     o->fuse_argv[o->fuse_argc++] = strdup("-o");
     o->fuse_argv[o->fuse_argc++] = buf_detach(&b);
+}
+
+int options_mount_fd(const char *mountpoint)
+{
+    if (!mountpoint || strncmp(mountpoint, "/dev/fd/", 8) != 0)
+        return -1;
+    const char *p = mountpoint + 8;
+    if (*p < '0' || *p > '9' || strspn(p, "0123456789") != strlen(p) || strlen(p) > 9)
+        return -1;
+    char *end;
+    long fd = strtol(p, &end, 10);
+    return fd <= INT_MAX ? (int)fd : -1;
 }
 
 int options_parse(int argc, char **argv, struct options *o, char *err,
@@ -623,6 +757,7 @@ void options_free(struct options *o)
     free(o->api_key_file);
     free(o->cache);
     free(o->webhook_listen);
+    free(o->metrics_listen);
     free(o->webhook_path);
     wipe(o->webhook_secret);
     free(o->webhook_secret_file);

@@ -34,6 +34,7 @@ struct options {
     char *webhook_path;
     char *webhook_secret;       /* secret: never logged */
     char *webhook_secret_file;
+    char *metrics_listen;       /* --metrics-listen=ADDR:PORT, checked as --webhook-listen */
     long full_sync_interval;    /* seconds; 0 = only on demand */
     long poll_interval;         /* seconds; 0 = off */
     long overlap;               /* seconds */
@@ -44,9 +45,10 @@ struct options {
     int no_kernel_notify;
     int foreground;
     int debug;
+    int verbosity;              /* -v/--verbose adds 1, -q/--quiet takes 1 away */
     int single_thread;
     int allow_other;
-    int uid_set, gid_set;
+    int uid_set, gid_set;       /* uid= and gid= take a number or a name */
     uid_t uid;
     gid_t gid;
     mode_t umask;               /* applied to the default modes */
@@ -74,8 +76,14 @@ struct options {
 int options_parse(int argc, char **argv, struct options *o, char *err,
                   size_t errlen);
 
-/* "90", "90s", "15m", "1h", "7d" -> seconds. Returns 0, or -1 if invalid. */
+/* "90", "90s", "15m", "1h", "7d", and sums with each unit once, largest
+ * first ("1h30m", "2d12h", "1d12h30m15s") -> seconds. Returns 0, or -1 if
+ * invalid or beyond a long. */
 int options_duration(const char *s, long *secs);
+
+/* The descriptor N of a mount point "/dev/fd/N" (mount.fuse3 -o
+ * drop_privileges has mounted and passes the /dev/fuse descriptor), or -1. */
+int options_mount_fd(const char *mountpoint);
 
 void options_free(struct options *o);
 

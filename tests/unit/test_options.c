@@ -1,3 +1,6 @@
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +47,30 @@ static void test_durations(void)
        options_duration("-1", &s) < 0 && options_duration("1w", &s) < 0 &&
        options_duration("1hh", &s) < 0 && options_duration("99999999999999999999d", &s) < 0,
        "bad durations refused");
+}
+
+/* Sums of units, as rclone users write them (SPEC §1). */
+static void test_compound_durations(void)
+{
+    static const struct { const char *s; long secs; } good[] = {
+        { "1h30m", 5400 }, { "2h", 7200 }, { "90s", 90 }, { "1d12h", 129600 },
+        { "2d12h", 216000 }, { "1d12h30m15s", 131415 }, { "1m30s", 90 }, { "0h0m", 0 },
+        { "1d1s", 86401 }, { "106751991167300d15h", 106751991167300L * 86400 + 54000 },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        long s = -1;
+        ok(options_duration(good[i].s, &s) == 0 && s == good[i].secs, "%s = %ld s (got %ld)",
+           good[i].s, good[i].secs, s);
+    }
+    static const char *const bad[] = {
+        "1h30", "30m1h", "1h1h", "1h 30m", "1h-30m", "1h+30m", "h1", "1x", "1h30x", "1hm",
+        "1d12", "1.5h", " 1h", "1h ", "106751991167301d", "106751991167300d16h",
+        "9223372036854775807s1s", "99999999999999999999s",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long s = 12345;
+        ok(options_duration(bad[i], &s) < 0 && s == 12345, "'%s' refused", bad[i]);
+    }
 }
 
 static void test_good(void)
@@ -142,8 +169,8 @@ static void test_bad(void)
                  "unknown option");
     expect_error(ARGS("x:y", "/tmp", "/tmp", "--api-key-file", keyfile), "unexpected argument",
                  "three positionals");
-    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "uid=abc"), "bad value",
-                 "bad uid");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "uid=abc"),
+                 "no user named 'abc'", "bad uid");
     expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--api-url=ftp://x"), "not an http",
                  "bad URL");
     expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--cache"), "needs a value",
@@ -239,6 +266,105 @@ static void test_multi(void)
 
 static void expect_error(const char *const *args, const char *needle, const char *desc);
 
+/* Issue 16: what operators write in fstab and unit files. */
+static void test_operations(void)
+{
+    struct options o;
+    int rc;
+    unsetenv("KOMBO_API_KEY");
+    unsetenv("KOMBO_INTEGRATION_ID");
+
+    /* uid= and gid= take names (examples/kombofs.env has gid=hr). */
+    struct group *gr = getgrnam("daemon");
+    struct passwd *pw = getpwnam("daemon");
+    gid_t daemon_gid = gr ? gr->gr_gid : 0;
+    uid_t daemon_uid = pw ? pw->pw_uid : 0;
+    ok(gr && pw && daemon_gid != 0 && daemon_uid != 0, "this system has a user and group daemon");
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "uid=daemon,gid=daemon"));
+    ok(rc == 0 && o.uid_set && o.uid == daemon_uid && o.gid_set && o.gid == daemon_gid,
+       "uid=daemon,gid=daemon looked up (%s)", err);
+    ok(rc == 0 && !has_fuse_opt(&o, "uid=") && !has_fuse_opt(&o, "gid="), "and stay ours");
+    options_free(&o);
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "uid=root,gid=0"));
+    ok(rc == 0 && o.uid == 0 && o.gid_set && o.gid == 0, "uid=root, gid=0 (%s)", err);
+    options_free(&o);
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "gid=no-such-group-kfs"),
+                 "option 'gid': no group named 'no-such-group-kfs'", "unknown group");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "uid=no-such-user-kfs"),
+                 "option 'uid': no user named 'no-such-user-kfs'", "unknown user");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "uid=-1"),
+                 "option 'uid'", "uid=-1");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "gid="),
+                 "option 'gid' needs a value", "gid=");
+
+    /* Messages that say what is expected. */
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "umask=999"),
+                 "an octal number", "umask=999 says octal");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--models=payroll"),
+                 "unknown directory 'payroll' (valid: employees, employments, groups, "
+                 "absences, absence-types, time-off-balances, timesheets, legal-entities, "
+                 "locations)", "--models=payroll lists the valid names");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--poll-interval=1h30"),
+                 "1h30m", "a bad duration shows a sum as an example");
+
+    /* mount.fuse3 -o drop_privileges: the mount point is /dev/fd/N. */
+    int fd = open("/dev/null", O_RDWR);
+    char fdpath[32];
+    snprintf(fdpath, sizeof fdpath, "/dev/fd/%d", fd);
+    rc = parse(&o, ARGS("x:y", fdpath, "--api-key-file", keyfile));
+    ok(rc == 0 && strcmp(o.mountpoint, fdpath) == 0, "%s is a mount point (%s)", fdpath, err);
+    options_free(&o);
+    ok(options_mount_fd(fdpath) == fd && options_mount_fd("/dev/fd/") < 0 &&
+       options_mount_fd("/dev/fd/1x") < 0 && options_mount_fd("/dev/fdx/1") < 0 &&
+       options_mount_fd("/tmp") < 0 && options_mount_fd(NULL) < 0 &&
+       options_mount_fd("/dev/fd/99999999999") < 0, "options_mount_fd");
+    close(fd);
+    expect_error(ARGS("x:y", fdpath, "--api-key-file", keyfile), "is not open",
+                 "a closed /dev/fd/N");
+    expect_error(ARGS("x:y", "/dev/null", "--api-key-file", keyfile), "is not a directory",
+                 "a device that is not /dev/fd/N is still refused");
+
+    /* -v and -q, repeatable. */
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile));
+    ok(rc == 0 && o.verbosity == 0, "verbosity 0 by default");
+    options_free(&o);
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-v", "-vv", "--verbose"));
+    ok(rc == 0 && o.verbosity == 4, "-v -vv --verbose: 4 (%s)", err);
+    options_free(&o);
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-q", "--quiet", "-o", "quiet"));
+    ok(rc == 0 && o.verbosity == -3, "-q --quiet -o quiet: -3 (%s)", err);
+    options_free(&o);
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "verbose", "-qq"));
+    ok(rc == 0 && o.verbosity == -1, "-o verbose -qq: -1 (%s)", err);
+    options_free(&o);
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-vq"), "unknown option '-vq'",
+                 "-vq");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "verbose=2"),
+                 "takes no value", "verbose=2");
+
+    /* --metrics-listen: checked as --webhook-listen is. */
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--metrics-listen=127.0.0.1:9187"));
+    ok(rc == 0 && o.metrics_listen && strcmp(o.metrics_listen, "127.0.0.1:9187") == 0,
+       "--metrics-listen=127.0.0.1:9187 (%s)", err);
+    options_free(&o);
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile, "-o", "metrics_listen=[::1]:9187"));
+    ok(rc == 0 && o.metrics_listen && strcmp(o.metrics_listen, "[::1]:9187") == 0,
+       "-o metrics_listen=[::1]:9187 (%s)", err);
+    options_free(&o);
+    rc = parse(&o, ARGS("x:y", "/tmp", "--api-key-file", keyfile));
+    ok(rc == 0 && o.metrics_listen == NULL, "no metrics listener by default");
+    options_free(&o);
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--metrics-listen=127.0.0.1:99999"),
+                 "--metrics-listen=127.0.0.1:99999: the port must be a number", "bad metrics port");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--metrics-listen=nonsense"),
+                 "--metrics-listen=nonsense: expected ADDR:PORT", "bad metrics address");
+    expect_error(ARGS("x:y", "/tmp", "--api-key-file", keyfile, "--metrics-listen="),
+                 "needs a value", "empty --metrics-listen");
+    ok(strstr(options_usage, "--metrics-listen=ADDR:PORT") && strstr(options_usage, "--verbose") &&
+       strstr(options_usage, "--quiet") && strstr(options_usage, "1h30m"),
+       "--help lists --metrics-listen, -v, -q and compound durations");
+}
+
 static void test_multi_bad(void)
 {
     expect_error(ARGS("/tmp", "--api-key-file", keyfile, "--integrations-file", idsfile,
@@ -297,6 +423,8 @@ int main(void)
     fputs("personio:abc\n", f);
     fclose(f);
     test_durations();
+    test_compound_durations();
+    test_operations();
     test_good();
     test_bad();
     test_multi();
