@@ -7,6 +7,12 @@
  * [fork: the parent waits until the child is mounted or failed] → cache →
  * FUSE session → initial full fetch if the cache has no snapshot → mount →
  * notifier and sync worker → request loop → clean shutdown.
+ *
+ * The FUSE options are tried on a throw-away session (fuse_session_new, no
+ * mount) right after the options, so that `-o bogus` fails before a cache
+ * or directory is created. libfuse's messages go through log.c
+ * (fuse_set_log_func). Under systemd: READY=1 once mounted, WATCHDOG=1 from
+ * a thread of sdnotify.c, EXTEND_TIMEOUT_USEC during a first fetch.
  */
 #define FUSE_USE_VERSION 312     /* fuse_loop_cfg_* (libfuse 3.12) */
 #include <errno.h>
@@ -15,12 +21,20 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <sqlite3.h>
 
 #include "clock.h"
 #include "fs.h"
@@ -29,6 +43,7 @@
 #include "models.h"
 #include "notify.h"
 #include "options.h"
+#include "sdnotify.h"
 #include "store.h"
 #include "sync.h"
 #include "version.h"
@@ -37,6 +52,10 @@
 #include "wevent.h"
 
 #define EXIT_USAGE 2
+
+/* How long systemd's start-up timeout is extended past each sign of progress
+ * of a first fetch (fetch.c reports every 5 s; a 429 may ask to wait minutes). */
+#define EXTEND_USEC (5ull * 60 * 1000000)
 
 /* The write end of the pipe the waiting parent reads; -1 in the foreground. */
 static int ready_fd = -1;
@@ -172,8 +191,20 @@ struct daemon {
 
 static void stop_reloader(void);
 
+/* The watchdog's health check: the request loop has not ended. */
+static _Atomic(struct fuse_session *) health_se;
+
+static int healthy(void *ctx)
+{
+    (void)ctx;
+    struct fuse_session *se = atomic_load(&health_se);
+    return !se || !fuse_session_exited(se);
+}
+
 static void teardown(struct daemon *d)
 {
+    sdnotify_watchdog_stop();
+    atomic_store(&health_se, NULL);
     webhook_stop(d->wh);
     stop_reloader();
     mset_free(d->mset);         /* stops its engines, closes its caches */
@@ -209,11 +240,13 @@ static int initial_sync(struct daemon *d)
     sync_set_state(d->sync, "initial-sync");
     log_info("cache %s has no complete snapshot: fetching everything before mounting",
              store_path(d->st));
+    sdnotify_extend_begin(EXTEND_USEC);
     int deferred = store_views_defer(d->st);
     int rc = sync_run_now(d->sync, missing, SYNC_FULL);
     if (deferred > 0 && store_views_index(d->st) < 0)
         rc = -1;
     sync_set_state(d->sync, "ready");
+    sdnotify_extend_end();
     return rc;
 }
 
@@ -229,7 +262,7 @@ static int start_webhooks(struct daemon *d)
     if (d->wh_store)
         d->wh = webhook_start(&d->o, d->sync, d->wh_store, err, sizeof err);
     if (!d->wh) {
-        log_warnx("webhook receiver: %s", err);
+        log_errx("webhook receiver: %s", err);
         return -1;
     }
     sync_set_status_extra(d->sync, webhook_status, d->wh);
@@ -314,19 +347,20 @@ static int run_multi(struct daemon *d)
 {
     char err[1024];
     if (!d->o.offline && kombo_global_init() < 0) {
-        log_warnx("cannot initialise libcurl");
+        log_errx("cannot initialise libcurl");
         return 1;
     }
     d->nt = notify_new(d->o.kernel_notify);
     d->fsset = fsset_new(&d->o);
     d->mset = mset_new(&d->o, d->nt, d->fsset, err, sizeof err);
     if (!d->mset) {
-        log_warnx("%s", err);
+        log_errx("%s", err);
         return EXIT_USAGE;
     }
     d->se = fs_session(d->fsset);
     if (!d->se)
         return EXIT_USAGE;
+    atomic_store(&health_se, d->se);
     if (fuse_set_signal_handlers(d->se) < 0)
         return 1;
     d->handlers = 1;
@@ -337,7 +371,7 @@ static int run_multi(struct daemon *d)
     if (d->o.webhook_listen) {
         d->wh = webhook_start_routed(&d->o, mset_route, d->mset, err, sizeof err);
         if (!d->wh) {
-            log_warnx("webhook receiver: %s", err);
+            log_errx("webhook receiver: %s", err);
             return 1;
         }
         mset_set_webhooks(d->mset, webhook_status, d->wh);
@@ -351,6 +385,7 @@ static int run_multi(struct daemon *d)
     if (notify_start(d->nt, d->se) < 0 || mset_start(d->mset) < 0)
         return 1;
     report_ready(0);
+    sdnotify_extend_end();
     log_sd_notify("READY=1\nSTATUS=mounted, serving the caches");
     return loop(d);
 }
@@ -364,7 +399,7 @@ static int run(struct daemon *d)
         log_warn("cannot create the directory of %s", d->o.cache);
     d->st = store_open(d->o.cache, err, sizeof err);
     if (!d->st) {
-        log_warnx("%s", err);
+        log_errx("%s", err);
         return EXIT_USAGE;
     }
     if (store_claim(d->st) < 0)
@@ -372,14 +407,14 @@ static int run(struct daemon *d)
     d->claimed = 1;
     long derived = fetch_backfill(d->st);   /* a cache from before the views (schema 3) */
     if (derived < 0) {
-        log_warnx("cache %s: cannot derive the views of its records", d->o.cache);
+        log_errx("cache %s: cannot derive the views of its records", d->o.cache);
         return 1;
     }
     if (derived > 0)
         log_info("cache %s: derived the views of %ld records", d->o.cache, derived);
     if (!d->o.offline) {
         if (kombo_global_init() < 0) {
-            log_warnx("cannot initialise libcurl");
+            log_errx("cannot initialise libcurl");
             return 1;
         }
         d->k = kombo_new(d->o.api_url, d->o.api_key, d->o.integration);
@@ -392,6 +427,7 @@ static int run(struct daemon *d)
     d->se = fs_session(d->fsset);
     if (!d->se)
         return EXIT_USAGE;
+    atomic_store(&health_se, d->se);
     if (fuse_set_signal_handlers(d->se) < 0)
         return 1;
     d->handlers = 1;
@@ -402,7 +438,7 @@ static int run(struct daemon *d)
         return 1;
     int warm = sync_models_without_snapshot(d->sync) == 0;
     if (initial_sync(d) < 0) {
-        log_warnx("the initial fetch failed; nothing was mounted (see the messages above)");
+        log_errx("the initial fetch failed; nothing was mounted (see the messages above)");
         return 1;
     }
     if (fuse_session_exited(d->se))
@@ -422,6 +458,7 @@ static int run(struct daemon *d)
             sync_request(d->sync, MODELS_ALL, SYNC_DELTA, 0);
     }
     report_ready(0);
+    sdnotify_extend_end();
     log_sd_notify("READY=1\nSTATUS=mounted, serving the cache");
     return loop(d);
 }
@@ -434,6 +471,130 @@ static int check_page(void *ctx, const char *body, const struct jtext_page *page
     return 1;   /* one page proves access */
 }
 
+static int check_fuse_options(const struct options *o, char *err, size_t errlen);
+
+/* The FUSE device, and for a user other than root the setuid helper and
+ * the permission allow_other needs (fuse.conf(5)). Returns 1 if it failed. */
+static int check_fuse(const struct options *o)
+{
+    int failed = 0;
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        printf("  FUSE         FAILED: cannot open /dev/fuse: %s (the fuse module, or the device "
+               "in a container)\n", strerror(errno));
+        failed = 1;
+    } else {
+        close(fd);
+        printf("  FUSE         /dev/fuse opens\n");
+    }
+    if (options_mount_fd(o->mountpoint) >= 0) {
+        printf("  fusermount3  not needed (mounted by the caller: %s)\n", o->mountpoint);
+        return failed;
+    }
+    if (geteuid() == 0) {
+        printf("  fusermount3  not needed (root mounts with mount(2))\n");
+        if (o->allow_other)
+            printf("  allow_other  allowed (root)\n");
+        return failed;
+    }
+    /* libfuse runs /usr/bin/fusermount3, else the one on PATH */
+    char found[4096] = "";
+    struct stat st;
+    if (stat("/usr/bin/fusermount3", &st) == 0) {
+        snprintf(found, sizeof found, "/usr/bin/fusermount3");
+    } else {
+        const char *path = getenv("PATH");
+        while (path && *path && !found[0]) {
+            size_t n = strcspn(path, ":");
+            char cand[4096];
+            if (n && n < sizeof cand - 13) {
+                snprintf(cand, sizeof cand, "%.*s/fusermount3", (int)n, path);
+                if (stat(cand, &st) == 0)
+                    snprintf(found, sizeof found, "%s", cand);
+            }
+            path += n + (path[n] == ':');
+        }
+    }
+    if (!found[0]) {
+        printf("  fusermount3  FAILED: not found in /usr/bin or on PATH (package fuse3): a user "
+               "other than root mounts with it\n");
+        failed = 1;
+    } else if (st.st_uid != 0 || !(st.st_mode & S_ISUID)) {
+        printf("  fusermount3  FAILED: %s is not setuid root\n", found);
+        failed = 1;
+    } else {
+        printf("  fusermount3  %s (setuid root)\n", found);
+    }
+    if (o->allow_other) {
+        int allowed = 0;
+        FILE *f = fopen("/etc/fuse.conf", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f)) {
+            char *p = line + strspn(line, " \t");
+            size_t n = strcspn(p, " \t\r\n#");
+            if (n == 16 && memcmp(p, "user_allow_other", 16) == 0)
+                allowed = 1;
+        }
+        if (f)
+            fclose(f);
+        if (allowed) {
+            printf("  allow_other  allowed (user_allow_other in /etc/fuse.conf)\n");
+        } else {
+            printf("  allow_other  FAILED: a user other than root needs user_allow_other in "
+                   "/etc/fuse.conf\n");
+            failed = 1;
+        }
+    }
+    return failed;
+}
+
+/* The directory of the cache (created on the first start if missing) must be
+ * writable; nothing is created here. Returns 1 if it failed. */
+static int check_cache_dir(const struct options *o)
+{
+    const char *target = o->multi ? o->cache_dir : o->cache;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", target);
+    if (!o->multi) {
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+            *slash = '\0';
+        else if (slash)
+            slash[1] = '\0';
+    }
+    struct stat st;
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s", dir);
+    /* the nearest directory that exists: the start creates the rest */
+    while (stat(probe, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+        char *slash = strrchr(probe, '/');
+        if (!slash || slash == probe) {
+            snprintf(probe, sizeof probe, "/");
+            break;
+        }
+        *slash = '\0';
+    }
+    if (stat(probe, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        printf("  cache dir    FAILED: %s: %s\n", probe,
+               stat(probe, &st) < 0 ? strerror(errno) : strerror(ENOTDIR));
+        return 1;
+    }
+    if (access(probe, W_OK | X_OK) < 0) {
+        printf("  cache dir    FAILED: %s is not writable: %s\n", probe, strerror(errno));
+        return 1;
+    }
+    if (access(o->cache ? o->cache : dir, F_OK) == 0 && o->cache &&
+        access(o->cache, R_OK | W_OK) < 0) {
+        printf("  cache dir    FAILED: %s is not writable: %s\n", o->cache, strerror(errno));
+        return 1;
+    }
+    if (strcmp(probe, dir) == 0)
+        printf("  cache dir    %s is writable\n", dir);
+    else
+        printf("  cache dir    %s will be created (%s is writable)\n", dir, probe);
+    return 0;
+}
+
 /* kombofs --check: what an operator wants to know before mounting. */
 static int run_check(struct daemon *d)
 {
@@ -442,7 +603,12 @@ static int run_check(struct daemon *d)
     int failed = 0;
 
     printf("kombofs %s: checking integration %s\n", KOMBOFS_VERSION, o->integration);
-    printf("  options      ok (API %s, cache %s)\n", o->api_url, o->cache);
+    if (check_fuse_options(o, err, sizeof err) < 0) {
+        printf("  options      FAILED: %s\n", err);
+        failed = 1;
+    } else {
+        printf("  options      ok (API %s, cache %s)\n", o->api_url, o->cache);
+    }
     if (o->api_key)
         printf("  API key      %zu bytes, from %s\n", strlen(o->api_key),
                o->api_key_file ? o->api_key_file : "KOMBO_API_KEY");
@@ -457,7 +623,13 @@ static int run_check(struct daemon *d)
                    o->webhook_path, strlen(o->webhook_secret));
         }
     }
-    if (access(o->cache, F_OK) < 0) {
+    failed |= check_fuse(o);
+    failed |= check_cache_dir(o);
+    if (access(o->cache, F_OK) < 0 && o->offline) {
+        printf("  cache        FAILED: %s does not exist, and --offline serves only an existing cache\n",
+               o->cache);
+        failed = 1;
+    } else if (access(o->cache, F_OK) < 0) {
         printf("  cache        %s does not exist yet: the first mount fetches everything\n",
                o->cache);
     } else if (!(d->st = store_open(o->cache, err, sizeof err))) {
@@ -506,14 +678,106 @@ static int run_check(struct daemon *d)
     return failed ? 1 : 0;
 }
 
+static void log_at(int pri, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_at(int pri, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(pri, fmt, ap);
+    va_end(ap);
+}
+
+/* libfuse's messages (fuse_set_log_func) as lines of our log, at their own
+ * priority (fuse_log_level uses syslog's numbers). libfuse writes some
+ * lines in pieces: they are put together per thread up to the newline. */
+static void fuse_to_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    static _Thread_local char line[1024];
+    static _Thread_local size_t len;
+    int n = vsnprintf(line + len, sizeof line - len, fmt, ap);
+    if (n > 0)
+        len += (size_t)n < sizeof line - len ? (size_t)n : sizeof line - len - 1;
+    if (len && line[len - 1] != '\n' && len < sizeof line - 1)
+        return;
+    while (len && line[len - 1] == '\n')
+        line[--len] = '\0';
+    if (len)
+        log_at((int)level, "%s", line);
+    len = 0;
+}
+
+/* While the FUSE options are tried: libfuse's error messages, kept. */
+static char probe_msg[512];
+static size_t probe_len;
+
+static void fuse_to_probe(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    if (level > FUSE_LOG_ERR || probe_len >= sizeof probe_msg - 1)
+        return;
+    int n = vsnprintf(probe_msg + probe_len, sizeof probe_msg - probe_len, fmt, ap);
+    if (n > 0)
+        probe_len += (size_t)n < sizeof probe_msg - probe_len ? (size_t)n
+                                                               : sizeof probe_msg - probe_len - 1;
+}
+
+/* Try the FUSE options on a session that is never mounted, before anything is
+ * created: 0, or -1 with libfuse's reason in err. */
+static int check_fuse_options(const struct options *o, char *err, size_t errlen)
+{
+    struct fuse_lowlevel_ops ops;
+    memset(&ops, 0, sizeof ops);
+    struct fuse_args args = FUSE_ARGS_INIT(o->fuse_argc, o->fuse_argv);
+    probe_len = 0;
+    probe_msg[0] = '\0';
+    fuse_set_log_func(fuse_to_probe);
+    struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, NULL);
+    fuse_opt_free_args(&args);
+    fuse_set_log_func(fuse_to_log);
+    if (se) {
+        fuse_session_destroy(se);
+        return 0;
+    }
+    char *msg = probe_msg;
+    if (strncmp(msg, "fuse: ", 6) == 0)
+        msg += 6;
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    for (char *p = msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    snprintf(err, errlen, "FUSE refused the options: %s", n ? msg : "(no reason given)");
+    return -1;
+}
+
+/* kombofs --version: ours, and the libraries' as they run (not as built). */
+static void print_version(void)
+{
+    const curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+    printf("kombofs %s\n", KOMBOFS_VERSION);
+    printf("libfuse %s\n", fuse_pkgversion());
+    printf("libcurl %s\n", curl && curl->version ? curl->version : "unknown");
+    printf("SQLite %s\n", sqlite3_libversion());
+    printf("jansson %s\n", jansson_version_str());
+    printf("libmicrohttpd %s\n", MHD_get_version());
+    const char *ssl = OpenSSL_version(OPENSSL_VERSION);     /* "OpenSSL 3.0.11 19 Sep 2023" */
+    printf("%s%s\n", strncmp(ssl, "OpenSSL ", 8) == 0 ? "" : "OpenSSL ", ssl);
+}
+
+static int log_level(const struct options *o)
+{
+    return o->debug ? LOG_DEBUG : LOG_INFO + o->verbosity;
+}
+
 int main(int argc, char **argv)
 {
     struct daemon d;
     char err[1024];
     memset(&d, 0, sizeof d);
-    log_init(0);
+    log_init(LOG_INFO);
+    fuse_set_log_func(fuse_to_log);
     if (options_parse(argc, argv, &d.o, err, sizeof err) < 0) {
-        fprintf(stderr, "kombofs: %s\n", err);
+        log_usage_error("%s", err);
         options_free(&d.o);
         return EXIT_USAGE;
     }
@@ -523,12 +787,16 @@ int main(int argc, char **argv)
         return 0;
     }
     if (d.o.show_version) {
-        printf("kombofs %s (libfuse %s, %s)\n", KOMBOFS_VERSION, fuse_pkgversion(),
-               "SQLite, libcurl, jansson");
+        print_version();
         options_free(&d.o);
         return 0;
     }
-    log_init(d.o.debug);
+    log_init(log_level(&d.o));
+    if (!d.o.check && check_fuse_options(&d.o, err, sizeof err) < 0) {
+        log_usage_error("%s", err);
+        options_free(&d.o);
+        return EXIT_USAGE;
+    }
     if (d.o.check) {
         int status = run_check(&d);
         teardown(&d);
@@ -537,15 +805,17 @@ int main(int argc, char **argv)
     if (d.o.webhook_listen &&
         wevent_parse_listen(d.o.webhook_listen, &(struct sockaddr_storage){ 0 },
                             &(socklen_t){ 0 }, err, sizeof err) < 0) {
-        fprintf(stderr, "kombofs: %s\n", err);
+        log_usage_error("%s", err);
         options_free(&d.o);
         return EXIT_USAGE;
     }
     if (!d.o.foreground && daemonize() < 0) {
-        fprintf(stderr, "kombofs: cannot go to the background: %s\n", strerror(errno));
+        log_usage_error("cannot go to the background: %s", strerror(errno));
         options_free(&d.o);
         return 1;
     }
+    if (sdnotify_watchdog_start(healthy, NULL) < 0)
+        log_warnx("cannot start the watchdog thread");
     int status = run(&d);
     report_ready(status);
     teardown(&d);

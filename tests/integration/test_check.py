@@ -2,6 +2,8 @@
 import os
 import subprocess
 
+import pytest
+
 from conftest import API_KEY, INTEGRATION, KOMBOFS
 
 
@@ -65,3 +67,64 @@ def test_bad_listen_address_exits_2_before_mounting(tmp_path):
                         "--webhook-listen=nonsense", f"--webhook-secret-file={secret}"],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_check_looks_at_fuse_and_the_cache_directory(sandbox, tmp_path):
+    r = check(sandbox, tmp_path, "-o", "allow_other")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "  FUSE         /dev/fuse opens" in r.stdout
+    assert "  fusermount3  not needed (root mounts with mount(2))" in r.stdout
+    assert "  allow_other  allowed (root)" in r.stdout
+    assert f"  cache dir    {tmp_path} is writable" in r.stdout
+    r = check(sandbox, tmp_path, f"--cache={tmp_path}/new/sub/c.db")
+    assert r.returncode == 0 and f"{tmp_path}/new/sub will be created ({tmp_path} is writable)" in r.stdout
+    assert not os.path.exists(tmp_path / "new"), "a check creates nothing"
+
+
+def test_check_reports_a_cache_directory_it_cannot_create(sandbox, tmp_path):
+    (tmp_path / "file").write_text("")
+    r = check(sandbox, tmp_path, f"--cache={tmp_path}/file/sub/c.db")
+    assert r.returncode == 1 and "check FAILED" in r.stdout
+    assert f"  cache dir    FAILED: {tmp_path}/file: Not a directory" in r.stdout, r.stdout
+
+
+def test_check_offline_without_a_cache_fails(sandbox, tmp_path):
+    r = check(sandbox, tmp_path, "--offline")
+    assert r.returncode == 1, r.stdout
+    assert "all checks passed" not in r.stdout and "check FAILED" in r.stdout
+    assert "does not exist, and --offline serves only an existing cache" in r.stdout
+    assert not sandbox.requests()
+
+
+def test_check_tries_the_fuse_options(sandbox, tmp_path):
+    r = check(sandbox, tmp_path, "-o", "bogus")
+    assert r.returncode == 1 and "  options      FAILED: FUSE refused the options" in r.stdout
+    assert "bogus" in r.stdout
+
+
+def test_check_as_a_user_other_than_root(sandbox, tmp_path):
+    """As nobody: fusermount3 must be setuid root, allow_other needs user_allow_other, and
+    /dev/fuse must open; what the check says is compared with what this host has."""
+    import pwd
+    import shutil
+    import stat
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) not installed")
+    nobody = pwd.getpwnam("nobody")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOMBO_")}
+    env["KOMBO_API_KEY"] = API_KEY
+    r = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                        "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+                        KOMBOFS, "--check", INTEGRATION, "--offline", "--cache=/tmp/kombofs-none/c.db",
+                        "-o", "allow_other"], capture_output=True, text=True, timeout=30, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    dev_ok = os.stat("/dev/fuse").st_mode & 0o006 == 0o006
+    assert ("/dev/fuse opens" in r.stdout) == dev_ok, r.stdout
+    assert ("FAILED: cannot open /dev/fuse: Permission denied" in r.stdout) == (not dev_ok)
+    fm = shutil.which("fusermount3") or ""
+    fm_ok = fm and os.stat(fm).st_uid == 0 and os.stat(fm).st_mode & stat.S_ISUID
+    assert ("fusermount3  /usr/bin/fusermount3 (setuid root)" in r.stdout) == bool(fm_ok), r.stdout
+    with open("/etc/fuse.conf") as f:
+        uao = any(ln.split("#")[0].strip() == "user_allow_other" for ln in f)
+    assert ("allow_other  allowed (user_allow_other in /etc/fuse.conf)" in r.stdout) == uao
+    assert ("allow_other  FAILED: a user other than root needs user_allow_other" in r.stdout) == (not uao)

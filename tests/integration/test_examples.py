@@ -753,3 +753,80 @@ def test_consumer_usage_and_state_errors(sandbox, kombofs, tmp_path):
     r = subprocess.run([CONSUMER, "--once", str(tmp_path / "nothing"), c.state],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "cannot list" in r.stderr
+
+
+# --- examples/kombofs.env as shipped (issue 16) ------------------------------------
+
+def systemd_env_file(path):
+    """KEY=VALUE lines as systemd's EnvironmentFile= reads them (no quotes used here)."""
+    env = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith(("#", ";")):
+                k, v = line.split("=", 1)
+                env[k] = v
+    return env
+
+
+def test_shipped_env_file_mounts(sandbox, tmp_path):
+    """examples/kombofs.env, unchanged, run the way kombofs.service runs it (-f, its
+    $KOMBOFS_OPTIONS split into words): in a private mount namespace where /etc is an overlay
+    that has the group hr and /etc/kombofs's key and secret, and /srv is a tmpfs. --check
+    passes, the mount appears, and its files belong to hr with umask 0027 (gid=hr was
+    refused before, and the shipped unit restarted every 10 s)."""
+    import shutil
+    import socket
+    from conftest import API_KEY, KOMBOFS, is_mounted
+    if not shutil.which("unshare"):
+        pytest.skip("unshare (util-linux) not installed")
+    shipped = systemd_env_file(os.path.join(ROOT, "examples", "kombofs.env"))
+    assert "gid=hr" in shipped["KOMBOFS_OPTIONS"]
+    port = int(shipped["KOMBOFS_OPTIONS"].split("--webhook-listen=")[1].split()[0].split(":")[1])
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        pytest.skip(f"port {port} of the shipped file is taken on this host")
+    finally:
+        s.close()
+    for d in ("upper", "work", "state"):
+        (tmp_path / d).mkdir()
+    script = f"""
+set -eu
+mount -t overlay overlay -o lowerdir=/etc,upperdir={tmp_path}/upper,workdir={tmp_path}/work /etc
+grep -q '^hr:' /etc/group || echo 'hr:x:4242:' >> /etc/group
+mkdir -p /etc/kombofs
+printf '%s\\n' '{API_KEY}' > /etc/kombofs/api-key
+printf 'secret\\n' > /etc/kombofs/webhook-secret
+mount -t tmpfs tmpfs /srv
+mkdir -p "$KOMBOFS_MOUNTPOINT"
+{KOMBOFS} --check $KOMBO_INTEGRATION_ID $KOMBOFS_OPTIONS
+{KOMBOFS} $KOMBO_INTEGRATION_ID $KOMBOFS_MOUNTPOINT -f $KOMBOFS_OPTIONS 2>{tmp_path}/log &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid || true' EXIT
+i=0
+until grep -q " $KOMBOFS_MOUNTPOINT fuse" /proc/self/mounts; do
+    i=$((i+1)); [ $i -lt 600 ] || exit 9; kill -0 $pid; sleep 0.05
+done
+echo "hr=$(getent group hr | cut -d: -f3)"
+stat -c 'files=%g %a' "$KOMBOFS_MOUNTPOINT"/employees/*.json | sort -u
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOMBO")}
+    env.update(shipped, KOMBO_API_URL=sandbox.url, STATE_DIRECTORY=str(tmp_path / "state"))
+    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
+    assert p.returncode == 0, out + err + log
+    assert "all checks passed" in out, out
+    hr = re.search(r"^hr=(\d+)$", out, re.M).group(1)
+    assert re.findall(r"^files=.*$", out, re.M) == [f"files={hr} 440"], out
+    assert (tmp_path / "state" / f"{escape(shipped['KOMBO_INTEGRATION_ID'])}.db").exists()
+    assert not is_mounted(shipped["KOMBOFS_MOUNTPOINT"])

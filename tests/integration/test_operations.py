@@ -5,6 +5,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -174,3 +175,384 @@ def test_example_files_parse():
     line = [ln for ln in open(os.path.join(ROOT, "examples", "fstab")) if not ln.startswith("#")][0]
     assert line.split()[2] == "fuse.kombofs" and "api_key_file=" in line.split()[3]
     assert shutil.which("groff")
+
+
+# --- issue 16: operating it as operators and packagers do --------------------------
+
+def test_version_names_the_libraries_it_runs_with():
+    """--version: kombofs's and the runtime versions of the six libraries, each one checked
+    by asking the very shared object the binary is linked with (ldd) through ctypes."""
+    import ctypes
+    r = subprocess.run([KOMBOFS, "--version"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and r.stderr == ""
+    lines = dict(ln.split(" ", 1) for ln in r.stdout.splitlines())
+    assert set(lines) == {"kombofs", "libfuse", "libcurl", "SQLite", "jansson", "libmicrohttpd",
+                          "OpenSSL"}, r.stdout
+    libs = {}
+    for ln in subprocess.run(["ldd", KOMBOFS], capture_output=True, text=True).stdout.splitlines():
+        if "=>" in ln and "/" in ln.split("=>")[1]:
+            libs[ln.split()[0].split(".so")[0]] = ln.split("=>")[1].split()[0]
+
+    def call(lib, fn, *args):
+        f = getattr(ctypes.CDLL(libs[lib]), fn)
+        f.restype = ctypes.c_char_p
+        return f(*args).decode()
+
+    assert lines["libfuse"] == call("libfuse3", "fuse_pkgversion")
+    assert lines["libcurl"] == call("libcurl", "curl_version").split()[0].split("/")[1]
+    assert lines["SQLite"] == call("libsqlite3", "sqlite3_libversion")
+    assert lines["jansson"] == call("libjansson", "jansson_version_str")
+    assert lines["libmicrohttpd"] == call("libmicrohttpd", "MHD_get_version")
+    assert lines["OpenSSL"] == call("libcrypto", "OpenSSL_version", 0).split(" ", 1)[1]
+
+
+def run_kombofs(*args, timeout=20, **kw):
+    return subprocess.run([KOMBOFS, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def test_bad_options_are_one_kombofs_line_and_create_nothing(tmp_path):
+    """-o bogus is refused before the cache (or its directory) exists; every message
+    starts with kombofs: and says what was expected."""
+    (tmp_path / "key").write_text("k\n")
+    (tmp_path / "mnt").mkdir()
+    base = [INTEGRATION, str(tmp_path / "mnt"), f"--api-key-file={tmp_path}/key",
+            f"--cache={tmp_path}/state/c.db"]
+    cases = [
+        (["-o", "bogus"], "bogus"),
+        (["-o", "allow_other,frobnicate=1"], "frobnicate"),
+        (["-o", "umask=999"], "octal"),
+        (["--models=payroll"], "valid: employees, employments, groups"),
+        (["-o", "gid=no-such-group-kombofs"], "no group named 'no-such-group-kombofs'"),
+        (["--full-sync-interval=1h30"], "1h30m"),
+        (["--metrics-listen=127.0.0.1:0"], "--metrics-listen=127.0.0.1:0"),
+    ]
+    for extra, needle in cases:
+        r = run_kombofs(*base, *extra)
+        assert r.returncode == 2, (extra, r.stderr)
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("kombofs: ") and needle in err[0], (extra, err)
+        assert sorted(os.listdir(tmp_path)) == ["key", "mnt"], (extra, os.listdir(tmp_path))
+    assert not is_mounted(str(tmp_path / "mnt"))
+
+
+def test_compound_durations_are_accepted(sandbox, kombofs):
+    fs = kombofs(sandbox, "--models=employees", "--full-sync-interval=1d12h",
+                 "-o", "poll_interval=1h30m,overlap=1m30s")
+    assert fs.status()["state"] == "ready"
+
+
+def daemons_named(needle):
+    """Pids of kombofs processes (any argv[0]) whose command line contains needle."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"kombofs" and any(needle.encode() in a for a in argv):
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.skipif(not os.path.exists("/sbin/mount.fuse3"), reason="fuse3's mount.fuse3 not installed")
+def test_mount_fuse3_drop_privileges(sandbox, tmp_path, on_path):
+    """mount.fuse3 -o drop_privileges mounts itself and runs kombofs with /dev/fd/N as the
+    mount point and no capabilities left (it was refused as "not a directory")."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "fuse.kombofs", INTEGRATION, str(mnt), "-o",
+                        "drop_privileges," + mount_options(sandbox, tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert is_mounted(str(mnt))
+        assert read_dir_plain(mnt / "employees") == {e["id"]: e for e in sandbox.visible("employees")}
+        [pid] = daemons_named(sandbox.url)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert b"/dev/fd/" in f.read().split(b"\0")[2]
+        with open(f"/proc/{pid}/status") as f:
+            caps = dict(ln.split(":\t", 1) for ln in f.read().splitlines() if ln.startswith("Cap"))
+        assert int(caps["CapEff"], 16) == 0 and int(caps["CapPrm"], 16) == 0, caps
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+    deadline = time.monotonic() + 10
+    while (is_mounted(str(mnt)) or daemons_named(sandbox.url)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_mounted(str(mnt)) and not daemons_named(sandbox.url)
+
+
+def read_dir_plain(path):
+    import json
+    out = {}
+    for name in os.listdir(path):
+        with open(os.path.join(path, name), encoding="utf-8") as f:
+            rec = json.load(f)
+        out[rec["id"]] = rec
+    return out
+
+
+def test_dev_fd_mount_point_from_a_mount_syscall(sandbox, tmp_path):
+    """What mount.fuse3 does, done here: open /dev/fuse, mount(2) it with fd=N, and start
+    kombofs (a child, with a timeout) on /dev/fd/N."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    (tmp_path / "key").write_text(API_KEY + "\n")
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    opts = f"fd={fd},rootmode=40000,user_id=0,group_id=0,default_permissions".encode()
+    MS_NOSUID, MS_NODEV = 2, 4
+    rc = libc.mount(INTEGRATION.encode(), str(mnt).encode(), b"fuse.kombofs", MS_NOSUID | MS_NODEV, opts)
+    assert rc == 0, os.strerror(ctypes.get_errno())
+    log = open(tmp_path / "log", "w")
+    proc = subprocess.Popen([KOMBOFS, INTEGRATION, f"/dev/fd/{fd}", "-f", f"--cache={tmp_path}/c.db",
+                             f"--api-key-file={tmp_path}/key", f"--api-url={sandbox.url}",
+                             "--models=employees", "--poll-interval=0"],
+                            pass_fds=[fd], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    os.close(fd)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(mnt / "employees"):
+            assert proc.poll() is None, open(tmp_path / "log").read()
+            assert time.monotonic() < deadline, open(tmp_path / "log").read()
+            time.sleep(0.05)
+        assert read_dir_plain(mnt / "employees") == {e["id"]: e for e in sandbox.visible("employees")}
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        try:
+            assert proc.wait(timeout=10) == 0, open(tmp_path / "log").read()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert not is_mounted(str(mnt))
+
+
+def start_child(args, tmp_path, env, stderr_path, mnt):
+    """kombofs -f as a child, stderr to stderr_path; returns (Mount, stderr file)."""
+    import conftest
+    f = open(stderr_path, "w")
+    proc = subprocess.Popen([KOMBOFS, *args], stdout=f, stderr=f, env=dict(os.environ, **env),
+                            start_new_session=True)
+    return conftest.Mount(proc, mnt, stderr_path, None), f
+
+
+def journal_run(sandbox, tmp_path, name, *extra, expect_mount=True):
+    """Runs kombofs -f with stderr a file that JOURNAL_STREAM names; returns its lines."""
+    mnt = tmp_path / f"mnt-{name}"
+    mnt.mkdir()
+    (tmp_path / "key").write_text(API_KEY + "\n")
+    path = tmp_path / f"{name}.journal"
+    path.touch()
+    st = os.stat(path)
+    args = [INTEGRATION, str(mnt), "-f", f"--cache={tmp_path}/{name}.db",
+            f"--api-key-file={tmp_path}/key", f"--api-url={sandbox.url}", "--models=employees",
+            "--poll-interval=0", *extra]
+    m, f = start_child(args, tmp_path, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, path, str(mnt))
+    try:
+        if expect_mount:
+            deadline = time.monotonic() + 30
+            while not is_mounted(str(mnt)):
+                assert m.proc.poll() is None and time.monotonic() < deadline, path.read_text()
+                time.sleep(0.02)
+            os.listdir(mnt / "employees")
+        else:
+            m.proc.wait(timeout=20)
+    finally:
+        m.stop()
+        f.close()
+    return m.proc.returncode, path.read_text().splitlines()
+
+
+def test_journal_stream_gets_syslog_priorities(sandbox, tmp_path):
+    """Under systemd (JOURNAL_STREAM names stderr) each line starts with <N> and has no
+    timestamp of ours; -v adds debug lines, -q leaves only warnings and errors, -d sends
+    libfuse's own messages through the same log."""
+    import re
+    rc, lines = journal_run(sandbox, tmp_path, "plain")
+    assert rc == 0 and lines, lines
+    assert all(re.match(r"<[3-7]>\S", ln) for ln in lines), lines
+    assert any(ln.startswith("<6>mounted ") for ln in lines), lines
+    assert not any(re.search(r"\d\d:\d\d:\d\d\.\d\d\d", ln) for ln in lines), lines
+    assert not any(ln.startswith("<7>") for ln in lines)
+
+    rc, lines = journal_run(sandbox, tmp_path, "verbose", "-v")
+    assert rc == 0 and any(ln.startswith("<7>debug: ") for ln in lines), lines
+
+    rc, lines = journal_run(sandbox, tmp_path, "quiet", "-q")
+    assert rc == 0 and not any(ln.startswith(("<6>", "<7>")) for ln in lines), lines
+
+    rc, lines = journal_run(sandbox, tmp_path, "fuse", "-d")
+    assert rc == 0 and any(ln.startswith("<7>debug: ") and "opcode: INIT" in ln for ln in lines), \
+        [ln for ln in lines if "INIT" in ln]
+    assert all(re.match(r"<[0-7]>", ln) for ln in lines)
+
+    # A start that fails: the cache cannot be created (warning), so nothing mounts (error).
+    (tmp_path / "file").write_text("")
+    rc, lines = journal_run(sandbox, tmp_path, "fails", f"--cache={tmp_path}/file/sub/c.db",
+                            expect_mount=False)
+    assert rc == 2, lines
+    assert any(ln.startswith("<4>warning: ") for ln in lines), lines
+    assert any(ln.startswith("<3>error: ") for ln in lines), lines
+
+    # JOURNAL_STREAM inherited by a process whose stderr is elsewhere: plain lines.
+    st = os.stat("/dev/null")
+    r = subprocess.run([KOMBOFS, INTEGRATION, str(tmp_path / "mnt-plain"), "-o", "umask=999",
+                        f"--api-key-file={tmp_path}/key"], capture_output=True, text=True,
+                       env=dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}"), timeout=10)
+    assert r.returncode == 2 and r.stderr.startswith("kombofs: option 'umask'"), r.stderr
+
+
+def recv_all(sock, until, timeout):
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            out.append(sock.recv(4096).decode())
+        except socket.timeout:
+            break
+        if until(out):
+            break
+    return out
+
+
+def test_watchdog_pings_and_start_timeout_extension(sandbox, kombofs, tmp_path):
+    """NOTIFY_SOCKET (abstract, '@'), WATCHDOG_USEC: EXTEND_TIMEOUT_USEC during the first
+    fetch, READY=1, then WATCHDOG=1 every WATCHDOG_USEC/2; none for another WATCHDOG_PID."""
+    name = f"kombofs-test-{os.getpid()}-{time.monotonic_ns()}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    try:
+        fs = kombofs(sandbox, "--models=employees", "--poll-interval=0",
+                     env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "200000"})
+        msgs = recv_all(sock, lambda m: any("READY=1" in x for x in m), 10)
+        ready = next(i for i, m in enumerate(msgs) if "READY=1" in m)
+        before = msgs[:ready]
+        assert any("EXTEND_TIMEOUT_USEC=300000000" in m for m in before), msgs
+        assert any(m.startswith("STATUS=employees: full fetch") and "EXTEND_TIMEOUT_USEC=" in m
+                   for m in before), msgs
+        t0 = time.monotonic()
+        after = recv_all(sock, lambda m: m.count("WATCHDOG=1") >= 5, 5)
+        assert after.count("WATCHDOG=1") >= 5 and time.monotonic() - t0 < 2, after
+        assert not any("EXTEND_TIMEOUT_USEC" in m for m in after), after
+        fs.stop()
+        recv_all(sock, lambda m: False, 0.2)  # drain
+
+        # A warm cache: READY=1 at once, no extension; WATCHDOG_PID names another process.
+        fs = kombofs(sandbox, "--models=employees", "--poll-interval=0",
+                     env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "100000",
+                          "WATCHDOG_PID": "1"})
+        msgs = recv_all(sock, lambda m: False, 0.6)
+        assert any("READY=1" in m for m in msgs), msgs
+        assert not any("WATCHDOG=1" in m or "EXTEND_TIMEOUT_USEC" in m for m in msgs), msgs
+    finally:
+        sock.close()
+
+
+def configured_template(tmp_path):
+    text = open(os.path.join(ROOT, "examples", "kombofs@.service.in")).read()
+    text = text.replace("@BINDIR@", BUILD).replace("@DOCDIR@", "/usr/share/doc/kombofs")
+    path = tmp_path / "kombofs@.service"
+    path.write_text(text)
+    return path, text
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_template_unit_verifies(tmp_path):
+    """examples/kombofs@.service.in, with the build's binary, passes systemd-analyze verify
+    without a warning (an unknown key is only a warning there, so stderr must be empty)."""
+    path, text = configured_template(tmp_path)
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(path)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    for line in ("Type=notify", "EnvironmentFile=/etc/kombofs/%i.env", "User=kombofs",
+                 "StateDirectory=kombofs", "WatchdogSec=", "NoNewPrivileges=yes",
+                 "AmbientCapabilities=CAP_SYS_ADMIN", "CapabilityBoundingSet=CAP_SYS_ADMIN"):
+        assert "\n" + line in text, line
+    for namespaced in ("ProtectSystem=", "PrivateTmp=", "DynamicUser=", "ProtectHome=",
+                       "PrivateDevices=", "ReadWritePaths="):
+        assert "\n" + namespaced not in text, namespaced
+    # a bad key would have been reported: the check can fail
+    path.write_text(text.replace("[Service]\n", "[Service]\nProtectSystm=strict\n"))
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(path)], capture_output=True, text=True,
+                       timeout=60)
+    assert "Unknown key" in r.stderr
+
+
+def test_the_template_credentials_mount_and_a_slave_namespace_hides_the_mount(sandbox, tmp_path):
+    """What the template gives kombofs, reproduced with setpriv: a user that is not root
+    (nobody), CAP_SYS_ADMIN as its only (ambient) capability, no_new_privs (so a setuid
+    fusermount3 could not help). It mounts and serves. It runs in a mount namespace that is
+    a slave of ours, as systemd's ProtectSystem=/PrivateTmp= make one: the mount is not seen
+    here, which is why the template uses none of them. /dev/fuse is 0666 on a normal host
+    (the kernel's default); this container has it 0600, so the namespace gets a 0666 node."""
+    if not shutil.which("setpriv") or not shutil.which("unshare"):
+        pytest.skip("setpriv/unshare (util-linux) not installed")
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    _, unit = configured_template(tmp_path)
+    settings = dict(ln.split("=", 1) for ln in unit.splitlines() if "=" in ln and not ln.startswith("#"))
+    assert settings["User"] == "kombofs"   # played here by nobody: not root, no groups
+    caps = ",".join("+" + c.lower()[4:] for c in settings["AmbientCapabilities"].split())
+    bounding = ",".join("+" + c.lower()[4:] for c in settings["CapabilityBoundingSet"].split())
+    nnp = "--no-new-privs" if settings.get("NoNewPrivileges") == "yes" else ""
+    assert caps == bounding == "+sys_admin" and nnp
+    work = tempfile.mkdtemp(prefix="kombofs-cred-", dir="/tmp")
+    os.chmod(work, 0o755)
+    try:
+        for d in ("mnt", "state"):
+            os.mkdir(os.path.join(work, d))
+        os.chown(os.path.join(work, "state"), nobody.pw_uid, nobody.pw_gid)
+        key = os.path.join(work, "key")
+        with open(key, "w") as f:
+            f.write(API_KEY + "\n")
+        os.chown(key, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(key, 0o400)
+        script = f"""
+set -eu
+mknod -m 666 {work}/fuse c 10 229
+mount --bind {work}/fuse /dev/fuse
+setpriv --reuid={nobody.pw_uid} --regid={nobody.pw_gid} --clear-groups \\
+    --inh-caps=-all,{caps} --ambient-caps=-all,{caps} --bounding-set=-all,{bounding} \\
+    {nnp} \\
+    {KOMBOFS} {INTEGRATION} {work}/mnt -f -o allow_other --api-key-file={key} \\
+        --cache={work}/state/c.db --api-url={sandbox.url} --models=employees --poll-interval=0 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid' EXIT
+i=0
+until grep -q " {work}/mnt fuse" /proc/self/mounts; do
+    i=$((i+1)); [ $i -lt 300 ] || exit 9; kill -0 $pid; sleep 0.05
+done
+grep NoNewPrivs /proc/$pid/status
+grep -E '^(Uid|CapEff|CapAmb)' /proc/$pid/status
+ls {work}/mnt/employees | wc -l
+touch {work}/inside-ready
+while [ ! -e {work}/outside-checked ]; do sleep 0.05; i=$((i+1)); [ $i -lt 600 ] || exit 8; done
+"""
+        p = subprocess.Popen(["unshare", "--mount", "--propagation", "slave", "sh", "-c", script],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(os.path.join(work, "inside-ready")):
+                assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+                time.sleep(0.05)
+            seen_here = is_mounted(os.path.join(work, "mnt"))
+            open(os.path.join(work, "outside-checked"), "w").close()
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        assert p.returncode == 0, out + err
+        assert "NoNewPrivs:\t1" in out and f"Uid:\t{nobody.pw_uid}" in out, out
+        assert "CapEff:\t0000000000200000" in out and "CapAmb:\t0000000000200000" in out, out
+        assert f"\n{len(sandbox.visible('employees'))}\n" in out, out
+        assert not seen_here, "a mount made in a slave namespace is not seen by the host"
+    finally:
+        if is_mounted(os.path.join(work, "mnt")):
+            subprocess.run(["umount", "-l", os.path.join(work, "mnt")], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
