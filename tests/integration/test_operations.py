@@ -556,3 +556,73 @@ while [ ! -e {work}/outside-checked ]; do sleep 0.05; i=$((i+1)); [ $i -lt 600 ]
         if is_mounted(os.path.join(work, "mnt")):
             subprocess.run(["umount", "-l", os.path.join(work, "mnt")], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+DOC_SECTIONS = ("As a systemd template unit: one instance per mount",
+                "Logs and journald filtering",
+                "Least privilege without systemd: `mount.fuse3 -o drop_privileges`")
+
+
+def doc_blocks():
+    import re
+    text = open(os.path.join(ROOT, "docs", "operations.md"), encoding="utf-8").read()
+    out = {}
+    for m in re.finditer(r"^### (.*?)\n(.*?)(?=^##|\Z)", text, re.S | re.M):
+        if m.group(1).strip() in DOC_SECTIONS:
+            out[m.group(1).strip()] = re.findall(r"```sh\n(.*?)```", m.group(2), re.S)
+    return out
+
+
+def test_operations_doc_commands_run(installed, sandbox, tmp_path):
+    """Every command of the template-unit, journald and drop_privileges sections of
+    docs/operations.md, run as written: in a private mount namespace where /etc is an
+    overlay (group hr), /usr/local is the meson install, /srv a tmpfs. Only systemctl is a
+    stub (no systemd as PID 1 here): it checks that the unit it enables is installed."""
+    blocks = doc_blocks()
+    assert set(blocks) == set(DOC_SECTIONS) and all(len(b) == 1 for b in blocks.values())
+    if not shutil.which("unshare") or not shutil.which("systemd-sysusers"):
+        pytest.skip("unshare or systemd-sysusers not installed")
+    for d in ("upper", "work", "state", "bin"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "bin" / "systemctl").write_text(
+        '#!/bin/sh\n[ "$1 $2" = "enable --now" ] || exit 3\n'
+        'test -f "/usr/local/lib/systemd/system/${3%%@*}@.service" || exit 4\n'
+        'echo "$@" >> "$STUB_LOG"\n')
+    (tmp_path / "bin" / "systemctl").chmod(0o755)
+    local = os.path.join(installed, "usr", "local")
+    b = [blocks[s][0] for s in DOC_SECTIONS]
+    script = f"""
+set -eu -o pipefail
+mount -t overlay overlay -o lowerdir=/etc,upperdir={tmp_path}/upper,workdir={tmp_path}/work /etc
+grep -q '^hr:' /etc/group || echo 'hr:x:4242:' >> /etc/group
+mount --bind {local} /usr/local
+mount -t tmpfs tmpfs /srv
+mkdir -p /srv/hr
+{b[0]}
+getent passwd kombofs >/dev/null
+printf '%s\\n' '{API_KEY}' > /etc/kombofs/api-key
+{b[1]}
+{b[2].replace("umount /srv/hr", 'ls /srv/hr/employees | wc -l; stat -c "gid=%g" /srv/hr/employees | grep -q "=$(getent group hr | cut -d: -f3)$"; echo gid-ok; umount /srv/hr')}
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOMBO")}
+    env.update(PATH=f"{tmp_path}/bin:" + env.get("PATH", "/usr/bin:/bin"), STUB_LOG=str(tmp_path / "stub"),
+               KOMBO_API_URL=sandbox.url, STATE_DIRECTORY=str(tmp_path / "state"))
+    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        if p.returncode != 0:
+            for pid in daemons_named(sandbox.url):  # mount.fuse3's daemon is not our child
+                os.kill(pid, signal.SIGKILL)
+    assert p.returncode == 0, out + err
+    assert (tmp_path / "stub").read_text() == "enable --now kombofs@hr\n"
+    assert f"\n{len(sandbox.visible('employees'))}\ngid-ok\n" in "\n" + out, out
+    deadline = time.monotonic() + 10
+    while daemons_named(sandbox.url) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not daemons_named(sandbox.url), "kombofs exits when its mount is unmounted"
