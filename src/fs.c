@@ -29,6 +29,7 @@
 #include "control.h"
 #include "entry.h"
 #include "log.h"
+#include "metrics.h"
 #include "models.h"
 #include "snaps.h"
 
@@ -311,6 +312,13 @@ void fs_changed(void *ctx, unsigned dir, uint64_t node, const char *name, int re
     struct fs *fs = ctx;
     if (dir < INO_FIXED_COUNT)
         atomic_store(&fs->dir_mtime[dir], clock_now_ns());
+    /* Multi mode: a tree not listed in the root yet (its first fetch) or any
+     * more (removed, its engine stopped) cannot be reached by a new lookup,
+     * and before it was first listed the kernel held nothing of it: there is
+     * nothing to invalidate. fs_set_visible() drops the whole subtree of a
+     * tree leaving the root. */
+    if (fs->slot != 0 && !atomic_load(&fs->visible))
+        return;
     notify_push(fs->nt, node_of(fs, dir), ino_with_slot(node, fs->slot), name, removed);
 }
 
@@ -609,9 +617,45 @@ static int lookup_in(struct fs *fs, const struct ns_row *dir, const char *name, 
     return rc < 0 ? -EIO : rc == 1 ? 0 : -ENOENT;
 }
 
+/* "." and "..", asked by the kernel only to rebuild a dentry from a file
+ * handle (NFS export, open_by_handle_at) for a node it does not hold: every
+ * node id says what it is (ino.h), so any node of a record, change or view
+ * that still exists is answered, after a remount too, and a node that is gone
+ * is ENOENT, which the kernel turns into ESTALE. A record's node carries its
+ * version: a record that changed is a new file, as when an editor replaces a
+ * file by rename. */
+static void lookup_dot(fuse_req_t req, struct fs *fs, uint64_t node, int dotdot)
+{
+    struct fsset *set = fuse_req_userdata(req);
+    struct stat st;
+    int rc = -ENOENT;
+    if (fs && fs->slot != 0 && !atomic_load(&fs->visible))
+        fs = NULL;      /* not listed in the root (yet, or any more) */
+    if (fs && dotdot) {
+        const struct ns_row *row = row_of(fs, node);
+        node = 0;
+        if (row && row->ino == INO_ROOT)
+            node = FUSE_ROOT_ID;    /* single mode: the root's parent is itself */
+        else if (row && row->parent)
+            node = node_of(fs, row->parent);
+        fs = node ? atomic_load_explicit(&set->trees[ino_slot(node)], memory_order_acquire) : NULL;
+    }
+    if (fs)
+        rc = stat_node(fs, node, &st);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        reply_entry(req, node, &st);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    metrics_fuse_request(ino_slot(parent), METRICS_FUSE_LOOKUP);
     struct fs *fs = tree(req, parent);
+    if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) {
+        lookup_dot(req, counted(fs, C_LOOKUP), parent, name[1] == '.');
+        return;
+    }
     const struct ns_row *dir = fs ? row_of(fs, parent) : NULL;
     /* Snapshot names of .status are plumbing, not counted as lookups. */
     if (!dir || dir->ino != INO_ROOT || strncmp(name, ".status.", 8) != 0)
@@ -629,6 +673,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_GETATTR);
     struct stat st;
     (void)fi;
     struct fs *fs = counted(tree(req, ino), C_GETATTR);
@@ -649,6 +694,7 @@ static int is_control(const struct fs *fs, uint64_t node)
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_SETATTR);
     (void)attr;
     struct fs *fs = tree(req, ino);
     if (fs && is_control(fs, ino) &&
@@ -837,6 +883,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_READDIR);
     (void)fi;
     do_readdir(req, ino, size, off, 0);
 }
@@ -844,12 +891,14 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                            struct fuse_file_info *fi)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_READDIRPLUS);
     (void)fi;
     do_readdir(req, ino, size, off, 1);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_OPENDIR);
     struct stat st;
     struct fs *fs = tree(req, ino);
     int rc = fs ? stat_node(fs, ino, &st) : -ENOENT;
@@ -879,6 +928,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_OPEN);
     (void)ino;
     (void)fi;
     counted(tree(req, ino), C_OPEN);
@@ -888,6 +938,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_READ);
     struct fs *fs = tree(req, ino);
     (void)fi;
     enum ino_kind kind = ino_kind(ino);
@@ -939,6 +990,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                      off_t off, struct fuse_file_info *fi)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_WRITE);
     struct fs *fs = counted(tree(req, ino), C_WRITE);
     enum sync_kind kind;
     unsigned mask;
@@ -979,6 +1031,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
  * link points at its record. */
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_READLINK);
     struct fs *fs = tree(req, ino);
     enum ino_kind kind = ino_kind(ino);
     const struct ns_row *row = fs ? row_of(fs, ino) : NULL;
@@ -1053,6 +1106,7 @@ static int record_meta(struct fs *fs, fuse_ino_t ino, char *vals[3])
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_GETXATTR);
     char *vals[3] = { NULL, NULL, NULL };
     struct fs *fs = counted(tree(req, ino), C_GETXATTR);
     /* Only user.* names exist here. Other namespaces are not supported
@@ -1086,6 +1140,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_LISTXATTR);
     char *vals[3] = { NULL, NULL, NULL };
     char list[128];
     size_t len = 0;
@@ -1110,6 +1165,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_STATFS);
     struct statvfs sv;
     (void)ino;
     memset(&sv, 0, sizeof sv);
@@ -1119,69 +1175,95 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &sv);
 }
 
-static void op_erofs_entry(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void erofs(fuse_req_t req)
 {
-    (void)parent;
-    (void)name;
     fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    (void)name;
+    metrics_fuse_request(ino_slot(parent), METRICS_FUSE_UNLINK);
+    erofs(req);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    (void)name;
+    metrics_fuse_request(ino_slot(parent), METRICS_FUSE_RMDIR);
+    erofs(req);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
 {
+    (void)n;
     (void)m;
     (void)d;
-    op_erofs_entry(req, p, n);
+    metrics_fuse_request(ino_slot(p), METRICS_FUSE_MKNOD);
+    erofs(req);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
 {
+    (void)n;
     (void)m;
-    op_erofs_entry(req, p, n);
+    metrics_fuse_request(ino_slot(p), METRICS_FUSE_MKDIR);
+    erofs(req);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t p, const char *n)
 {
+    (void)n;
     (void)link;
-    op_erofs_entry(req, p, n);
+    metrics_fuse_request(ino_slot(p), METRICS_FUSE_SYMLINK);
+    erofs(req);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
                       const char *nn, unsigned int flags)
 {
+    (void)n;
     (void)np;
     (void)nn;
     (void)flags;
-    op_erofs_entry(req, p, n);
+    metrics_fuse_request(ino_slot(p), METRICS_FUSE_RENAME);
+    erofs(req);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
 {
+    (void)nn;
     (void)ino;
-    op_erofs_entry(req, np, nn);
+    metrics_fuse_request(ino_slot(np), METRICS_FUSE_LINK);
+    erofs(req);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
                       struct fuse_file_info *fi)
 {
+    (void)n;
     (void)m;
     (void)fi;
-    op_erofs_entry(req, p, n);
+    metrics_fuse_request(ino_slot(p), METRICS_FUSE_CREATE);
+    erofs(req);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
                         const char *value, size_t size, int flags)
 {
-    (void)ino;
+    (void)name;
     (void)value;
     (void)size;
     (void)flags;
-    op_erofs_entry(req, 0, name);
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_SETXATTR);
+    erofs(req);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-    (void)ino;
-    op_erofs_entry(req, 0, name);
+    (void)name;
+    metrics_fuse_request(ino_slot(ino), METRICS_FUSE_REMOVEXATTR);
+    erofs(req);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -1205,8 +1287,8 @@ static const struct fuse_lowlevel_ops ops = {
     .setattr = op_setattr,
     .mknod = op_mknod,
     .mkdir = op_mkdir,
-    .unlink = op_erofs_entry,
-    .rmdir = op_erofs_entry,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
     .symlink = op_symlink,
     .rename = op_rename,
     .link = op_link,

@@ -39,7 +39,7 @@
 enum wstmt {
     W_BEGIN, W_COMMIT, W_ROLLBACK,
     W_REC_GET, W_REC_INSERT, W_REC_UPDATE, W_REC_TOUCH, W_REC_DELETE,
-    W_REC_STALE, W_REC_COUNT, W_SUPERSEDE, W_SUPERSEDED_PRUNE,
+    W_REC_STALE, W_REC_COUNT, W_CH_RANGE, W_SUPERSEDE, W_SUPERSEDED_PRUNE,
     W_EP_GET, W_EP_ENSURE, W_EP_WATERMARK, W_EP_GEN, W_EP_FULL_AT, W_EP_STATUS,
     W_CH_NEXT, W_CH_INSERT, W_CH_OLD, W_CH_PRUNE, W_CH_BORROWED, W_CH_OWN,
     W_META_GET, W_META_SET, W_WH_INSERT, W_WH_PRUNE,
@@ -84,6 +84,8 @@ static const char *const wsql[W_COUNT] = {
                     " FROM records WHERE ino = ?3",
     [W_SUPERSEDED_PRUNE] = "DELETE FROM superseded WHERE until < ?1",
     [W_REC_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
+    [W_CH_RANGE] = "SELECT (SELECT min(seq) FROM changes),"
+                   " (SELECT seq FROM sqlite_sequence WHERE name = 'changes')",
     [W_EP_GET] = "SELECT watermark, gen, full_at, status FROM endpoints WHERE model = ?1",
     [W_EP_ENSURE] = "INSERT OR IGNORE INTO endpoints (model) VALUES (?1)",
     [W_EP_WATERMARK] = "UPDATE endpoints SET watermark = ?2 WHERE model = ?1",
@@ -201,6 +203,7 @@ struct store {
     struct store_reader *readers;   /* under readers_mu */
     int64_t webhook_pruned_at;  /* unix s of the last prune of old event ids */
     uint64_t serial;            /* unique in the process: a new store may reuse a freed address */
+    int unborn;                 /* store_open_lazy of a missing file: created by store_resume */
     /* The current transaction's changes to the views table, per model. */
     struct view_delta {
         int touched;
@@ -213,6 +216,9 @@ struct store {
 };
 
 static _Atomic uint64_t store_serials;
+/* Creating a cache (file, schema) happens under this lock, so that two
+ * connections of one process never both find a file empty and create it. */
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 
 
 static const char schema_v1[] =
@@ -530,8 +536,11 @@ static struct store *open_store(const char *path, int verify, char *err, size_t 
     st->path = strdup(path);
     st->serial = ++store_serials;
     pthread_mutex_init(&st->pins_lock, NULL);
-    if ((access(path, F_OK) < 0 && create_private(path, err, errlen) < 0) ||
-        open_conn(st, verify, err, errlen) < 0) {
+    pthread_mutex_lock(&create_lock);
+    int rc = (access(path, F_OK) < 0 && create_private(path, err, errlen) < 0) ||
+             open_conn(st, verify, err, errlen) < 0 ? -1 : 0;
+    pthread_mutex_unlock(&create_lock);
+    if (rc < 0) {
         store_close(st);
         return NULL;
     }
@@ -553,12 +562,51 @@ int store_resume(struct store *st)
     char err[512];
     if (st->db)
         return 0;
-    if (open_conn(st, 0, err, sizeof err) < 0) {
+    int unborn = st->unborn, rc;
+    if (unborn)
+        pthread_mutex_lock(&create_lock);
+    rc = unborn && access(st->path, F_OK) < 0 ? create_private(st->path, err, sizeof err) : 0;
+    if (rc == 0)
+        rc = open_conn(st, 0, err, sizeof err);
+    if (unborn)
+        pthread_mutex_unlock(&create_lock);
+    if (rc < 0) {
         log_warnx("%s", err);
         close_conn(st);
         return -1;
     }
+    if (unborn) {
+        st->unborn = 0;
+        if (store_claim(st) < 0) {
+            log_warnx("cache %s cannot be written", st->path);
+            close_conn(st);
+            st->unborn = 1;
+            return -1;
+        }
+    }
     return 0;
+}
+
+struct store *store_open_lazy(const char *path, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&create_lock);
+    int missing = access(path, F_OK) < 0 && errno == ENOENT;
+    pthread_mutex_unlock(&create_lock);
+    if (!missing)
+        return store_open(path, err, errlen);
+    struct store *st = calloc(1, sizeof *st);
+    if (!st)
+        abort();
+    st->path = strdup(path);
+    st->serial = ++store_serials;
+    st->unborn = 1;
+    pthread_mutex_init(&st->pins_lock, NULL);
+    return st;
+}
+
+int store_opened(const struct store *st)
+{
+    return !st->unborn;
 }
 
 struct store *store_open(const char *path, char *err, size_t errlen)
@@ -1121,6 +1169,19 @@ int store_records_stale(struct store *st, int model, int64_t gen, int max,
     }
     free(rows);
     return result;
+}
+
+int store_change_range(struct store *st, int64_t *first, int64_t *last)
+{
+    sqlite3_stmt *s = w(st, W_CH_RANGE);
+    int rc = sqlite3_step(s);
+    *first = *last = 0;
+    if (rc == SQLITE_ROW) {
+        *first = sqlite3_column_int64(s, 0);
+        *last = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 0 : -1;
 }
 
 long store_record_count(struct store *st, int model)

@@ -62,6 +62,16 @@ void store_close(struct store *st);
  * suspend: 0, or -1 in a transaction (nothing done); resume: 0 or -1. */
 int store_suspend(struct store *st);
 int store_resume(struct store *st);
+/* Multi mode, a cache that does not exist yet: nothing is created now; the
+ * store starts suspended, and its first store_resume() (on the worker that
+ * runs the first fetch) creates the file, its schema and the claim. An
+ * existing file is opened as store_open() does. store_opened() is 0 until
+ * that first resume: until then only store_path() and readers (which fail
+ * cleanly on a missing file) may be used, and store_close() creates nothing.
+ * Creating a cache is serialised in the process, so a further connection
+ * (store_open_again, the webhook receiver's) may create it first. */
+struct store *store_open_lazy(const char *path, char *err, size_t errlen);
+int store_opened(const struct store *st);
 const char *store_path(const struct store *st);
 
 int store_begin(struct store *st);
@@ -129,6 +139,8 @@ typedef int (*store_stale_fn)(void *ctx, uint64_t ino, uint64_t node,
 int store_records_stale(struct store *st, int model, int64_t gen, int max,
                         store_stale_fn fn, void *ctx);
 long store_record_count(struct store *st, int model);
+/* The change log's first and last numbers through the writer (0, 0 if empty). */
+int store_change_range(struct store *st, int64_t *first, int64_t *last);
 
 /* The file names of the records of `model` whose by-email (view 0) or
  * by-remote-id (view 1) name is `vname`, smallest id first: fn(ctx, rowid,

@@ -36,6 +36,7 @@ struct model_state {
     struct run_stat last[2];    /* [SYNC_DELTA], [SYNC_FULL] */
     char last_error[600];
     long drift;                 /* records the last full fetch corrected */
+    long records;               /* multi mode: counted after each fetch that changed any */
     int64_t full_at;            /* unix s of the last complete full fetch */
     int64_t last_delta_at;      /* unix s of the last delta attempt */
     /* tickets: requested vs finished, per kind, for sync_request(wait) */
@@ -77,6 +78,7 @@ struct sync {
     void *ready_ctx;
     int ready_told;
     int paused;                 /* integration-state-changed INACTIVE/INVALID */
+    int64_t change_first, change_last;  /* multi mode: the change log's range, kept after each fetch */
 };
 
 /* ---- construction ---- */
@@ -109,9 +111,13 @@ static void load_state(struct sync *s)
                 snprintf(s->ms[m].last_error, sizeof s->ms[m].last_error, "%s", e);
             s->ms[m].drift = (long)json_integer_value(json_object_get(j, "drift"));
         }
+        if (s->o->multi)
+            s->ms[m].records = store_record_count(s->st, m);
         json_decref(j);
         store_endpoint_free(&ep);
     }
+    if (s->o->multi)
+        store_change_range(s->st, &s->change_first, &s->change_last);
 }
 
 /* With s->lock held, or before any thread exists. */
@@ -123,9 +129,24 @@ static void set_disabled(struct sync *s, const char *why)
         snprintf(s->ms[m].last_error, sizeof s->ms[m].last_error, "%s", why);
 }
 
-static void *status_source(void *s)
+static json_t *model_json(struct sync *s, int m, const char *watermark, long records);
+
+/* GET /metrics: in multi mode from memory (sync_summary's reasons), with the
+ * fields of .status that the metrics read. */
+static void *status_source(void *ctx)
 {
-    return sync_status(s);
+    struct sync *s = ctx;
+    if (!s->o->multi)
+        return sync_status(s);
+    json_t *eps = json_object();
+    pthread_mutex_lock(&s->lock);
+    for (int m = 0; m < MODEL_COUNT; m++)
+        if (s->o->models & (1u << m))
+            json_object_set_new(eps, models_table[m].dir, model_json(s, m, NULL, s->ms[m].records));
+    json_t *j = json_pack("{so s{sI sI}}", "endpoints", eps, "changes", "first_seq",
+                          (json_int_t)s->change_first, "last_seq", (json_int_t)s->change_last);
+    pthread_mutex_unlock(&s->lock);
+    return j;
 }
 
 struct sync *sync_new(struct store *st, struct kombo *k,
@@ -140,8 +161,12 @@ struct sync *sync_new(struct store *st, struct kombo *k,
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->done, NULL);
     snprintf(s->state, sizeof s->state, "%s", o->offline ? "offline" : "ready");
-    load_state(s);
-    char *disabled = store_meta_get(st, "disabled");
+    /* A cache created only by the first batch (store_open_lazy) holds nothing yet. */
+    char *disabled = NULL;
+    if (store_opened(st)) {
+        load_state(s);
+        disabled = store_meta_get(st, "disabled");
+    }
     if (disabled) {
         set_disabled(s, disabled);
         free(disabled);
@@ -241,9 +266,17 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     metrics_fetch(s->o->integration, m->path, kind == SYNC_FULL,
                   ok ? "ok" : fr.store_failed ? "cache-error" : kombo_result_str(fr.api),
                   (double)(clock_now_ns() - start) / 1e9);
+    /* The root's .status counts from memory (sync_summary); a delta that
+     * changed nothing leaves the count as it is. */
     if (ok && s->o->changes_retention > 0)
         fetch_prune_changes(s->st, clock_now_ns() - (int64_t)s->o->changes_retention * 1000000000,
                             changed, s);
+    long records = -1;
+    int64_t ch_first = 0, ch_last = 0;
+    if (s->o->multi && (fr.changed > 0 || kind == SYNC_FULL)) {
+        records = store_record_count(s->st, m->index);
+        store_change_range(s->st, &ch_first, &ch_last);
+    }
 
     pthread_mutex_lock(&s->lock);
     struct model_state *ms = &s->ms[m->index];
@@ -252,6 +285,11 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     rs->fetched = fr.fetched;
     rs->changed = fr.changed;
     rs->skipped = fr.skipped;
+    if (records >= 0) {
+        ms->records = records;
+        s->change_first = ch_first;
+        s->change_last = ch_last;
+    }
     if (ok) {
         ms->last_error[0] = '\0';
         if (kind == SYNC_FULL) {
@@ -381,6 +419,39 @@ void *sync_status(struct sync *s)
     if (j)
         json_object_set_new(j, "webhooks", wh ? wh : json_pack("{si si si si sn}",
                             "received", 0, "accepted", 0, "rejected", 0, "duplicates", 0, "last_at"));
+    return j;
+}
+
+/* The latest of the endpoints' runs of one kind (with s->lock held). */
+static json_t *latest_run(const struct sync *s, enum sync_kind kind)
+{
+    const struct run_stat *best = NULL;
+    for (int m = 0; m < MODEL_COUNT; m++) {
+        const struct run_stat *r = &s->ms[m].last[kind];
+        if (!(s->o->models & (1u << m)) || !r->started_at[0])
+            continue;
+        if (!best || strcmp(r->finished_at, best->finished_at) > 0)
+            best = r;
+    }
+    return best ? run_json(best) : json_null();
+}
+
+void *sync_summary(struct sync *s)
+{
+    pthread_mutex_lock(&s->lock);
+    long records = 0;
+    const char *err = NULL;
+    for (int m = 0; m < MODEL_COUNT; m++) {
+        if (!(s->o->models & (1u << m)))
+            continue;
+        records += s->ms[m].records;
+        if (!err && s->ms[m].last_error[0])
+            err = s->ms[m].last_error;
+    }
+    json_t *j = json_pack("{ss sI so so ss?}", "state", s->state, "records", (json_int_t)records,
+                          "last_delta", latest_run(s, SYNC_DELTA), "last_full",
+                          latest_run(s, SYNC_FULL), "last_error", err);
+    pthread_mutex_unlock(&s->lock);
     return j;
 }
 

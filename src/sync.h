@@ -64,6 +64,12 @@ int sync_request(struct sync *s, unsigned mask, enum sync_kind kind, int wait);
 /* The state of the daemon for .status, as a NEW jansson reference
  * (json_t *, declared void * to keep jansson out of this header), or NULL. */
 void *sync_status(struct sync *s);
+/* Multi mode, the root's .status: from memory only, never the cache (1,000
+ * integrations read through a reader each took 1.4-2.1 s): a NEW reference to
+ * {"state", "records" (all endpoints), "last_delta", "last_full" (the
+ * endpoints' latest run of each kind, or null), "last_error" (the first
+ * endpoint's, or null)}. */
+void *sync_summary(struct sync *s);
 /* Indented JSON text with a final newline (malloc'd) of a json_t *; STEALS
  * the reference. NULL if json is NULL or on failure. */
 char *sync_render(void *json);

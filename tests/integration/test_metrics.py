@@ -146,6 +146,19 @@ def test_metrics_on_the_receiver_single_mode(hooked, kombofs, tmp_path, port):
     assert value(m4, "kombofs_records", directory="employees") == n + 1
     assert value(m4, "kombofs_webhooks_total", result="accepted") == 2
 
+    # FUSE requests by type: one uncached read of a record is one READ more.
+    reads = value(m4, "kombofs_fuse_requests_total", type="read") or 0
+    rid = hooked.visible("employees")[0]["id"]
+    fd = os.open(fs.record_path("employees", rid), os.O_RDONLY | os.O_DIRECT)
+    try:
+        os.read(fd, 1 << 20)
+    except OSError:
+        pass    # O_DIRECT alignment is the kernel's business; the request was made
+    os.close(fd)
+    _, m5 = scrape(port)
+    assert value(m5, "kombofs_fuse_requests_total", type="read") >= reads + 1
+    assert value(m5, "kombofs_fuse_requests_total", type="lookup") >= 1
+
     # Methods: HEAD too, never POST; the webhook path is unchanged.
     assert request(port, "HEAD", "/metrics")[0] == 200
     status, _, resp = request(port, "POST", "/metrics", b"{}")
@@ -203,6 +216,11 @@ def test_metrics_multi_mode_label_integrations(tmp_path):
         assert post(hook, other, sign(SECRET, other)) == (200, b"ignored\n")
         _, m2 = scrape(hook)
         assert value(m2, "kombofs_webhooks_total", integration=B, result="accepted") == 1
+        with open(mnt / escape(B) / "employees" / os.listdir(mnt / escape(B) / "employees")[0], "rb") as f:
+            f.read()
+        _, m3 = scrape(hook)
+        assert value(m3, "kombofs_fuse_requests_total", integration=B, type="lookup") >= 1
+        assert value(m3, "kombofs_fuse_requests_total", integration=B, type="read") >= 1
         assert value(m2, "kombofs_webhooks_total", result="ignored") == 1, \
             "an integration not mirrored here is not named (shards see each other's)"
         for (name, labels) in m2:

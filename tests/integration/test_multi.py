@@ -444,3 +444,30 @@ def test_an_unwritable_cache_dir_is_refused_before_mounting(sb, multi, tmp_path)
     m = multi(sb, [A], wait=False)
     assert m.proc.wait(timeout=30) == 2, m.log_text()
     assert "cache-dir" in m.log_text() and not is_mounted(m.mnt)
+
+
+def test_new_caches_are_created_by_their_first_fetch_not_before_the_mount(sb, multi):
+    # One worker and slow answers: at the mount, the caches of the integrations not
+    # started yet must not exist (1,000 caches created one after another before the
+    # mount delayed it by 10-18 s). A webhook for one of them that arrives first creates
+    # its cache for the durable event id, without spoiling its first fetch.
+    for i in (A, B, C):
+        sb.set_faults(integration=i, slow=0.5)
+    m = multi(sb, [A, B, C], "--max-connections=1", f"--webhook-listen=127.0.0.1:{sb.hook_port}")
+    missing = [i for i in (A, B, C) if not os.path.exists(os.path.join(m.cache_dir, escape(i) + ".db"))]
+    assert len(missing) >= 2, missing
+    x = missing[-1]
+    assert m.status()["integrations"][x]["state"] == "initial-sync"
+    assert sb.send_webhook("data-changed", integration=x)["status"] == 200
+    assert os.path.exists(os.path.join(m.cache_dir, escape(x) + ".db"))
+    for i in (A, B, C):
+        sb.set_faults(integration=i)
+    wait_for(lambda: m.listing() == sorted([escape(A), escape(B), escape(C), "by-origin"]),
+             what="A, B and C", timeout=60)
+    assert sorted(records(m, x)) == sorted(e["id"] for e in sb.visible("employees", integration=x))
+    with open(m.path(escape(x), ".status"), encoding="utf-8") as f:
+        st = json.load(f)
+    assert st["webhooks"]["accepted"] == 1
+    # the root's .status counts from memory what the integration's own counts in its cache
+    wait_for(lambda: m.status()["integrations"][x]["records"] ==
+             sum(e["records"] for e in st["endpoints"].values()), what="the root's count")
