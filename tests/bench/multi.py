@@ -661,6 +661,12 @@ class Bench:
         d.sampler.set_phase("after")
         exec_to_all = t_done - d.t0
         st = d.status()
+        reads = []
+        for _ in range(5):     # the root's .status, as a monitor polling it reads it
+            t = time.monotonic()
+            d.status()
+            reads.append(time.monotonic() - t)
+        self.add("root_status", statistics.median(reads))
         ints = st.get("integrations", {})
         states = collections.Counter(v.get("state") for v in ints.values())
         if len(ints) != N or states.get("ready", 0) != N:
@@ -945,6 +951,8 @@ def render(b, mach, started, elapsed):
     out.append(f"- first mirror: exec → all listed {spread('mirror')}; exec → mount {spread('exec_to_mount')}; "
                f"exec → the last `last_full` finished (.status) {spread('mirror_status')}; "
                f"curl {spread('curl')}; Python following `next` {spread('python')}")
+    out.append(f"- one read of the root's `.status` ({N} integrations), right after the mirror, "
+               f"median of 5: {spread('root_status', fmt_time)}")
     out.append(f"- CPU during a first mirror: daemon {spread('mirror_daemon_cpu', lambda x: f'{x:.1f} s')}, "
                f"sandbox {spread('mirror_sandbox_cpu', lambda x: f'{x:.1f} s')} "
                f"(during a curl pass: {spread('curl_sandbox_cpu', lambda x: f'{x:.1f} s')}); "
