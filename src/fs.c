@@ -642,6 +642,15 @@ static void lookup_dot(fuse_req_t req, struct fs *fs, uint64_t node, int dotdot)
     }
     if (fs)
         rc = stat_node(fs, node, &st);
+    if (rc == 0 && ino_kind(node) == INO_K_RECORD) {
+        /* A superseded version is kept a while for handles already open,
+         * not for new ones: a record that changed or went is stale. */
+        struct store_reader *r = store_reader(fs->st);
+        struct store_attr a;
+        int model = -1;
+        if (!r || store_read_record_attr(r, ino_with_slot(node, 0), &model, &a) != 1 || model < 0)
+            rc = -ENOENT;
+    }
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -1268,7 +1277,11 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-    (void)userdata;
+    const struct fsset *set = userdata;
+    /* NFS export: the kernel asks "." and ".." of nodes it does not hold
+     * (lookup_dot) instead of answering ESTALE. */
+    if (set->o->export_support && (conn->capable & FUSE_CAP_EXPORT_SUPPORT))
+        conn->want |= FUSE_CAP_EXPORT_SUPPORT;
     /* readdirplus always (ls -l makes no LOOKUP), never "auto". */
     if (conn->capable & FUSE_CAP_READDIRPLUS)
         conn->want |= FUSE_CAP_READDIRPLUS;

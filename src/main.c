@@ -183,6 +183,7 @@ struct daemon {
     struct fuse_session *se;
     struct store *wh_store;     /* the receiver's own connection */
     struct webhook *wh;
+    struct webhook *metrics;    /* --metrics-listen: GET /metrics only */
     struct mset *mset;          /* multi mode */
     int claimed;
     int mounted;
@@ -206,6 +207,7 @@ static void teardown(struct daemon *d)
     sdnotify_watchdog_stop();
     atomic_store(&health_se, NULL);
     webhook_stop(d->wh);
+    webhook_stop(d->metrics);
     stop_reloader();
     mset_free(d->mset);         /* stops its engines, closes its caches */
     if (d->sync)
@@ -267,6 +269,23 @@ static int start_webhooks(struct daemon *d)
     }
     sync_set_status_extra(d->sync, webhook_status, d->wh);
     log_info("webhook receiver listening on %s%s", d->o.webhook_listen, d->o.webhook_path);
+    return 0;
+}
+
+/* --metrics-listen: GET /metrics on a listener of its own (also beside a
+ * receiver: the reverse proxy in front of the receiver forwards only the
+ * webhook path, and metrics name customers' integrations). */
+static int start_metrics(struct daemon *d)
+{
+    char err[512];
+    if (!d->o.metrics_listen)
+        return 0;
+    d->metrics = webhook_start_metrics(d->o.metrics_listen, err, sizeof err);
+    if (!d->metrics) {
+        log_errx("metrics: %s", err);
+        return -1;
+    }
+    log_info("metrics on http://%s/metrics", d->o.metrics_listen);
     return 0;
 }
 
@@ -377,6 +396,8 @@ static int run_multi(struct daemon *d)
         mset_set_webhooks(d->mset, webhook_status, d->wh);
         log_info("webhook receiver listening on %s%s", d->o.webhook_listen, d->o.webhook_path);
     }
+    if (start_metrics(d) < 0)
+        return 1;
     if (fuse_session_mount(d->se, d->o.mountpoint) < 0)
         return 1;
     d->mounted = 1;
@@ -435,6 +456,8 @@ static int run(struct daemon *d)
     /* Before the mount: a port that cannot be bound fails the start, and
      * webhooks that come during the initial fetch are queued, not lost. */
     if (d->o.webhook_listen && start_webhooks(d) < 0)
+        return 1;
+    if (start_metrics(d) < 0)
         return 1;
     int warm = sync_models_without_snapshot(d->sync) == 0;
     if (initial_sync(d) < 0) {

@@ -48,7 +48,8 @@ const char options_usage[] =
     "                              only; -qq: errors only)\n"
     "  -o OPT[,OPT...]             any option as name=value, or a FUSE option\n"
     "                              (allow_other, uid=USER, gid=GROUP, umask=OCTAL,\n"
-    "                              max_threads=N, max_idle_threads=N, ...)\n"
+    "                              max_threads=N, max_idle_threads=N, export_support\n"
+    "                              (NFS export), ...)\n"
     "  --version                   versions of kombofs and of the libraries it runs with\n"
     "  --help\n"
     "\n"
@@ -359,6 +360,14 @@ static int o_item(struct parser *ps, const char *item)
             return fail(ps, "option '%s': bad value '%s' (a number%s, at most 10000)", name,
                         val ? val : "", idle ? "" : " from 1");
         *(idle ? &ps->o->max_idle_threads : &ps->o->max_threads) = (int)v;
+        return 0;
+    }
+    /* The kernel's FUSE_EXPORT_SUPPORT, asked for in fs.c's init: not a
+     * mount option of libfuse's. */
+    if (n == 14 && memcmp(item, "export_support", 14) == 0) {
+        if (val)
+            return fail(ps, "option 'export_support' takes no value");
+        ps->o->export_support = 1;
         return 0;
     }
     if (strcmp(item, "allow_other") == 0)

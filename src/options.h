@@ -54,6 +54,7 @@ struct options {
     mode_t umask;               /* applied to the default modes */
     int max_threads;            /* -o max_threads=N: FUSE worker threads at most (10) */
     int max_idle_threads;       /* -o max_idle_threads=N: idle ones kept (10) */
+    int export_support;         /* -o export_support: file handles for NFS (SPEC §11) */
     int show_version;
     int show_help;
     int check;                  /* --check: validate and exit, no mount */

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import API_KEY, ROOT, free_port, wait_for
+from conftest import API_KEY, free_port, wait_for
 from kombo_sandbox import Sandbox
 from sandbox_webhooks import sign
 from test_webhook import SECRET, data_changed, hooked, port, post, request, start  # noqa: F401
@@ -240,20 +240,8 @@ def test_metrics_multi_mode_label_integrations(tmp_path):
     assert API_KEY not in log.read_text()
 
 
-def metrics_listen_wired():
-    """--metrics-listen is parsed (options.c) and started by main.c with
-    webhook_start_metrics(); until main.c does, this test is skipped."""
-    binary = os.environ.get("KOMBOFS_BIN", "build/kombofs")
-    r = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10)
-    with open(os.path.join(ROOT, "src", "main.c"), encoding="utf-8") as f:
-        started = "webhook_start_metrics" in f.read()
-    return started and "--metrics-listen" in r.stdout + r.stderr
-
-
 @pytest.mark.timeout(60)
 def test_metrics_listen_without_a_receiver(sandbox, kombofs):
-    if not metrics_listen_wired():
-        pytest.skip("--metrics-listen is not started by src/main.c yet")
     port = free_port()
     fs = kombofs(sandbox, f"--metrics-listen=127.0.0.1:{port}", "--poll-interval=0")
     wait_for(lambda: _answers(port), timeout=10, what="the metrics listener")
@@ -285,3 +273,28 @@ def test_promtool_accepts_every_family_with_escaped_labels():
     # A broken exposition is refused: the check can fail.
     with pytest.raises(AssertionError):
         promtool_check('kombofs_x_total{a="b} 1\n')
+
+
+def test_operations_doc_metrics_commands_run(sandbox, kombofs, tmp_path):
+    """The sh block of docs/operations.md's Metrics section, run as written against a
+    daemon with --metrics-listen (only the port is this test's)."""
+    import re
+    text = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "operations.md"),
+                encoding="utf-8").read()
+    section = re.search(r"^### Metrics\n(.*?)(?=^##)", text, re.S | re.M).group(1)
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert len(blocks) == 1 and "promtool check metrics" in blocks[0]
+    port = free_port()
+    fs = kombofs(sandbox, f"--metrics-listen=127.0.0.1:{port}", "--poll-interval=0")
+    wait_for(lambda: _answers(port), timeout=10, what="the metrics listener")
+    script = blocks[0].replace("127.0.0.1:9187", f"127.0.0.1:{port}")
+    r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f'kombofs_records{{directory="employees"}} {files(fs, "employees")}' in r.stdout
+    # the sample lines of the section are in the format a scrape has
+    sample = re.findall(r"^```\n(kombofs_.*?)```", section, re.S | re.M)[0]
+    _, live = scrape(port)
+    for line in sample.splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        assert any(n == name for n, _ in live), name

@@ -106,6 +106,18 @@ static void test_good(void)
        !has_fuse_opt(&o, "max_threads") && !has_fuse_opt(&o, "max_idle"),
        "-o max_threads= and max_idle_threads= are libfuse's loop options, ours to pass");
     options_free(&o);
+    rc = parse(&o, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile, "-o",
+                        "ro,export_support"));
+    ok(rc == 0 && o.export_support && !has_fuse_opt(&o, "export"),
+       "-o export_support is ours (the kernel flag asked for at init), not libfuse's");
+    options_free(&o);
+    rc = parse(&o, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile));
+    ok(rc == 0 && !o.export_support, "no export_support unless asked");
+    options_free(&o);
+    rc = parse(&o, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile, "-o",
+                        "export_support=1"));
+    ok(rc < 0 && strstr(err, "export_support"), "export_support takes no value: %s", err);
+    options_free(&o);
     rc = parse(&o, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile, "-o", "max_threads=0"));
     ok(rc < 0 && strstr(err, "max_threads"), "max_threads=0 is refused: %s", err);
     options_free(&o);
