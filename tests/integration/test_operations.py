@@ -558,55 +558,136 @@ while [ ! -e {work}/outside-checked ]; do sleep 0.05; i=$((i+1)); [ $i -lt 600 ]
         shutil.rmtree(work, ignore_errors=True)
 
 
-DOC_SECTIONS = ("As a systemd template unit: one instance per mount",
-                "Logs and journald filtering",
-                "Least privilege without systemd: `mount.fuse3 -o drop_privileges`")
+# Every ```sh block of docs/operations.md, by the section (## or ###) it is in. This test
+# runs these; the Metrics block is run by test_metrics.py. A section with a new sh block
+# that neither runs makes test_operations_doc_commands_run fail.
+DOC_SECTIONS = {"Install": 2,
+                "Configure": 1,
+                "As a systemd service (recommended)": 1,
+                "As a systemd template unit: one instance per mount": 1,
+                "Logs and journald filtering": 1,
+                "Least privilege without systemd: `mount.fuse3 -o drop_privileges`": 1,
+                "Monitor": 1}
+DOC_SECTIONS_ELSEWHERE = {"Metrics": ("test_metrics.py", "test_operations_doc_metrics_commands_run")}
 
 
 def doc_blocks():
+    """{section title: [sh block, ...]} for every ## or ### section with an sh block."""
     import re
     text = open(os.path.join(ROOT, "docs", "operations.md"), encoding="utf-8").read()
     out = {}
-    for m in re.finditer(r"^### (.*?)\n(.*?)(?=^##|\Z)", text, re.S | re.M):
-        if m.group(1).strip() in DOC_SECTIONS:
-            out[m.group(1).strip()] = re.findall(r"```sh\n(.*?)```", m.group(2), re.S)
+    for m in re.finditer(r"^#{2,3} (.*?)\n(.*?)(?=^#{2,3} |\Z)", text, re.S | re.M):
+        blocks = re.findall(r"^```sh\n(.*?)^```", m.group(2), re.S | re.M)
+        if blocks:
+            out[m.group(1).strip()] = blocks
     return out
 
 
-def test_operations_doc_commands_run(installed, sandbox, tmp_path):
-    """Every command of the template-unit, journald and drop_privileges sections of
-    docs/operations.md, run as written: in a private mount namespace where /etc is an
-    overlay (group hr), /usr/local is the meson install, /srv a tmpfs. Only systemctl is a
-    stub (no systemd as PID 1 here): it checks that the unit it enables is installed."""
+def test_operations_doc_commands_run(sandbox, tmp_path):
+    """Every sh block of docs/operations.md but Metrics's (test_metrics.py runs that one),
+    run as written, in the doc's order except that `kombofs --check` (Install) runs once
+    Configure has written the key file it names, and Monitor's check runs on the mount of
+    the drop_privileges section before its umount. They run in a private mount namespace
+    where /etc, /usr/local and /var/lib are overlays of the host's (group hr added), /srv
+    a tmpfs, the working directory the source tree.
+
+    Real: the package check of `. tests/deps.sh && kombofs_install_deps` (dpkg-query; every
+    package must be installed already, as tests/run.sh leaves them); `meson install -C build`
+    (real meson, with `build` read as the build under test, into the namespace's
+    /usr/local, which every later command uses); `kombofs --check` against the sandbox
+    (KOMBO_API_URL, which kombofs reads, names it; the cache directory is /var/lib/kombofs);
+    install, cp, systemd-sysusers, systemd-analyze verify, journalctl, mount.fuse3 with
+    drop_privileges and the Monitor section's jq check on that mount.
+    Stubbed: apt-get (it fails the test if called: no installing from a test);
+    `meson setup build --buildtype=release` and `meson compile -C build` (recorded and
+    compared: a release build is not compiled here; tests/run.sh configures and compiles
+    build-release, with -Dwerror=true besides, and this test checks that it still does);
+    systemctl (no systemd as PID 1 here): it records its arguments and checks that the unit
+    it enables is installed and that the EnvironmentFile= it names exists."""
+    import json
+    import re
     blocks = doc_blocks()
-    assert set(blocks) == set(DOC_SECTIONS) and all(len(b) == 1 for b in blocks.values())
-    if not shutil.which("unshare") or not shutil.which("systemd-sysusers"):
-        pytest.skip("unshare or systemd-sysusers not installed")
-    for d in ("upper", "work", "state", "bin"):
+    for section, (name, test) in DOC_SECTIONS_ELSEWHERE.items():
+        other = open(os.path.join(ROOT, "tests", "integration", name), encoding="utf-8").read()
+        assert f"def {test}(" in other and f"### {section}" in other, (name, test)
+    assert set(blocks) == set(DOC_SECTIONS) | set(DOC_SECTIONS_ELSEWHERE), \
+        "sh blocks in docs/operations.md that no test runs (or sections gone): " \
+        f"{set(blocks) ^ (set(DOC_SECTIONS) | set(DOC_SECTIONS_ELSEWHERE))}"
+    assert {s: len(b) for s, b in blocks.items() if s in DOC_SECTIONS} == DOC_SECTIONS
+    run_sh = open(os.path.join(ROOT, "tests", "run.sh"), encoding="utf-8").read()
+    assert re.search(r'for bt in release plain; do\n\s+setup "build-\$bt" -Dwerror=true '
+                     r'-Dbuildtype="\$bt"', run_sh), "tests/run.sh compiles a release build"
+    assert re.search(r'^setup\(\) \{.*?\n\s+meson compile -C "\$dir"\n\}', run_sh, re.S | re.M)
+    if not shutil.which("unshare") or not shutil.which("systemd-sysusers") or not shutil.which("jq"):
+        pytest.skip("unshare, systemd-sysusers or jq not installed")
+    for d in ("etc-upper", "etc-work", "local-upper", "local-work", "lib-upper", "lib-work", "bin"):
         (tmp_path / d).mkdir()
-    (tmp_path / "bin" / "systemctl").write_text(
-        '#!/bin/sh\n[ "$1 $2" = "enable --now" ] || exit 3\n'
-        'test -f "/usr/local/lib/systemd/system/${3%%@*}@.service" || exit 4\n'
-        'echo "$@" >> "$STUB_LOG"\n')
-    (tmp_path / "bin" / "systemctl").chmod(0o755)
-    local = os.path.join(installed, "usr", "local")
-    b = [blocks[s][0] for s in DOC_SECTIONS]
+    stubs = {
+        "systemctl": r"""#!/bin/sh
+echo "$*" >> "$STUB_LOG"
+[ "$*" = daemon-reload ] && exit 0
+[ "$1 $2" = "enable --now" ] && [ $# = 3 ] || { echo "systemctl stub: $*" >&2; exit 3; }
+unit=$3
+case $unit in *.service) ;; *) unit=$unit.service ;; esac
+inst=${unit#*@}; inst=${inst%.service}
+case $unit in *@*) file=${unit%%@*}@.service ;; *) file=$unit ;; esac
+file=/usr/local/lib/systemd/system/$file
+test -f "$file" || { echo "systemctl stub: $file not installed" >&2; exit 4; }
+env=$(sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$file" | sed "s/%i/$inst/g")
+test -n "$env" && test -f "$env" || { echo "systemctl stub: no env file '$env'" >&2; exit 5; }
+""",
+        "meson": r"""#!/bin/sh
+echo "$*" >> "$MESON_LOG"
+case "$*" in
+"setup build --buildtype=release"|"compile -C build") exit 0 ;;
+"install -C build") exec /usr/bin/meson install -C "$BUILD_UNDER_TEST" ;;
+esac
+echo "meson stub: unexpected: $*" >&2
+exit 3
+""",
+        "apt-get": "#!/bin/sh\necho \"apt-get stub: a test does not install packages: $*\" >&2\nexit 100\n",
+    }
+    for name, text in stubs.items():
+        (tmp_path / "bin" / name).write_text(text)
+        (tmp_path / "bin" / name).chmod(0o755)
+    b = {s: blocks[s] for s in DOC_SECTIONS}
+    monitor = b["Monitor"][0]
+    status_copy = tmp_path / "status.json"
+    drop = b["Least privilege without systemd: `mount.fuse3 -o drop_privileges`"][0]
+    assert drop.count("umount /srv/hr") == 1
+    drop = drop.replace("umount /srv/hr", f"""ls /srv/hr/employees | wc -l
+stat -c "gid=%g" /srv/hr/employees | grep -q "=$(getent group hr | cut -d: -f3)$"; echo gid-ok
+echo monitor:
+{monitor}cat /srv/hr/.status > {status_copy}
+umount /srv/hr""")
     script = f"""
 set -eu -o pipefail
-mount -t overlay overlay -o lowerdir=/etc,upperdir={tmp_path}/upper,workdir={tmp_path}/work /etc
+mount -t overlay overlay -o lowerdir=/etc,upperdir={tmp_path}/etc-upper,workdir={tmp_path}/etc-work /etc
+mount -t overlay overlay -o lowerdir=/usr/local,upperdir={tmp_path}/local-upper,workdir={tmp_path}/local-work /usr/local
+mount -t overlay overlay -o lowerdir=/var/lib,upperdir={tmp_path}/lib-upper,workdir={tmp_path}/lib-work /var/lib
 grep -q '^hr:' /etc/group || echo 'hr:x:4242:' >> /etc/group
-mount --bind {local} /usr/local
 mount -t tmpfs tmpfs /srv
 mkdir -p /srv/hr
-{b[0]}
+cd {ROOT}
+{b["Install"][0]}
+[ "$(command -v kombofs)" = /usr/local/bin/kombofs ]
+{b["Configure"][0]}
+printf '%s\\n' '{API_KEY}' > /etc/kombofs/api-key
+printf '%s\\n' 'a-webhook-secret' > /etc/kombofs/webhook-secret
+{b["As a systemd service (recommended)"][0]}
+echo check:
+{b["Install"][1]}
+echo template:
+{b["As a systemd template unit: one instance per mount"][0]}
 getent passwd kombofs >/dev/null
 printf '%s\\n' '{API_KEY}' > /etc/kombofs/api-key
-{b[1]}
-{b[2].replace("umount /srv/hr", 'ls /srv/hr/employees | wc -l; stat -c "gid=%g" /srv/hr/employees | grep -q "=$(getent group hr | cut -d: -f3)$"; echo gid-ok; umount /srv/hr')}
+{b["Logs and journald filtering"][0]}
+echo drop_privileges:
+{drop}
 """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOMBO")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOMBO") and k != "STATE_DIRECTORY"}
     env.update(PATH=f"{tmp_path}/bin:" + env.get("PATH", "/usr/bin:/bin"), STUB_LOG=str(tmp_path / "stub"),
-               KOMBO_API_URL=sandbox.url, STATE_DIRECTORY=str(tmp_path / "state"))
+               MESON_LOG=str(tmp_path / "meson"), BUILD_UNDER_TEST=BUILD, KOMBO_API_URL=sandbox.url)
     p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
@@ -620,8 +701,36 @@ printf '%s\\n' '{API_KEY}' > /etc/kombofs/api-key
             for pid in daemons_named(sandbox.url):  # mount.fuse3's daemon is not our child
                 os.kill(pid, signal.SIGKILL)
     assert p.returncode == 0, out + err
-    assert (tmp_path / "stub").read_text() == "enable --now kombofs@hr\n"
-    assert f"\n{len(sandbox.visible('employees'))}\ngid-ok\n" in "\n" + out, out
+    assert (tmp_path / "meson").read_text() == \
+        "setup build --buildtype=release\ncompile -C build\ninstall -C build\n"
+    assert (tmp_path / "stub").read_text() == \
+        "daemon-reload\nenable --now kombofs.service\nenable --now kombofs@hr\n"
+    # the installed files are meson's, in the namespace's /usr/local only
+    local = tmp_path / "local-upper"
+    for f in ("bin/kombofs", "lib/systemd/system/kombofs.service",
+              "lib/systemd/system/kombofs@.service", "share/doc/kombofs/kombofs.env"):
+        assert (local / f).is_file(), f
+    versions = [subprocess.run([b, "--version"], capture_output=True, text=True, timeout=10).stdout
+                for b in (str(local / "bin" / "kombofs"), KOMBOFS)]
+    assert versions[0] == versions[1] and versions[0].startswith("kombofs "), versions
+    check = out.split("check:\n", 1)[1].split("template:\n", 1)[0]
+    assert f"{sandbox.url}/check-api-key: key accepted" in check, check
+    assert "GET /hris/employees: ok" in check, check
+    assert "cache dir    /var/lib/kombofs will be created (/var/lib is writable)" in check, check
+    assert check.rstrip().endswith("all checks passed"), check
+    assert f"\n{len(sandbox.visible('employees'))}\ngid-ok\nmonitor:\ntrue\n" in "\n" + out, out
+    # the Monitor check is not vacuous: every endpoint reports last_error, and it fails
+    # when one is set or the state is not ready
+    status = json.loads(status_copy.read_text())
+    assert status["state"] == "ready" and status["endpoints"], status
+    assert all("last_error" in ep for ep in status["endpoints"].values()), status
+    jq = monitor.strip().replace("/srv/hr/.status", str(status_copy))
+    for bad in ({"state": "offline"},
+                {"endpoints": dict(status["endpoints"],
+                                   employees=dict(status["endpoints"]["employees"], last_error="401"))}):
+        status_copy.write_text(json.dumps(dict(status, **bad)))
+        r = subprocess.run(["bash", "-c", jq], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1 and r.stdout == "false\n", (bad, r.stdout, r.stderr)
     deadline = time.monotonic() + 10
     while daemons_named(sandbox.url) and time.monotonic() < deadline:
         time.sleep(0.05)
