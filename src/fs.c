@@ -26,6 +26,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "ahead.h"
 #include "control.h"
 #include "entry.h"
 #include "log.h"
@@ -162,6 +163,7 @@ static uint64_t node_of(const struct fs *fs, unsigned fixed)
  */
 struct fsset {
     const struct options *o;
+    struct ahead *ahead;            /* reading ahead across files; NULL: --no-read-ahead */
     _Atomic(struct fs *) *trees;    /* [INO_SLOT_MAX + 1] */
     pthread_mutex_t lock;           /* guards the trees' origin names */
 };
@@ -192,6 +194,9 @@ static char *status_text(void *ctx)
         json_object_set_new(counts, op_names[i], json_integer(atomic_load(&fs->ops[i])));
     json_object_set_new(j, "requests", counts);
     json_object_set_new(j, "kernel_notify", json_boolean(fs->o->kernel_notify));
+    /* The daemon's, not this tree's: one pusher serves every tree. */
+    json_object_set_new(j, "read_ahead", fs->set && fs->set->ahead ? ahead_stats(fs->set->ahead)
+                                                                   : json_null());
     return sync_render(j);
 }
 
@@ -201,14 +206,24 @@ struct fsset *fsset_new(const struct options *o)
     if (!set || !(set->trees = calloc(INO_SLOT_MAX + 1, sizeof *set->trees)))
         abort();
     set->o = o;
+    /* 512 files ahead at most, 32 MiB per batch (SPEC §12). */
+    if (!o->no_read_ahead)
+        set->ahead = ahead_new(512, 32u << 20);
     pthread_mutex_init(&set->lock, NULL);
     return set;
+}
+
+void fsset_stop(struct fsset *set)
+{
+    if (set)
+        ahead_stop(set->ahead);
 }
 
 void fsset_free(struct fsset *set)
 {
     if (!set)
         return;
+    ahead_free(set->ahead);
     for (unsigned i = 0; i <= INO_SLOT_MAX; i++)
         fs_free(atomic_load(&set->trees[i]));
     free(set->trees);
@@ -989,6 +1004,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         if (n == -1)
             n = -ENOENT;
     }
+    /* An uncached read of a record's start may be a scan (ahead.h). Told
+     * before the reply: after it, the reader's next READ may reach another
+     * worker first, and the walk would look out of order. */
+    struct fsset *set = fs->set;
+    struct store_reader *r;
+    if (kind == INO_K_RECORD && off == 0 && n > 0 && set->ahead && (r = store_reader(fs->st))) {
+        char name[256];
+        int model;
+        if (store_read_record_key(r, ino_with_slot(ino, 0), &model, name, sizeof name) == 1)
+            ahead_read(set->ahead, fs->st, ino, model, name);
+    }
     if (n < 0)
         fuse_reply_err(req, (int)-n);
     else
@@ -1324,5 +1350,7 @@ struct fuse_session *fs_session(struct fsset *set)
     struct fuse_args args = FUSE_ARGS_INIT(set->o->fuse_argc, set->o->fuse_argv);
     struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, set);
     fuse_opt_free_args(&args);     /* frees only what libfuse allocated */
+    if (se && set->ahead)
+        ahead_set_session(set->ahead, se);
     return se;
 }

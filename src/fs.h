@@ -52,6 +52,8 @@ void fs_set_visible(struct fs *fs, int visible);
  * fsset_put() publishes a tree, which the set then owns: fsset_free() frees
  * every tree it holds. A tree is never taken out while the session runs. */
 struct fsset *fsset_new(const struct options *o);
+/* Stop reading ahead (before the session and the caches go). */
+void fsset_stop(struct fsset *set);
 void fsset_put(struct fsset *set, struct fs *fs);
 void fsset_free(struct fsset *set);
 

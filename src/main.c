@@ -206,6 +206,7 @@ static void teardown(struct daemon *d)
 {
     sdnotify_watchdog_stop();
     atomic_store(&health_se, NULL);
+    fsset_stop(d->fsset);       /* the read-ahead pusher uses the session and the caches */
     webhook_stop(d->wh);
     webhook_stop(d->metrics);
     stop_reloader();

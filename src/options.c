@@ -42,6 +42,7 @@ const char options_usage[] =
     "  --offline                   serve the cache, make no API calls\n"
     "  --check                     check options, key, cache and API access, then exit\n"
     "  --no-kernel-notify          never invalidate the kernel's cache (for tests: stale reads)\n"
+    "  --no-read-ahead             never push the next files of a scan into the page cache\n"
     "  -f                          stay in the foreground\n"
     "  -d                          debug output, also of every FUSE request (implies -f)\n"
     "  -v, --verbose               more log lines (debug); -q, --quiet: fewer (warnings\n"
@@ -95,6 +96,7 @@ static const struct optdef optdefs[] = {
     { "offline", FLAG, OFF(offline), 0, 0 },
     { "check", FLAG, OFF(check), 0, 0 },
     { "no-kernel-notify", FLAG, OFF(no_kernel_notify), 0, 0 },
+    { "no-read-ahead", FLAG, OFF(no_read_ahead), 0, 0 },
     { "integrations-file", STR, OFF(integrations_file), 0, 0 },
     { "cache-dir", STR, OFF(cache_dir), 0, 0 },
     { "discover", FLAG, OFF(discover), 0, 0 },

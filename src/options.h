@@ -43,6 +43,7 @@ struct options {
     int offline;
     int kernel_notify;          /* 0: --no-kernel-notify (tests of the mechanism) */
     int no_kernel_notify;
+    int no_read_ahead;          /* --no-read-ahead: never push files into the page cache */
     int foreground;
     int debug;
     int verbosity;              /* -v/--verbose adds 1, -q/--quiet takes 1 away */

@@ -234,6 +234,14 @@ typedef int (*store_list_fn)(void *ctx, const char *name,
                              const struct store_attr *attr);
 int store_read_list(struct store_reader *r, int model, uint64_t after,
                     int max, store_list_fn fn, void *ctx);
+/* Read-ahead (ahead.h): the records of a model after `after` in name order
+ * (a shell glob's), as store_read_list gives them in listing order. */
+int store_read_list_by_name(struct store_reader *r, int model, const char *after, int max,
+                            store_list_fn fn, void *ctx);
+/* The model and file name of a record's current version `node`: 1 found
+ * (name truncated to namelen), 0 not current or absent, -1 error. */
+int store_read_record_key(struct store_reader *r, uint64_t node, int *model, char *name,
+                          size_t namelen);
 /* Copy up to n bytes of a record's content from offset off into dst.
  * Returns the number of bytes copied (0 past the end), or -1 if the record
  * is gone or on error. No statement stays open afterwards, so an idle

@@ -1,0 +1,58 @@
+/*
+ * ahead.h — reading ahead across files (SPEC §12, issue 15 §2).
+ *
+ * A scan (grep -r, find -exec cat, tar, rsync, jq over a glob) reads file
+ * after file at offset 0, in the directory's listing order (rowid) or in name
+ * order (a sorted glob). Each such read costs a FUSE round trip; the kernel's
+ * own read-ahead stops at the end of a file. ahead_read() is told of every
+ * uncached read at offset 0 of a record; after two in one order in one
+ * directory it has a thread of its own push the next files' contents into the
+ * kernel's page cache (fuse_lowlevel_notify_store), so the reader finds them
+ * there and sends no READ. The kernel takes a pushed page only for an inode it
+ * holds (readdirplus made one for every listed entry); others are skipped.
+ *
+ * The window: 16 files at first, doubled each time the reader gets past what
+ * was pushed (it reads, uncached, a file beyond the window: its READ reaches
+ * us), up to max_files, and at most max_bytes per batch; a read out of order
+ * (a jump, another directory) starts again from 16. Reads of pushed pages are
+ * invisible to the daemon, so nothing more than one window beyond the last
+ * READ seen is ever pushed: that is the budget of bytes pushed and not yet
+ * read. A lone `cat` or an `ls -l` pushes nothing.
+ *
+ * Never stale: a record's node id carries its version (ino.h) and versions are
+ * immutable, so the pusher sends the current version's bytes to the current
+ * version's node; a record that changes gets a new node, and the notifier's
+ * entry invalidation makes the next reader look the new one up.
+ *
+ * Threads: ahead_read() on FUSE workers (it never blocks on the pusher, and
+ * the pusher never runs in a request handler, so a push never waits for a
+ * page that the pushing thread's own reply would unlock). One mutex guards
+ * the scans and the queue.
+ *
+ * Ownership: the stores and the session given are borrowed; they must outlive
+ * ahead_stop(). ahead_stats() returns a NEW jansson reference (json_t *).
+ */
+#ifndef KOMBOFS_AHEAD_H
+#define KOMBOFS_AHEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ahead;
+struct fuse_session;
+struct store;
+
+/* max_files: the largest window (512); max_bytes: bytes per batch at most. */
+struct ahead *ahead_new(int max_files, size_t max_bytes);
+/* The session pushes go to; the thread starts on the first scan. */
+void ahead_set_session(struct ahead *a, struct fuse_session *se);
+/* A read at offset 0 of record `node` (ino.h, with its slot) of store st,
+ * model `model`, file name `name`, was just answered. */
+void ahead_read(struct ahead *a, struct store *st, uint64_t node, int model, const char *name);
+/* Stop the pusher (before the session and the stores go). NULL is fine. */
+void ahead_stop(struct ahead *a);
+void ahead_free(struct ahead *a);
+/* {"scans", "batches", "files", "bytes", "not_held"}: what was pushed. */
+void *ahead_stats(struct ahead *a);
+
+#endif

@@ -1,0 +1,129 @@
+"""Reading ahead across files (issue 15 §2, SPEC §12): a scan's next files are pushed into
+the page cache (fuse_lowlevel_notify_store), so a cold scan sends few READs; the bytes
+are the same as without it; a change during a scan is never hidden; a lone read or a
+listing pushes nothing.
+
+Every mount here is fresh, so the kernel's page cache holds none of its files (cold)."""
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import escape
+
+N = 1500
+
+
+def status(m):
+    with open(m.path(".status"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_all(m, names):
+    out = {}
+    for n in names:
+        with open(m.path("employees", n), "rb") as f:
+            out[n] = f.read()
+    return out
+
+
+def warm_cache(sandbox, kombofs, tmp_path):
+    """A cache with N employees, filled by a first daemon that is gone again."""
+    cache = str(tmp_path / "cache.db")
+    m = kombofs(sandbox, cache=cache)
+    assert len(os.listdir(m.path("employees"))) == N
+    m.stop()
+    return cache
+
+
+@pytest.mark.sandbox(employees=N)
+def test_a_cold_scan_sends_few_reads_and_reads_the_same_bytes(sandbox, kombofs, tmp_path):
+    cache = warm_cache(sandbox, kombofs, tmp_path)
+    plain_cache = str(tmp_path / "plain.db")
+    shutil.copyfile(cache, plain_cache)
+
+    m = kombofs(sandbox, "--offline", cache=cache)
+    names = os.listdir(m.path("employees"))         # listing order, as grep -r walks it
+    before = status(m)["requests"]["read"]
+    pushed = read_all(m, names)
+    st = status(m)
+    reads = st["requests"]["read"] - before
+    # 5-8 % of the files on a quiet machine; the pusher is one thread, and on two CPUs
+    # shared with a parallel test run it falls behind the reader at times (24 % seen).
+    # Without it every file is a READ (the last part of this test).
+    assert reads < N // 3, f"{reads} READs for {N} files"
+    assert st["read_ahead"]["files"] > N * 0.8, st["read_ahead"]
+    assert st["read_ahead"]["scans"] == 1, st["read_ahead"]
+    # The second pass is the page cache's: no READ, and no GETATTR per file. (A file
+    # whose READ came short of a whole page has its block count invalidated by the
+    # kernel, so its next fstat is a GETATTR; pushed files had no READ.)
+    before = st["requests"]
+    again = read_all(m, names)
+    after = status(m)["requests"]
+    assert after["read"] == before["read"]
+    assert after["getattr"] - before["getattr"] <= reads, (after, before, reads)
+    assert again == pushed
+    m.stop()
+
+    # The same bytes as a daemon that pushes nothing serves (a copy of the cache).
+    p = kombofs(sandbox, "--offline", "--no-read-ahead", cache=plain_cache)
+    plain = read_all(p, names)
+    st = status(p)
+    assert st["read_ahead"] is None and st["requests"]["read"] >= N
+    assert plain == pushed
+    assert sum(map(len, plain.values())) == sum(os.path.getsize(p.path("employees", n))
+                                                for n in names)
+
+
+@pytest.mark.sandbox(employees=N)
+def test_a_sorted_glob_is_a_scan_too(sandbox, kombofs, tmp_path):
+    cache = warm_cache(sandbox, kombofs, tmp_path)
+    m = kombofs(sandbox, "--offline", cache=cache)
+    names = sorted(os.listdir(m.path("employees")))   # jq . employees/*.json
+    before = status(m)["requests"]["read"]
+    got = read_all(m, names)
+    reads = status(m)["requests"]["read"] - before
+    assert reads < N // 3, f"{reads} READs for {N} files in name order"
+    assert all(json.loads(b)["id"] for b in got.values())
+
+
+@pytest.mark.sandbox(employees=200)
+def test_a_lone_read_and_a_listing_push_nothing(sandbox, kombofs):
+    m = kombofs(sandbox)
+    names = os.listdir(m.path("employees"))
+    for n in names:                                  # ls -l
+        os.stat(m.path("employees", n))
+    first = names[150]
+    with open(m.path("employees", first), "rb") as f:      # cat of one file
+        f.read()
+    # another, before it in the listing and in name order: no walk in either order
+    second = next(n for n in reversed(names[:150]) if n < first)
+    with open(m.path("employees", second), "rb") as f:
+        f.read()
+    ra = status(m)["read_ahead"]
+    assert ra["scans"] == 0 and ra["files"] == 0 and ra["batches"] == 0, ra
+
+
+@pytest.mark.sandbox(employees=N)
+def test_a_change_during_a_scan_is_never_hidden(sandbox, kombofs, tmp_path):
+    m = kombofs(sandbox)
+    names = os.listdir(m.path("employees"))
+    ids = {}
+    for n in names[:40]:                             # the scan starts: pushes go ahead
+        with open(m.path("employees", n), "rb") as f:
+            ids[n] = json.loads(f.read())["id"]
+    target = names[60]
+    with open(m.path("employees", target), "rb") as f:   # pushed or not, in the cache now
+        old = json.loads(f.read())
+    assert status(m)["read_ahead"]["files"] > 0
+    sandbox.update_employee(old["id"], job_title="Changed Mid-Scan")
+    assert m.control("sync employees") == 0
+    for n in names[40:]:                             # the scan goes on over the change
+        with open(m.path("employees", n), "rb") as f:
+            rec = json.loads(f.read())
+        if n == target:
+            assert rec["job_title"] == "Changed Mid-Scan"
+            assert rec["id"] == old["id"] and escape(rec["id"]) + ".json" == n
+    with open(m.path("employees", target), "rb") as f:
+        assert json.loads(f.read())["job_title"] == "Changed Mid-Scan"
