@@ -3,7 +3,7 @@
 # baseline in the same run (see docs/performance.md).
 #
 #   tests/bench/run.sh [--employees N] [--smoke] [--reps R] [--kombofs PATH]
-#                      [--out FILE] [--json FILE] [--keep]
+#                      [--floor PATH] [--out FILE] [--json FILE] [--keep]
 #
 #   --employees N   sandbox size (default 100000)
 #   --smoke         about 1000 employees, 3 repetitions: checks that this script works
@@ -11,6 +11,9 @@
 #   --reps R        repetitions of every measurement (default 5, smoke 3)
 #   --kombofs PATH  the binary to measure (default build/kombofs); it is copied first,
 #                   so a rebuild during the run does not change what is measured
+#   --floor PATH    the FUSE floor (tests/bench/floor.c, built by meson as kombofs-floor;
+#                   default: kombofs-floor beside the kombofs binary). Every read row is
+#                   also measured on it; without it those columns stay empty
 #   --out FILE      also write the markdown table (with the machine) to FILE
 #   --json FILE     also write every sample as JSON to FILE
 #   --keep          keep the temporary directory (logs, caches) for inspection
@@ -25,7 +28,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-employees=100000 reps='' smoke=0 kombofs="$root/build/kombofs" out='' json='' keep=0
+employees=100000 reps='' smoke=0 kombofs="$root/build/kombofs" floor='' out='' json='' keep=0
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -35,6 +38,8 @@ while [ $# -gt 0 ]; do
         --reps=*) reps=${1#*=}; shift ;;
         --kombofs) kombofs=${2:?}; shift 2 ;;
         --kombofs=*) kombofs=${1#*=}; shift ;;
+        --floor) floor=${2:?}; shift 2 ;;
+        --floor=*) floor=${1#*=}; shift ;;
         --out) out=${2:?}; shift 2 ;;
         --out=*) out=${1#*=}; shift ;;
         --json) json=${2:?}; shift 2 ;;
@@ -56,6 +61,13 @@ if [ "$employees" -lt 100 ] || [ "$reps" -lt 1 ]; then
     exit 2
 fi
 [ -x "$kombofs" ] || { echo "run.sh: $kombofs is not an executable (ninja -C build?)" >&2; exit 1; }
+if [ -n "$floor" ]; then
+    [ -x "$floor" ] || { echo "run.sh: $floor is not an executable (ninja -C build kombofs-floor?)" >&2; exit 1; }
+elif [ -x "$(dirname "$kombofs")/kombofs-floor" ]; then
+    floor=$(dirname "$kombofs")/kombofs-floor
+else
+    echo "run.sh: no kombofs-floor beside $kombofs: the floor columns stay empty" >&2
+fi
 for tool in fusermount3 curl jq tar find xargs grep; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (tests/deps.sh installs it)" >&2; exit 1; }
 done
@@ -108,6 +120,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 args=(--tmp "$tmp" --employees "$employees" --reps "$reps" --kombofs "$kombofs")
+[ -n "$floor" ] && args+=(--floor "$floor")
 [ "$smoke" = 1 ] && args+=(--smoke)
 [ -n "$out" ] && args+=(--out "$out")
 [ -n "$json" ] && args+=(--json "$json")
