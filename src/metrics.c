@@ -520,7 +520,8 @@ static void render_series(struct buf *b, const struct series *s)
 static void render_family(struct buf *b, enum fam f)
 {
     header(b, &fams[f]);
-    qsort(by_fam[f].v, by_fam[f].n, sizeof(struct series *), cmp_series);
+    if (by_fam[f].n)    /* an empty family has no array: qsort(NULL, 0) is undefined */
+        qsort(by_fam[f].v, by_fam[f].n, sizeof(struct series *), cmp_series);
     for (size_t i = 0; i < by_fam[f].n; i++)
         render_series(b, by_fam[f].v[i]);
 }
