@@ -16,8 +16,9 @@
  * outside the temp dir is ever touched. The temp dir is removed at exit.
  *
  * Properties:
- *  - options_duration agrees with a reference: digits, then nothing or one
- *    of s m h d, the product within a long;
+ *  - options_duration agrees with a reference: a lone number of seconds, or
+ *    terms NUMBER UNIT (d h m s, each once, largest first), the sum within a
+ *    long;
  *  - options_parse returns 0 or -1, never crashes or leaks (options_free
  *    after either);
  *  - a failure leaves a one-line, non-empty message;
@@ -179,25 +180,41 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static int duration_ref(const char *s, long *out)
 {
+    /* A lone number of seconds, or terms NUMBER UNIT with units among d h m s,
+     * each at most once, largest first ("1h30m", "1d12h"); the sum within a long. */
+    static const char units[] = "dhms";
+    static const long secs[] = { 86400, 3600, 60, 1 };
     size_t n = strlen(s), digits = strspn(s, "0123456789");
-    long v = 0, mul = 1;
-    if (digits == 0 || n > digits + 1)
+    long total = 0;
+    if (digits == 0)
         return -1;
-    if (n == digits + 1) {
-        switch (s[digits]) {
-        case 's': mul = 1; break;
-        case 'm': mul = 60; break;
-        case 'h': mul = 3600; break;
-        case 'd': mul = 86400; break;
-        default: return -1;
-        }
+    if (digits == n) {
+        for (size_t i = 0; i < n; i++)
+            if (__builtin_mul_overflow(total, 10, &total) ||
+                __builtin_add_overflow(total, s[i] - '0', &total))
+                return -1;
+        *out = total;
+        return 0;
     }
-    for (size_t i = 0; i < digits; i++)
-        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, s[i] - '0', &v))
+    int next = 0;       /* the first unit still allowed */
+    size_t i = 0;
+    while (i < n) {
+        size_t d = strspn(s + i, "0123456789");
+        if (d == 0 || i + d == n)
+            return -1;  /* no number, or a number without its unit */
+        const char *u = strchr(units + next, s[i + d]);
+        if (!u || s[i + d] == '\0')
             return -1;
-    if (__builtin_mul_overflow(v, mul, &v))
-        return -1;
-    *out = v;
+        long v = 0;
+        for (size_t k = 0; k < d; k++)
+            if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, s[i + k] - '0', &v))
+                return -1;
+        if (__builtin_mul_overflow(v, secs[u - units], &v) || __builtin_add_overflow(total, v, &total))
+            return -1;
+        next = (int)(u - units) + 1;
+        i += d + 1;
+    }
+    *out = total;
     return 0;
 }
 
