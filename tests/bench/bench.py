@@ -356,6 +356,7 @@ class Floor:
         os.makedirs(self.mnt, exist_ok=True)
         self.proc = None
         self.logpath = os.path.join(bench.tmp, "floor.log")
+        self.counts = os.path.join(bench.tmp, "floor.counts")
 
     def __str__(self):
         return "the FUSE floor"
@@ -380,7 +381,8 @@ class Floor:
         """Loads the tree and mounts; returns seconds from exec to the mount."""
         with open(self.logpath, "a", encoding="utf-8") as logf:
             t = time.monotonic()
-            self.proc = subprocess.Popen([self.bench.floor_bin, self.src, self.mnt, "-f", "-r"],
+            self.proc = subprocess.Popen([self.bench.floor_bin, self.src, self.mnt, "-f", "-r",
+                                          "-c", self.counts],
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                          start_new_session=True)
         self.bench.register_pid(self.proc.pid)
@@ -394,6 +396,27 @@ class Floor:
         if r.returncode != 0:
             raise BenchError(f"fusermount3 -u {self.mnt}: {r.stderr.strip()}")
         return self._wait_mounted(t, 60)
+
+    def _read_counts(self):
+        try:
+            with open(self.counts, encoding="utf-8") as f:
+                return dict((k, int(v)) for k, v in (line.split() for line in f if line.strip()))
+        except FileNotFoundError:
+            return {"dump": 0}
+
+    def requests(self):
+        """The requests it served so far, by type (SIGUSR1 makes it write them)."""
+        before = self._read_counts()["dump"]
+        self.proc.send_signal(signal.SIGUSR1)
+        t = time.monotonic()
+        while True:
+            got = self._read_counts()
+            if got["dump"] > before:
+                del got["dump"]
+                return got
+            if time.monotonic() - t > 30:
+                raise BenchError(f"kombofs-floor wrote no request counts; log: {self.log_tail()}")
+            time.sleep(0.002)
 
     def hwm_mb(self):
         with open(f"/proc/{self.proc.pid}/status", encoding="utf-8") as f:
@@ -704,7 +727,9 @@ class Run:
                     self.add(f"tmpfs_{name}", op(name, tf.path))
 
                 def floor():
+                    r1 = fl.requests()
                     self.add(f"floor_{name}", op(name, fl.mnt))
+                    self.add(f"floor_{name}_requests", delta_of(r1, fl.requests()))
 
                 for f in rotated([fuse, base, floor] if fl else [fuse, base], rep):
                     f()
@@ -755,7 +780,9 @@ class Run:
 
             def cat_floor():
                 self.add("floor_restart", fl.restart())
+                r1 = fl.requests()
                 self.add("cold_cat_floor", op("cat", fl.mnt))
+                self.add("cold_cat_floor_requests", delta_of(r1, fl.requests()))
 
             # kombofs and the floor take turns going first; the tmpfs pass follows them.
             for f in rotated([ls_fuse, ls_floor] if fl else [ls_fuse], rep):
@@ -1068,10 +1095,17 @@ def render(run, mach, started, elapsed):
             used = ", ".join(f"{k} {v}" for k, v in reqs[-1].items() if v)
             per = f"; FUSE requests in the last kombofs pass: {used or 'none'}"
         fl = f", floor {spread('floor_' + key[5:])}" if s.get("floor_" + key[5:]) else ""
+        freqs = s.get("floor_" + key[5:] + "_requests")
+        if freqs:
+            used = ", ".join(f"{k} {v}" for k, v in freqs[-1].items() if v)
+            per += f"; in the last floor pass: {used or 'none'}"
         out.append(f"- {what}: kombofs {spread(key)}, tmpfs {spread('tmpfs_' + key[5:])}{fl}{per}")
     if s.get("cold_cat"):
         used = ", ".join(f"{k} {v}" for k, v in s["cold_cat_requests"][-1].items() if v)
         fl = f", floor {spread('cold_cat_floor')}" if s.get("cold_cat_floor") else ""
+        if s.get("cold_cat_floor_requests"):
+            fused = ", ".join(f"{k} {v}" for k, v in s["cold_cat_floor_requests"][-1].items() if v)
+            used += f"; in the last cold floor pass: {fused}"
         out.append(f"- cold cat: kombofs {spread('cold_cat')}, tmpfs {spread('cold_cat_tmpfs')}{fl}; "
                    f"FUSE requests in the last cold pass: {used}")
         out.append(f"- restart (exec → mount ready) with the warm cache: {spread('restart')} "

@@ -1,7 +1,7 @@
 /*
  * floor.c — the FUSE floor of the benchmark (SPEC §8, issue 15 §1).
  *
- *   kombofs-floor SRC_DIR MOUNTPOINT [-f] [-s] [-r] [-d]
+ *   kombofs-floor SRC_DIR MOUNTPOINT [-f] [-s] [-r] [-d] [-c FILE]
  *
  * Loads the directory tree SRC_DIR (regular files, directories, symbolic
  * links) into memory, then serves it read-only at MOUNTPOINT through the
@@ -35,9 +35,13 @@
  *     the mount to come back, which drops every kernel cache of it the way a
  *     kombofs restart does, without reloading the tree. SIGTERM, SIGINT and
  *     SIGHUP unmount and stop it;
- * -d  libfuse's debug output.
+ * -d  libfuse's debug output;
+ * -c FILE  on SIGUSR1, write the requests served so far, by type, to FILE
+ *     (replaced atomically; its first line counts the dumps), so that the
+ *     benchmark can see whether a warm pass really made no READ.
  *
- * At each unmount it writes the number of requests by type to stderr.
+ * At each unmount it writes the number of requests by type since the
+ * previous unmount to stderr.
  * Part of the benchmark only: meson builds it, never installs it.
  */
 #ifndef _GNU_SOURCE
@@ -48,6 +52,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -284,7 +290,8 @@ enum { C_LOOKUP, C_GETATTR, C_READDIRPLUS, C_READDIR, C_OPEN, C_OPENDIR, C_READ,
 static const char *const op_names[C_COUNT] = {
     "lookup", "getattr", "readdirplus", "readdir", "open", "opendir", "read", "getxattr", "other",
 };
-static _Atomic long counts[C_COUNT];
+static _Atomic long counts[C_COUNT];     /* since the start */
+static long counts_unmount[C_COUNT];     /* at the previous unmount */
 
 static void count(int c)
 {
@@ -621,10 +628,53 @@ static const struct fuse_lowlevel_ops ops = {
 
 static void usage(FILE *f)
 {
-    fputs("usage: kombofs-floor SRC_DIR MOUNTPOINT [-f] [-s] [-r] [-d]\n"
+    fputs("usage: kombofs-floor SRC_DIR MOUNTPOINT [-f] [-s] [-r] [-d] [-c FILE]\n"
           "  serves SRC_DIR from memory, read-only, with kombofs's kernel-cache settings\n"
           "  -f  foreground   -s  single-threaded loop   -d  libfuse debug output\n"
-          "  -r  mount again after an unmount from outside (the benchmark's cold runs)\n", f);
+          "  -r  mount again after an unmount from outside (the benchmark's cold runs)\n"
+          "  -c FILE  on SIGUSR1, write the requests served so far to FILE\n", f);
+}
+
+/* -c FILE: a thread that waits for SIGUSR1 (blocked in every other thread)
+ * and writes the counts. */
+static const char *counts_path;
+
+static void *dump_thread(void *arg)
+{
+    sigset_t *set = arg;
+    unsigned long dumps = 0;
+    size_t len = strlen(counts_path);
+    char *tmp = malloc(len + 5);
+    if (!tmp)
+        return NULL;
+    memcpy(tmp, counts_path, len);
+    memcpy(tmp + len, ".tmp", 5);
+    for (;;) {
+        int sig;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        FILE *f = fopen(tmp, "w");
+        if (!f)
+            continue;
+        fprintf(f, "dump %lu\n", ++dumps);
+        for (int i = 0; i < C_COUNT; i++)
+            fprintf(f, "%s %ld\n", op_names[i], atomic_load(&counts[i]));
+        if (fclose(f) == 0)
+            rename(tmp, counts_path);
+    }
+    return NULL;
+}
+
+static int start_dump_thread(void)
+{
+    static sigset_t set;
+    pthread_t t;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    if (pthread_create(&t, NULL, dump_thread, &set) != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
 }
 
 /* One mount: 0 after an unmount from outside, else the signal or -1. */
@@ -651,6 +701,8 @@ static int serve(const char *mnt, int foreground, int single, int debug, int *da
         if (fuse_daemonize(foreground) < 0)
             goto out_unmount;
         *daemonised = 1;
+        if (counts_path && start_dump_thread() < 0)
+            goto out_unmount;
     }
     if (single) {
         rc = fuse_session_loop(se);
@@ -666,7 +718,8 @@ static int serve(const char *mnt, int foreground, int single, int debug, int *da
     }
     fputs("kombofs-floor: unmounted; requests:", stderr);
     for (int i = 0; i < C_COUNT; i++) {
-        long n = atomic_exchange(&counts[i], 0);
+        long now = atomic_load(&counts[i]), n = now - counts_unmount[i];
+        counts_unmount[i] = now;
         if (n)
             fprintf(stderr, " %s %ld", op_names[i], n);
     }
@@ -693,6 +746,8 @@ int main(int argc, char **argv)
             remount = 1;
         } else if (strcmp(argv[i], "-d") == 0) {
             debug = 1;
+        } else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            counts_path = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -722,6 +777,13 @@ int main(int argc, char **argv)
     mnt = abs;
     uid = getuid();
     gid = getgid();
+    if (counts_path) {
+        /* Blocked here, so in every thread libfuse starts; the dump thread waits for it. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
     if (load(src) < 0)
         return 1;
     int daemonised = 0, rc;
