@@ -97,30 +97,12 @@ void ahead_set_session(struct ahead *a, struct fuse_session *se)
 
 /* ---- the pusher ---- */
 
+#define LEAP 8      /* files left to a reader that overtook the pusher */
+
 struct entry {
-    uint64_t node;
-    uint64_t size;
     uint64_t rowid;
-    char name[NAME_LEN];
+    const char *name;
 };
-
-struct listing {
-    struct entry *v;
-    int n, cap;
-};
-
-static int collect(void *ctx, const char *name, const struct store_attr *attr)
-{
-    struct listing *l = ctx;
-    if (l->n == l->cap)
-        return 1;
-    struct entry *e = &l->v[l->n++];
-    e->node = attr->node;
-    e->size = attr->size;
-    e->rowid = ino_rowid(attr->node);
-    snprintf(e->name, sizeof e->name, "%s", name);
-    return 0;
-}
 
 /* Whether the reader already got to e (its READ reached us): then pushing
  * it is useless. With a->lock held. */
@@ -136,71 +118,76 @@ static int current(const struct ahead *a, const struct job *j)
     return !a->stop && sc->st == j->st && sc->model == j->model && sc->gen == j->gen;
 }
 
+struct pushing {
+    struct ahead *a;
+    const struct job *j;
+    struct fuse_session *se;
+    int i, trip, leap;
+    size_t bytes;
+};
+
+/* One record of the batch, with its bytes, as the listing gives it. */
+static int push_one(void *ctx, const char *name, const struct store_attr *attr, const void *body,
+                    size_t len)
+{
+    struct pushing *p = ctx;
+    struct ahead *a = p->a;
+    const struct job *j = p->j;
+    if (p->bytes >= a->max_bytes)
+        return 1;
+    int i = p->i++;
+    struct entry e = { ino_rowid(attr->node), name };
+    pthread_mutex_lock(&a->lock);
+    struct scan *sc = &a->scans[j->scan];
+    int cur = current(a, j), done = cur && passed(sc, &e);
+    if (cur) {
+        /* The window ends where the pusher is; its middle is the tripwire. */
+        sc->end_rowid = e.rowid;
+        snprintf(sc->end_name, sizeof sc->end_name, "%s", name);
+        if (i == p->trip) {
+            sc->trip = 1;
+            sc->trip_rowid = e.rowid;
+            snprintf(sc->trip_name, sizeof sc->trip_name, "%s", name);
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (!cur)
+        return 1;
+    p->bytes += len;
+    if (done) {
+        /* Overtaken (a fast reader, a busy machine): leave the next few to the
+         * reader's own READs and push from beyond them. */
+        p->leap = LEAP;
+        return 0;
+    }
+    if (p->leap > 0) {
+        p->leap--;
+        return 0;
+    }
+    if (i == p->trip || len == 0 || len > MAX_FILE || len != attr->size)
+        return 0;
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+    bv.buf[0].mem = (void *)body;
+    if (fuse_lowlevel_notify_store(p->se, ino_with_slot(attr->node, j->slot), 0, &bv, 0) == 0) {
+        atomic_fetch_add(&a->n_files, 1);
+        atomic_fetch_add(&a->n_bytes, (long)len);
+    } else {
+        atomic_fetch_add(&a->n_not_held, 1);   /* -ENOENT: the kernel holds no such inode */
+    }
+    return 0;
+}
+
 static void push_batch(struct ahead *a, const struct job *j)
 {
     struct store_reader *r = store_reader(j->st);
-    struct listing l = { calloc((size_t)j->count, sizeof *l.v), 0, j->count };
-    if (!r || !l.v) {
-        free(l.v);
+    if (!r)
         return;
-    }
-    if (j->order == BY_NAME)
-        store_read_list_by_name(r, j->model, j->after_name, j->count, collect, &l);
-    else
-        store_read_list(r, j->model, ino_record(j->after_rowid, 0), j->count, collect, &l);
-    /* The window ends at the last entry listed, or where the bytes ran out. */
-    size_t bytes = 0;
-    int n = 0;
-    while (n < l.n && bytes < a->max_bytes)
-        bytes += l.v[n++].size;
-    int trip = n >= 8 ? n / 2 : -1;
     pthread_mutex_lock(&a->lock);
-    struct scan *sc = &a->scans[j->scan];
-    int ok = current(a, j) && n > 0;
-    if (ok) {
-        sc->end_rowid = l.v[n - 1].rowid;
-        snprintf(sc->end_name, sizeof sc->end_name, "%s", l.v[n - 1].name);
-        sc->trip = trip >= 0;
-        if (trip >= 0) {
-            sc->trip_rowid = l.v[trip].rowid;
-            snprintf(sc->trip_name, sizeof sc->trip_name, "%s", l.v[trip].name);
-        }
-    }
-    struct fuse_session *se = a->se;
+    struct pushing p = { a, j, a->se, 0, j->count >= 8 ? j->count / 2 : -1, 0, 0 };
     pthread_mutex_unlock(&a->lock);
-    char *buf = NULL;
-    size_t cap = 0;
-    for (int i = 0; ok && i < n; i++) {
-        const struct entry *e = &l.v[i];
-        pthread_mutex_lock(&a->lock);
-        int skip = !current(a, j) ? -1 : passed(sc, e);
-        pthread_mutex_unlock(&a->lock);
-        if (skip < 0)
-            break;
-        if (skip || i == trip || e->size == 0 || e->size > MAX_FILE)
-            continue;
-        if (e->size > cap) {
-            char *nb = realloc(buf, e->size);
-            if (!nb)
-                break;
-            buf = nb;
-            cap = e->size;
-        }
-        long got = store_read_body(r, e->node, buf, 0, e->size);
-        if (got != (long)e->size)
-            continue;   /* changed meanwhile: its new node is another file */
-        struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)got);
-        bv.buf[0].mem = buf;
-        int rc = fuse_lowlevel_notify_store(se, ino_with_slot(e->node, j->slot), 0, &bv, 0);
-        if (rc == 0) {
-            atomic_fetch_add(&a->n_files, 1);
-            atomic_fetch_add(&a->n_bytes, got);
-        } else {
-            atomic_fetch_add(&a->n_not_held, 1);   /* -ENOENT: the kernel holds no such inode */
-        }
-    }
-    free(buf);
-    free(l.v);
+    /* One statement for the batch: the bytes come with the listing. */
+    store_read_ahead(r, j->model, j->order == BY_NAME, j->after_rowid, j->after_name, j->count,
+                     push_one, &p);
     atomic_fetch_add(&a->n_batches, 1);
 }
 

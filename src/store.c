@@ -111,7 +111,7 @@ static const char *const wsql[W_COUNT] = {
 };
 
 enum rstmt {
-    R_LOOKUP, R_ATTR, R_OLD_ATTR, R_LIST, R_LIST_NAME, R_KEY, R_BODY, R_OLD_BODY, R_META,
+    R_LOOKUP, R_ATTR, R_OLD_ATTR, R_LIST, R_LIST_NAME, R_AHEAD, R_AHEAD_NAME, R_KEY, R_BODY, R_OLD_BODY, R_META,
     R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_RANGE, R_COUNT, R_WATERMARK,
     /* one of each per view, email then remote id: R_LNK_x + view */
     R_LNK_FIRST, R_LNK_FIRST_RID, R_LNK_NAMED, R_LNK_NAMED_RID, R_LNK_ROW, R_LNK_ROW_RID,
@@ -127,6 +127,10 @@ static const char *const rsql[R_NSTMT] = {
                " ORDER BY ino LIMIT ?3",
     [R_LIST_NAME] = "SELECT ino, name, size, mtime, ver FROM records WHERE model = ?1 AND name > ?2"
                     " ORDER BY name LIMIT ?3",
+    [R_AHEAD] = "SELECT ino, name, size, mtime, ver, body FROM records WHERE model = ?1 AND ino > ?2"
+                " ORDER BY ino LIMIT ?3",
+    [R_AHEAD_NAME] = "SELECT ino, name, size, mtime, ver, body FROM records WHERE model = ?1"
+                     " AND name > ?2 ORDER BY name LIMIT ?3",
     [R_KEY] = "SELECT model, name FROM records WHERE ino = ?1 AND ver & " INO_REC_VER_MASK_SQL " = ?2",
     [R_BODY] = "SELECT body FROM records WHERE ino = ?1 AND ver & " INO_REC_VER_MASK_SQL " = ?2",
     [R_OLD_BODY] = "SELECT body FROM superseded WHERE node = ?1",
@@ -1513,6 +1517,32 @@ int store_read_list_by_name(struct store_reader *r, int model, const char *after
         if (fn(ctx, (const char *)sqlite3_column_text(s, 1), &a))
             break;
         n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        n = row_result(r, rc);
+    sqlite3_reset(s);
+    return n;
+}
+
+int store_read_ahead(struct store_reader *r, int model, int by_name, uint64_t after_rowid,
+                     const char *after_name, int max, store_body_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = rs(r, by_name ? R_AHEAD_NAME : R_AHEAD);
+    int n = 0, rc;
+    sqlite3_bind_int(s, 1, model);
+    if (by_name)
+        sqlite3_bind_text(s, 2, after_name, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)after_rowid);
+    sqlite3_bind_int(s, 3, max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_attr a;
+        fill_rec_attr(s, 0, 2, 3, 4, &a);
+        const void *body = sqlite3_column_blob(s, 5);
+        size_t len = (size_t)sqlite3_column_bytes(s, 5);
+        n++;
+        if (fn(ctx, (const char *)sqlite3_column_text(s, 1), &a, body, len))
+            break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         n = row_result(r, rc);

@@ -238,6 +238,14 @@ int store_read_list(struct store_reader *r, int model, uint64_t after,
  * (a shell glob's), as store_read_list gives them in listing order. */
 int store_read_list_by_name(struct store_reader *r, int model, const char *after, int max,
                             store_list_fn fn, void *ctx);
+/* Read-ahead: the next records of a model after a rowid (listing order) or a
+ * name (by_name), at most max, each with its bytes (borrowed until fn
+ * returns; a non-zero return stops). The statement holds a read
+ * transaction until it ends. Returns how many were given, or -1. */
+typedef int (*store_body_fn)(void *ctx, const char *name, const struct store_attr *attr,
+                             const void *body, size_t len);
+int store_read_ahead(struct store_reader *r, int model, int by_name, uint64_t after_rowid,
+                     const char *after_name, int max, store_body_fn fn, void *ctx);
 /* The model and file name of a record's current version `node`: 1 found
  * (name truncated to namelen), 0 not current or absent, -1 error. */
 int store_read_record_key(struct store_reader *r, uint64_t node, int *model, char *name,
