@@ -139,7 +139,9 @@ static int push_one(void *ctx, const char *name, const struct store_attr *attr, 
     struct entry e = { ino_rowid(attr->node), name };
     pthread_mutex_lock(&a->lock);
     struct scan *sc = &a->scans[j->scan];
-    int cur = current(a, j), done = cur && passed(sc, &e);
+    /* After the request loop ends nothing answers a READ still queued in the
+     * kernel, and a push onto its locked page would wait for ever: stop. */
+    int cur = current(a, j) && !fuse_session_exited(p->se), done = cur && passed(sc, &e);
     if (cur) {
         /* The window ends where the pusher is; its middle is the tripwire. */
         sc->end_rowid = e.rowid;
