@@ -111,7 +111,7 @@ static const char *const wsql[W_COUNT] = {
 };
 
 enum rstmt {
-    R_LOOKUP, R_ATTR, R_OLD_ATTR, R_LIST, R_LIST_NAME, R_AHEAD, R_AHEAD_NAME, R_KEY, R_BODY, R_OLD_BODY, R_META,
+    R_LOOKUP, R_ATTR, R_OLD_ATTR, R_LIST, R_AHEAD, R_AHEAD_NAME, R_KEY, R_BODY, R_OLD_BODY, R_META,
     R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_RANGE, R_COUNT, R_WATERMARK,
     /* one of each per view, email then remote id: R_LNK_x + view */
     R_LNK_FIRST, R_LNK_FIRST_RID, R_LNK_NAMED, R_LNK_NAMED_RID, R_LNK_ROW, R_LNK_ROW_RID,
@@ -125,8 +125,6 @@ static const char *const rsql[R_NSTMT] = {
     [R_OLD_ATTR] = "SELECT size, mtime FROM superseded WHERE node = ?1",
     [R_LIST] = "SELECT ino, name, size, mtime, ver FROM records WHERE model = ?1 AND ino > ?2"
                " ORDER BY ino LIMIT ?3",
-    [R_LIST_NAME] = "SELECT ino, name, size, mtime, ver FROM records WHERE model = ?1 AND name > ?2"
-                    " ORDER BY name LIMIT ?3",
     [R_AHEAD] = "SELECT ino, name, size, mtime, ver, body FROM records WHERE model = ?1 AND ino > ?2"
                 " ORDER BY ino LIMIT ?3",
     [R_AHEAD_NAME] = "SELECT ino, name, size, mtime, ver, body FROM records WHERE model = ?1"
@@ -1489,27 +1487,6 @@ int store_read_list(struct store_reader *r, int model, uint64_t after, int max,
     int n = 0, rc;
     sqlite3_bind_int(s, 1, model);
     sqlite3_bind_int64(s, 2, ino_kind(after) == INO_K_RECORD ? (sqlite3_int64)ino_rowid(after) : 0);
-    sqlite3_bind_int(s, 3, max);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_attr a;
-        fill_rec_attr(s, 0, 2, 3, 4, &a);
-        if (fn(ctx, (const char *)sqlite3_column_text(s, 1), &a))
-            break;
-        n++;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        n = row_result(r, rc);
-    sqlite3_reset(s);
-    return n;
-}
-
-int store_read_list_by_name(struct store_reader *r, int model, const char *after, int max,
-                            store_list_fn fn, void *ctx)
-{
-    sqlite3_stmt *s = rs(r, R_LIST_NAME);
-    int n = 0, rc;
-    sqlite3_bind_int(s, 1, model);
-    sqlite3_bind_text(s, 2, after, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 3, max);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_attr a;

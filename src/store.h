@@ -234,10 +234,6 @@ typedef int (*store_list_fn)(void *ctx, const char *name,
                              const struct store_attr *attr);
 int store_read_list(struct store_reader *r, int model, uint64_t after,
                     int max, store_list_fn fn, void *ctx);
-/* Read-ahead (ahead.h): the records of a model after `after` in name order
- * (a shell glob's), as store_read_list gives them in listing order. */
-int store_read_list_by_name(struct store_reader *r, int model, const char *after, int max,
-                            store_list_fn fn, void *ctx);
 /* Read-ahead: the next records of a model after a rowid (listing order) or a
  * name (by_name), at most max, each with its bytes (borrowed until fn
  * returns; a non-zero return stops). The statement holds a read
