@@ -58,7 +58,6 @@ status: 0 when every row was measured (met or not), 1 when the benchmark failed,
 """
 import argparse
 import collections
-import datetime
 import gzip
 import hashlib
 import hmac
@@ -92,33 +91,9 @@ ENDPOINTS = ("employees", "employments", "groups", "absences", "absence-types",
              "time-off-balances", "timesheets", "legal-entities", "locations")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-T0 = time.monotonic()
-
-
-class BenchError(Exception):
-    pass
-
-
-class Stop(BaseException):
-    """SIGINT/SIGTERM/SIGHUP: unwind through every finally block."""
-
-
-def on_signal(signum, frame):
-    raise Stop(signum)
-
-
-def log(msg):
-    print(f"[{time.monotonic() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def now_iso():
-    t = datetime.datetime.now(datetime.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-
-
-def parse_iso(s):
-    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+# The helpers every bench script shares (bench.py's main() runs only as a script).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import T0, BenchError, Stop, log, now_iso, on_signal, parse_iso  # noqa: E402
 
 
 def escape(name):
