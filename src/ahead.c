@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "entry.h"
 #include "ino.h"
 #include "log.h"
 #include "store.h"
@@ -99,14 +100,21 @@ void ahead_set_session(struct ahead *a, struct fuse_session *se)
 
 #define LEAP 8      /* files left to a reader that overtook the pusher */
 
-struct entry {
+struct pos {
     uint64_t rowid;
     const char *name;
 };
 
+/* A file's place in its directory's listing: the rowid of a record, the
+ * sequence number of a change-log entry. */
+static uint64_t place(int model, uint64_t node)
+{
+    return model == AHEAD_CHANGES ? ino_payload(node) : ino_rowid(node);
+}
+
 /* Whether the reader already got to e (its READ reached us): then pushing
  * it is useless. With a->lock held. */
-static int passed(const struct scan *sc, const struct entry *e)
+static int passed(const struct scan *sc, const struct pos *e)
 {
     return sc->order == BY_NAME ? strcmp(e->name, sc->last_name) <= 0
                                 : e->rowid <= sc->last_rowid;
@@ -136,7 +144,7 @@ static int push_one(void *ctx, const char *name, const struct store_attr *attr, 
     if (p->bytes >= a->max_bytes)
         return 1;
     int i = p->i++;
-    struct entry e = { ino_rowid(attr->node), name };
+    struct pos e = { place(j->model, attr->node), name };
     pthread_mutex_lock(&a->lock);
     struct scan *sc = &a->scans[j->scan];
     /* After the request loop ends nothing answers a READ still queued in the
@@ -188,8 +196,14 @@ static void push_batch(struct ahead *a, const struct job *j)
     struct pushing p = { a, j, a->se, 0, j->count >= 8 ? j->count / 2 : -1, 0, 0 };
     pthread_mutex_unlock(&a->lock);
     /* One statement for the batch: the bytes come with the listing. */
-    store_read_ahead(r, j->model, j->order == BY_NAME, j->after_rowid, j->after_name, j->count,
-                     push_one, &p);
+    if (j->model == AHEAD_CHANGES) {
+        /* Names are the sequence numbers, fixed width: one order. */
+        int64_t after = j->order == BY_NAME ? entry_seq(j->after_name) : (int64_t)j->after_rowid;
+        store_read_change_ahead(r, after < 0 ? 0 : after, j->count, push_one, &p);
+    } else {
+        store_read_ahead(r, j->model, j->order == BY_NAME, j->after_rowid, j->after_name,
+                         j->count, push_one, &p);
+    }
     atomic_fetch_add(&a->n_batches, 1);
 }
 
@@ -271,7 +285,7 @@ void ahead_read(struct ahead *a, struct store *st, uint64_t node, int model, con
 {
     if (!a)
         return;
-    uint64_t rowid = ino_rowid(node);
+    uint64_t rowid = place(model, node);
     pthread_mutex_lock(&a->lock);
     if (!a->se || a->stop) {
         pthread_mutex_unlock(&a->lock);

@@ -5,7 +5,8 @@
  * after file at offset 0, in the directory's listing order (rowid) or in name
  * order (a sorted glob). Each such read costs a FUSE round trip; the kernel's
  * own read-ahead stops at the end of a file. ahead_read() is told of every
- * uncached read at offset 0 of a record; after two in one order in one
+ * uncached read at offset 0 of a record or a change-log entry; after two in
+ * one order in one
  * directory it has a thread of its own push the next files' contents into the
  * kernel's page cache (fuse_lowlevel_notify_store), so the reader finds them
  * there and sends no READ. The kernel takes a pushed page only for an inode it
@@ -42,12 +43,17 @@ struct ahead;
 struct fuse_session;
 struct store;
 
+/* The "model" of change-log entries (changes/<seq>.json): their listing order
+ * is their sequence number, and so is their name order (fixed width). */
+#define AHEAD_CHANGES (-1)
+
 /* max_files: the largest window (512); max_bytes: bytes per batch at most. */
 struct ahead *ahead_new(int max_files, size_t max_bytes);
 /* The session pushes go to; the thread starts on the first scan. */
 void ahead_set_session(struct ahead *a, struct fuse_session *se);
 /* A read at offset 0 of record `node` (ino.h, with its slot) of store st,
- * model `model`, file name `name`, was just answered. */
+ * model `model`, file name `name`, is being answered; or of change-log entry
+ * `node` with model AHEAD_CHANGES. */
 void ahead_read(struct ahead *a, struct store *st, uint64_t node, int model, const char *name);
 /* Stop the pusher (before the session and the stores go). NULL is fine. */
 void ahead_stop(struct ahead *a);

@@ -1014,6 +1014,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         int model;
         if (store_read_record_key(r, ino_with_slot(ino, 0), &model, name, sizeof name) == 1)
             ahead_read(set->ahead, fs->st, ino, model, name);
+    } else if (kind == INO_K_CHANGE && off == 0 && n > 0 && set->ahead) {
+        char name[ENTRY_NAME_SIZE];
+        entry_name((int64_t)ino_payload(ino), name);
+        ahead_read(set->ahead, fs->st, ino, AHEAD_CHANGES, name);
     }
     if (n < 0)
         fuse_reply_err(req, (int)-n);

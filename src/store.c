@@ -112,7 +112,7 @@ static const char *const wsql[W_COUNT] = {
 
 enum rstmt {
     R_LOOKUP, R_ATTR, R_OLD_ATTR, R_LIST, R_AHEAD, R_AHEAD_NAME, R_KEY, R_BODY, R_OLD_BODY, R_META,
-    R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_RANGE, R_COUNT, R_WATERMARK,
+    R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_AHEAD, R_CH_RANGE, R_COUNT, R_WATERMARK,
     /* one of each per view, email then remote id: R_LNK_x + view */
     R_LNK_FIRST, R_LNK_FIRST_RID, R_LNK_NAMED, R_LNK_NAMED_RID, R_LNK_ROW, R_LNK_ROW_RID,
     R_LNK_LIST, R_LNK_LIST_RID,
@@ -137,6 +137,8 @@ static const char *const rsql[R_NSTMT] = {
     [R_CH_LIST] = "SELECT seq, size, at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     [R_CH_BODY] = "SELECT c.body, c.split, r.body FROM changes c LEFT JOIN records r ON r.ino = c.rec"
                   " WHERE c.seq = ?1",
+    [R_CH_AHEAD] = "SELECT c.body, c.split, r.body, c.seq, c.size, c.at FROM changes c"
+                   " LEFT JOIN records r ON r.ino = c.rec WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
     [R_CH_RANGE] = "SELECT (SELECT min(seq) FROM changes),"
                    " (SELECT seq FROM sqlite_sequence WHERE name = 'changes')",
     [R_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
@@ -1650,6 +1652,45 @@ long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
     }
     sqlite3_reset(s);
     return copied;
+}
+
+int store_read_change_ahead(struct store_reader *r, int64_t after, int max, store_body_fn fn,
+                            void *ctx)
+{
+    sqlite3_stmt *s = rs(r, R_CH_AHEAD);
+    int n = 0, rc;
+    struct buf text = BUF_INIT;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(s, 3);
+        struct store_attr a;
+        char name[ENTRY_NAME_SIZE];
+        a.ino = a.node = ino_change(seq);
+        a.size = (uint64_t)sqlite3_column_int64(s, 4);
+        a.mtime_ns = sqlite3_column_int64(s, 5);
+        entry_name(seq, name);
+        const void *body;
+        size_t len;
+        if (sqlite3_column_type(s, 1) == SQLITE_NULL) {
+            body = sqlite3_column_blob(s, 0);
+            len = (size_t)sqlite3_column_bytes(s, 0);
+        } else {
+            text.len = 0;
+            if (borrowed_text(s, 0, seq, &text) != 0)
+                continue;       /* left to the reader's READ, which says so */
+            body = text.data;
+            len = text.len;
+        }
+        n++;
+        if (fn(ctx, name, &a, body, len))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        n = row_result(r, rc);
+    sqlite3_reset(s);
+    buf_free(&text);
+    return n;
 }
 
 int store_read_change_range(struct store_reader *r, int64_t *first,

@@ -264,6 +264,12 @@ int store_read_change_list(struct store_reader *r, int64_t after, int max,
                            store_list_fn fn, void *ctx);
 long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
                             size_t off, size_t n);
+/* Read-ahead in the change log: the entries after seq `after`, at most max,
+ * each with its text (borrowed until fn returns; non-zero stops), named and
+ * with attributes as store_read_change_list gives them. Returns how many
+ * were given, or -1. */
+int store_read_change_ahead(struct store_reader *r, int64_t after, int max, store_body_fn fn,
+                            void *ctx);
 /* First sequence number present (0 when empty) and the last ever given. */
 int store_read_change_range(struct store_reader *r, int64_t *first,
                             int64_t *last);

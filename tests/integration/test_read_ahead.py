@@ -127,3 +127,43 @@ def test_a_change_during_a_scan_is_never_hidden(sandbox, kombofs, tmp_path):
             assert rec["id"] == old["id"] and escape(rec["id"]) + ".json" == n
     with open(m.path("employees", target), "rb") as f:
         assert json.loads(f.read())["job_title"] == "Changed Mid-Scan"
+
+
+@pytest.mark.sandbox(employees=N)
+def test_a_scan_of_the_change_log_is_read_ahead_too(sandbox, kombofs, tmp_path):
+    # half of a first mirror's files are change-log entries (one per record created)
+    cache = str(tmp_path / "cache.db")
+    m = kombofs(sandbox, cache=cache)
+    first = sorted(os.listdir(m.path("employees")))[0]
+    with open(m.path("employees", first), "rb") as f:
+        rec = json.loads(f.read())
+    # its creation entry borrowed the record's bytes: now it gets a copy of its own
+    sandbox.update_employee(rec["id"], job_title="Changed Before The Scan")
+    assert m.control("sync employees") == 0
+    m.stop()
+    plain_cache = str(tmp_path / "plain.db")
+    shutil.copyfile(cache, plain_cache)
+
+    def read_log(mount):
+        names = os.listdir(mount.path("changes"))
+        out = {}
+        for n in names:
+            with open(mount.path("changes", n), "rb") as f:
+                out[n] = f.read()
+        return names, out
+
+    m = kombofs(sandbox, "--offline", cache=cache)
+    before = status(m)["requests"]["read"]
+    names, pushed = read_log(m)
+    st = status(m)
+    reads = st["requests"]["read"] - before
+    assert len(names) > N
+    assert reads < len(names) // 3, f"{reads} READs for {len(names)} entries"
+    assert st["read_ahead"]["files"] > len(names) * 0.6, st["read_ahead"]
+    m.stop()
+
+    p = kombofs(sandbox, "--offline", "--no-read-ahead", cache=plain_cache)
+    plain_names, plain = read_log(p)
+    assert status(p)["requests"]["read"] >= len(names)
+    assert plain_names == names and plain == pushed
+    assert any(b'"Changed Before The Scan"' in b for b in plain.values())
