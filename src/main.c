@@ -800,6 +800,7 @@ int main(int argc, char **argv)
     memset(&d, 0, sizeof d);
     log_init(LOG_INFO);
     fuse_set_log_func(fuse_to_log);
+    store_library_init();
     if (options_parse(argc, argv, &d.o, err, sizeof err) < 0) {
         log_usage_error("%s", err);
         options_free(&d.o);

@@ -616,6 +616,12 @@ int store_opened(const struct store *st)
     return !st->unborn;
 }
 
+void store_library_init(void)
+{
+    /* Harmless when SQLite is already initialised: it answers SQLITE_MISUSE. */
+    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 1 << 20);
+}
+
 struct store *store_open(const char *path, char *err, size_t errlen)
 {
     return open_store(path, 1, err, errlen);

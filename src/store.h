@@ -43,6 +43,12 @@
 struct store;
 struct store_reader;
 
+/* Once per process, before any other SQLite call: statement journals stay in
+ * memory up to 1 MiB (SQLite's default spills them to a temporary file at
+ * 64 KiB, which is four of our 16 KiB pages: a record update that touches its
+ * indexes made and unlinked a file in /var/tmp on every delta). */
+void store_library_init(void);
+
 /* Open (creating with mode 0600 if needed) and check/upgrade the schema.
  * Returns NULL with a message in err if the file is not a kombofs cache,
  * is corrupt, or has a newer schema. Never wipes anything. */

@@ -383,3 +383,33 @@ def test_a_changed_record_jansson_cannot_read_does_not_block_the_endpoint(sandbo
         assert "1" + "0" * 400 in f.read()
     [c] = [c for c in changes(fs, seq) if c["id"] == emp]
     assert c["op"] == "updated" and c["patch"][0]["op"] == "replace" and c["patch"][0]["path"] == ""
+
+
+def test_a_delta_makes_no_temporary_file(sandbox, kombofs, tmp_path):
+    """Issue 15 §4: SQLite spilled a statement journal of more than 64 KiB (four 16 KiB
+    pages: a record update and its indexes) to a file it created and unlinked in the
+    temporary directory on every delta with a change. Watched with inotify (IN_CREATE
+    is queued even for a file unlinked at once)."""
+    import ctypes
+    tmpdir = tmp_path / "sqlite-tmp"
+    tmpdir.mkdir()
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        assert libc.inotify_add_watch(fd, str(tmpdir).encode(), 0x100) >= 0    # IN_CREATE
+        fs = kombofs(sandbox, env={"SQLITE_TMPDIR": str(tmpdir)})
+        for k, emp in enumerate(sandbox.visible("employees")[:5]):
+            sandbox.update_employee(emp["id"], job_title=f"Temp {k} " + "y" * 300)
+            assert fs.control("sync employees") == 0
+            assert fs.read_json("employees", emp["id"] + ".json")["job_title"].startswith(f"Temp {k}")
+        try:
+            events = os.read(fd, 4096)
+        except BlockingIOError:
+            events = b""
+        assert events == b"", f"SQLite created {events.count(b'etilqs')} temporary file(s)"
+        # the watch works: a file made here is seen
+        (tmpdir / "probe").write_text("x")
+        assert os.read(fd, 4096)
+    finally:
+        os.close(fd)
