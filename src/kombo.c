@@ -396,7 +396,8 @@ static enum kombo_result get_page(struct kombo *k, const char *url, const char *
 }
 
 /*
- * A listing is a pipeline of two threads: a helper downloads the pages
+ * A listing is a pipeline of two threads: the caller's thread downloads the
+ * first page itself; when there is a next one, a helper downloads the rest
  * (HTTP, gzip, the envelope scan) and follows data.next, up to PIPE_DEPTH
  * pages ahead, while the caller's thread runs the callback on the previous
  * page. The callback still sees every page in order, on the caller's thread.
@@ -412,6 +413,7 @@ struct listed {
 struct pipe {
     struct kombo *k;
     const char *path, *query;
+    char *cursor;                   /* the second page's; the helper owns it */
     kombo_prepare_fn prepare;       /* optional, run on the helper thread */
     kombo_release_fn release;
     void *ctx;
@@ -447,8 +449,9 @@ static void *download(void *arg)
     struct pipe *p = arg;
     struct kombo *k = p->k;
     struct buf url = BUF_INIT;
-    char *cursor = NULL;
+    char *cursor = p->cursor;
     enum kombo_result res;
+    p->cursor = NULL;
     for (;;) {
         page_url(k, p->path, p->query, cursor, &url);
         pthread_mutex_lock(&p->mu);
@@ -493,32 +496,12 @@ static void *download(void *arg)
     return NULL;
 }
 
-enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const char *query,
-                                      kombo_prepare_fn prepare, kombo_prepared_fn fn,
-                                      kombo_release_fn release, void *ctx,
-                                      struct kombo_error *err)
+/* Hands the pages the helper downloaded to fn, in order, until the helper
+ * ended and every page was seen, or fn returned non-zero (then the helper is
+ * told to stop). Returns fn's last result. */
+static int drain(struct pipe *p, kombo_prepared_fn fn, kombo_release_fn release, void *ctx)
 {
-    /* On the heap: k->stop points into it while the helper runs. */
-    struct pipe *p = calloc(1, sizeof *p);
-    if (!p)
-        abort();
-    *p = (struct pipe){ .k = k, .path = path, .query = query, .prepare = prepare,
-                        .release = release, .ctx = ctx };
-    pthread_t helper;
     int rc = 0;
-    memset(err, 0, sizeof *err);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    atomic_init(&p->stop, 0);
-    k->stop = &p->stop;
-    if (pthread_create(&helper, NULL, download, p) != 0) {
-        k->stop = NULL;
-        pthread_cond_destroy(&p->cv);
-        pthread_mutex_destroy(&p->mu);
-        free(p);
-        snprintf(err->message, sizeof err->message, "cannot start a download thread");
-        return KOMBO_TRANSIENT;
-    }
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (p->count == 0 && !p->done)
@@ -552,6 +535,95 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
         if (rc != 0)
             break;
     }
+    return rc;
+}
+
+enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const char *query,
+                                      kombo_prepare_fn prepare, kombo_prepared_fn fn,
+                                      kombo_release_fn release, void *ctx,
+                                      struct kombo_error *err)
+{
+    memset(err, 0, sizeof *err);
+    /* The first page on the caller's thread: a delta is mostly one page, and a
+     * helper for it alone would cost a thread's start and two hand-overs
+     * before the callback sees it. The helper takes the second page on. */
+    struct buf url = BUF_INIT;
+    struct jtext_page page;
+    page_url(k, path, query, NULL, &url);
+    enum kombo_result res = get_page(k, url.data, path, &page, err);
+    buf_free(&url);
+    if (res != KOMBO_OK) {
+        if (k->body.cap > (4u << 20))
+            buf_free(&k->body);
+        return res;
+    }
+    void *prepared = prepare ? prepare(ctx, k->body.data, &page) : NULL;
+    struct buf first = k->body;         /* the helper downloads into k->body */
+    k->body = (struct buf)BUF_INIT;
+
+    /* On the heap: k->stop points into it while the helper runs. */
+    struct pipe *p = NULL;
+    pthread_t helper;
+    if (page.next) {
+        p = calloc(1, sizeof *p);
+        if (!p)
+            abort();
+        *p = (struct pipe){ .k = k, .path = path, .query = query, .prepare = prepare,
+                            .release = release, .ctx = ctx, .cursor = strdup(page.next) };
+        if (!p->cursor)
+            abort();
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->cv, NULL);
+        atomic_init(&p->stop, 0);
+        k->stop = &p->stop;
+        if (pthread_create(&helper, NULL, download, p) != 0) {
+            k->stop = NULL;
+            pthread_cond_destroy(&p->cv);
+            pthread_mutex_destroy(&p->mu);
+            free(p->cursor);
+            free(p);
+            jtext_page_free(&page);
+            if (prepared && release)
+                release(ctx, prepared);
+            buf_free(&first);
+            snprintf(err->message, sizeof err->message, "cannot start a download thread");
+            return KOMBO_TRANSIENT;
+        }
+    }
+
+    int rc = fn(ctx, first.data, &page, prepared);
+    jtext_page_free(&page);
+    if (prepared && release)
+        release(ctx, prepared);
+    if (!p) {
+        if (first.cap <= (4u << 20)) {
+            buf_reset(&first);
+            buf_free(&k->body);
+            k->body = first;            /* kept for the next listing */
+        } else {
+            buf_free(&first);
+        }
+        if (rc < 0) {
+            snprintf(err->message, sizeof err->message, "stopped while storing a page");
+            return KOMBO_ABORTED;
+        }
+        return KOMBO_OK;
+    }
+
+    pthread_mutex_lock(&p->mu);
+    if (first.cap <= (4u << 20)) {
+        buf_reset(&first);
+        p->spare[p->nspare++] = first;
+    } else {
+        buf_free(&first);
+    }
+    if (rc != 0) {
+        atomic_store(&p->stop, 1);
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc == 0)
+        rc = drain(p, fn, release, ctx);
     pthread_join(helper, NULL);
     k->stop = NULL;
     while (p->count) {
@@ -568,7 +640,7 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
         buf_free(&k->body);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
-    enum kombo_result res = p->res;
+    res = p->res;
     if (rc == 0)
         *err = p->err;
     free(p);

@@ -4,9 +4,9 @@
  * SQLite or FUSE.
  *
  * One struct kombo is one keep-alive connection; use it from one thread at
- * a time. kombo_list_prepared() downloads through a helper thread of its
- * own, ahead of the callback, which runs on the caller's thread; the helper
- * has ended when it returns. kombo_list() fetches one page at a time.
+ * a time. kombo_list_prepared() downloads the first page itself and the
+ * rest, if any, through a helper thread of its own, ahead of the callback,
+ * which runs on the caller's thread; the helper has ended when it returns. kombo_list() fetches one page at a time.
  * Ownership: kombo_new() copies its string arguments; the API key copy is
  * wiped by kombo_free(). Page bodies passed to callbacks are borrowed and
  * valid only during the callback.
