@@ -419,7 +419,9 @@ static int run(struct daemon *d)
     char err[1024];
     if (d->o.cache && mkdir_parent(d->o.cache) < 0)
         log_warn("cannot create the directory of %s", d->o.cache);
-    d->st = store_open(d->o.cache, err, sizeof err);
+    /* A new cache is built by the initial fetch without a journal (store.h). */
+    d->st = d->o.offline ? store_open(d->o.cache, err, sizeof err)
+                         : store_open_build(d->o.cache, err, sizeof err);
     if (!d->st) {
         log_errx("%s", err);
         return EXIT_USAGE;
@@ -467,6 +469,10 @@ static int run(struct daemon *d)
     }
     if (fuse_session_exited(d->se))
         return 0;       /* a signal arrived during the initial fetch */
+    if (store_build_done(d->st) < 0) {
+        log_errx("cache %s: cannot finish its first build; nothing was mounted", d->o.cache);
+        return 1;
+    }
     if (fuse_session_mount(d->se, d->o.mountpoint) < 0)
         return 1;
     d->mounted = 1;

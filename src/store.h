@@ -53,6 +53,19 @@ void store_library_init(void);
  * Returns NULL with a message in err if the file is not a kombofs cache,
  * is corrupt, or has a newer schema. Never wipes anything. */
 struct store *store_open(const char *path, char *err, size_t errlen);
+/* store_open for the daemon's cache in single mode: a cache that does not
+ * exist yet is built with its first fetch written once, with no journal and
+ * no sync (the WAL would write every page twice), until store_build_done().
+ * A marker file "<cache>-building" exists meanwhile; a start that finds it
+ * (a crash, a kill, a failed first fetch) removes the cache and builds it
+ * again. Another connection opened during the build (store_open_again)
+ * keeps SQLite's rollback journal for its own writes. */
+struct store *store_open_build(const char *path, char *err, size_t errlen);
+/* Whether st is being built (store_open_build made it and not yet done). */
+int store_building(const struct store *st);
+/* The first fetch is complete: sync the file, switch it to WAL, remove the
+ * marker. 0 (also when st was not being built) or -1. */
+int store_build_done(struct store *st);
 /* A further connection to a cache the process already opened (no check). */
 struct store *store_open_again(const char *path, char *err, size_t errlen);
 /* The daemon holds the cache: store_claim() at start, store_release() at a

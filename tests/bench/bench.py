@@ -231,7 +231,7 @@ class Mount:
         return f"kombofs {self.name}"
 
     def fresh_cache(self):
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-journal", "-building"):
             try:
                 os.unlink(self.cache + suffix)
             except FileNotFoundError:

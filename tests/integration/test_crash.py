@@ -104,3 +104,84 @@ def test_kill_9_at_21_moments(kombofs, tmp_path):
         assert kills == {"full": 7, "delta": 7, "webhook": 7}
     finally:
         sb.stop()
+
+
+def journal_mode(cache):
+    db = sqlite3.connect(cache)
+    try:
+        return db.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.allow_log_errors
+def test_a_first_fetch_killed_or_failed_is_started_again(kombofs, tmp_path):
+    """Issue 15 §3: a new cache is built by its first fetch without a journal (every page
+    written once); a marker file says so until the build is synced and in WAL mode. A
+    kill -9 during the build, or a first fetch that fails, leaves the marker; the next
+    start removes the torn cache and fetches everything again. Webhooks that arrive
+    during the build are recorded on the receiver's own connection meanwhile."""
+    port = free_port()
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
+    sb = Sandbox(employees=1500, integration_id=INTEGRATION,
+                 webhook_url=f"http://127.0.0.1:{port}/webhook", webhook_secret=SECRET,
+                 webhook_delay=0.01)
+    sb.start()
+    cache = str(tmp_path / "build.db")
+    marker = cache + "-building"
+    args = ("--models=" + ",".join(DIRS), f"--webhook-listen=127.0.0.1:{port}",
+            f"--webhook-secret-file={secret_file}", "--poll-interval=0")
+    try:
+        # 1. killed in the middle of the build, with webhooks arriving
+        sb.set_faults(slow=0.2)
+        fs = kombofs(sb, *args, cache=cache, wait=False)
+        deadline = time.monotonic() + 60
+        while not (os.path.exists(cache) and os.path.getsize(cache) > 1_500_000):
+            assert time.monotonic() < deadline and fs.proc.poll() is None, fs.log_text()
+            time.sleep(0.01)
+        assert os.path.exists(marker)
+        answered = []
+        for _ in range(5):
+            body = data_changed(["hris_employees"])
+            answered.append(post(port, body, sign(SECRET, body))[0])
+        assert answered == [200] * 5
+        fs.proc.kill()
+        fs.proc.wait()
+        fs.stop()
+        assert os.path.exists(marker)
+        sb.set_faults()
+
+        # 2. the next start builds it again, whole
+        fs = kombofs(sb, *args, cache=cache, mnt=str(tmp_path / "m2"))
+        assert "first fetch was interrupted; starting it again" in fs.log_text()
+        assert not os.path.exists(marker)
+        assert not os.path.exists(cache + "-journal")
+        assert mirror_equals(fs, sb) is None
+        fs.stop()
+        assert journal_mode(cache) == "wal"
+        db = sqlite3.connect(cache)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
+
+        # 3. a later start keeps the cache (no marker), and a kill now is WAL's business
+        fs = kombofs(sb, *args, cache=cache, mnt=str(tmp_path / "m3"))
+        assert "starting it again" not in fs.log_text()
+        assert not os.path.exists(marker)
+        fs.stop()
+
+        # 4. a first fetch that fails leaves the marker; the next one starts again
+        other = str(tmp_path / "fails.db")
+        sb.set_faults(fail_after_pages=2)     # 5xx from the third page on, retried, then failed
+        bad = kombofs(sb, *args, cache=other, mnt=str(tmp_path / "m4"), wait=False)
+        assert bad.proc.wait(timeout=120) != 0
+        assert os.path.getsize(other) > 100_000     # two pages were stored
+        bad.stop()
+        assert os.path.exists(other + "-building")
+        sb.set_faults()
+        fs = kombofs(sb, *args, cache=other, mnt=str(tmp_path / "m5"))
+        assert "starting it again" in fs.log_text()
+        assert mirror_equals(fs, sb) is None and not os.path.exists(other + "-building")
+    finally:
+        sb.stop()
