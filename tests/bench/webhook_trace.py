@@ -8,9 +8,10 @@ its duration, the end of the fetch, in milliseconds) is printed at the end.
 
     /usr/bin/python3 tests/bench/webhook_trace.py C [--strace FILE] [--kombofs PATH]
 
---strace FILE runs the daemon under `strace -f -ttt -T` (µs timestamps of every system
-call of every thread: receive, the durable record, the API request, the commit, the
-kernel notifications); it slows every call, so its latencies are not the daemon's.
+--strace FILE runs the daemon under `strace -f -ttt` of the calls that mark a stage (µs
+timestamps of the receive, the durable record, the reply, the API request and answer, the
+commit's writes, the kernel notifications and the reader's requests); it slows those
+calls, so its latencies are a little above the daemon's.
 A figure script, not a test; root, from the source tree after building build/.
 """
 import argparse
@@ -56,7 +57,10 @@ def main():
                f"--api-key-file={tmp}/key", f"--api-url={sb.url}",
                f"--webhook-listen=127.0.0.1:{port}", "--overlap=1s"]
         if a.strace:
-            cmd = ["strace", "-f", "-ttt", "-T", "-o", a.strace] + cmd
+            # only the calls that mark a stage (seccomp: the others run untraced)
+            cmd = ["strace", "-f", "-ttt", "--seccomp-bpf", "-e",
+                   "trace=accept4,recvfrom,sendto,sendmsg,pwrite64,writev,read,futex",
+                   "-o", a.strace] + cmd
         env = dict(os.environ, KOMBO_WEBHOOK_SECRET=SECRET)
         env.pop("MALLOC_PERTURB_", None)
         log = open(os.path.join(tmp, "log"), "w", encoding="utf-8")
