@@ -419,7 +419,13 @@ static int run(struct daemon *d)
     char err[1024];
     if (d->o.cache && mkdir_parent(d->o.cache) < 0)
         log_warn("cannot create the directory of %s", d->o.cache);
-    /* A new cache is built by the initial fetch without a journal (store.h). */
+    /* A new cache is built by the initial fetch without a journal (store.h);
+     * --offline cannot finish a build that was interrupted. */
+    if (d->o.offline && store_build_interrupted(d->o.cache)) {
+        log_errx("cache %s: its first fetch was interrupted; start without --offline to fetch "
+                 "it again", d->o.cache);
+        return EXIT_USAGE;
+    }
     d->st = d->o.offline ? store_open(d->o.cache, err, sizeof err)
                          : store_open_build(d->o.cache, err, sizeof err);
     if (!d->st) {

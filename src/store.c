@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 /* malloc_trim is glibc's; under AddressSanitizer, whose allocator replaces
  * glibc's, it walks arenas that were never set up (a CI run crashed in it). */
 #if defined(__has_feature)
@@ -17,7 +18,6 @@
 #endif
 #if defined(__GLIBC__) && !defined(KOMBOFS_ASAN)
 #define KOMBOFS_TRIM 1
-#include <limits.h>
 #include <malloc.h>
 #endif
 #include <pthread.h>
@@ -387,7 +387,6 @@ static int pragma_int(sqlite3 *db, const char *sql, int *out)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* A new file is created here with 0600, before SQLite opens it. */
 /* The marker of a cache being built by store_open_build: while it exists the
  * cache is not in WAL mode and may be torn; a start that finds it begins again. */
 static void marker_path(const char *path, char *out, size_t n)
@@ -422,6 +421,7 @@ static int sync_dir(const char *path)
     return rc;
 }
 
+/* A new file is created here with 0600, before SQLite opens it. */
 static int create_private(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -626,7 +626,7 @@ static struct store *open_store(const char *path, int verify, int build, char *e
     if (rc >= 0) {
         st->building = rc == 1;
         rc = (access(path, F_OK) < 0 && create_private(path, err, errlen) < 0) ||
-                     open_conn(st, verify, err, errlen) < 0 ? -1 : 0;
+             open_conn(st, verify, err, errlen) < 0 ? -1 : 0;
     }
     pthread_mutex_unlock(&create_lock);
     if (rc < 0) {
@@ -714,9 +714,9 @@ struct store *store_open_build(const char *path, char *err, size_t errlen)
     return open_store(path, 1, 1, err, errlen);
 }
 
-int store_building(const struct store *st)
+int store_build_interrupted(const char *path)
 {
-    return st->building;
+    return has_marker(path);
 }
 
 int store_build_done(struct store *st)

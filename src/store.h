@@ -61,8 +61,8 @@ struct store *store_open(const char *path, char *err, size_t errlen);
  * again. Another connection opened during the build (store_open_again)
  * keeps SQLite's rollback journal for its own writes. */
 struct store *store_open_build(const char *path, char *err, size_t errlen);
-/* Whether st is being built (store_open_build made it and not yet done). */
-int store_building(const struct store *st);
+/* Whether the cache at path has the marker of an unfinished first build. */
+int store_build_interrupted(const char *path);
 /* The first fetch is complete: sync the file, switch it to WAL, remove the
  * marker. 0 (also when st was not being built) or -1. */
 int store_build_done(struct store *st);

@@ -179,6 +179,11 @@ def test_a_first_fetch_killed_or_failed_is_started_again(kombofs, tmp_path):
         assert os.path.getsize(other) > 100_000     # two pages were stored
         bad.stop()
         assert os.path.exists(other + "-building")
+        # --offline cannot serve a torn cache, nor finish its build: a clear refusal
+        off = kombofs(sb, *args, "--offline", cache=other, mnt=str(tmp_path / "m4b"), wait=False)
+        assert off.proc.wait(timeout=60) == 2
+        assert "first fetch was interrupted; start without --offline" in off.log_text()
+        off.stop()
         sb.set_faults()
         fs = kombofs(sb, *args, cache=other, mnt=str(tmp_path / "m5"))
         assert "starting it again" in fs.log_text()
