@@ -6,11 +6,11 @@
  * order (a sorted glob). Each such read costs a FUSE round trip; the kernel's
  * own read-ahead stops at the end of a file. ahead_read() is told of every
  * uncached read at offset 0 of a record or a change-log entry; after two in
- * one order in one
- * directory it has a thread of its own push the next files' contents into the
- * kernel's page cache (fuse_lowlevel_notify_store), so the reader finds them
- * there and sends no READ. The kernel takes a pushed page only for an inode it
- * holds (readdirplus made one for every listed entry); others are skipped.
+ * one order in one directory it has a thread of its own push the next files'
+ * contents into the kernel's page cache (fuse_lowlevel_notify_store), so the
+ * reader finds them there and sends no READ. The kernel takes a pushed page
+ * only for an inode it holds (readdirplus made one for every listed entry);
+ * others are skipped.
  *
  * The window: 16 files at first, doubled each time the reader gets past what
  * was pushed (it reads, uncached, a file beyond the window: its READ reaches
