@@ -1757,6 +1757,26 @@ int store_read_change_list(struct store_reader *r, int64_t after, int max,
     return n;
 }
 
+/* The text of change entry seq from columns col (body), col + 1 (split) and
+ * col + 2 (the record's body) of the current row: its own bytes, or spliced
+ * into *text when it borrows its record. *out is valid until the row moves
+ * or text changes. 0, or -1 when the record it borrows is missing. */
+static int entry_bytes(sqlite3_stmt *s, int col, int64_t seq, struct buf *text,
+                       const void **out, size_t *len)
+{
+    if (sqlite3_column_type(s, col + 1) == SQLITE_NULL) {
+        *out = sqlite3_column_blob(s, col);
+        *len = (size_t)sqlite3_column_bytes(s, col);
+        return 0;
+    }
+    text->len = 0;
+    if (borrowed_text(s, col, seq, text) != 0)
+        return -1;
+    *out = text->data;
+    *len = text->len;
+    return 0;
+}
+
 long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
                             size_t off, size_t n)
 {
@@ -1769,15 +1789,12 @@ long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
         return -1;
     }
     long copied = -1;
-    if (sqlite3_column_type(s, 1) == SQLITE_NULL) {
-        copied = copy_slice(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), dst,
-                            off, n);
-    } else {
-        struct buf text = BUF_INIT;
-        if (borrowed_text(s, 0, seq, &text) == 0)
-            copied = copy_slice(text.data, text.len, dst, off, n);
-        buf_free(&text);
-    }
+    struct buf text = BUF_INIT;
+    const void *body;
+    size_t len;
+    if (entry_bytes(s, 0, seq, &text, &body, &len) == 0)
+        copied = copy_slice(body, len, dst, off, n);
+    buf_free(&text);
     sqlite3_reset(s);
     return copied;
 }
@@ -1800,16 +1817,8 @@ int store_read_change_ahead(struct store_reader *r, int64_t after, int max, stor
         entry_name(seq, name);
         const void *body;
         size_t len;
-        if (sqlite3_column_type(s, 1) == SQLITE_NULL) {
-            body = sqlite3_column_blob(s, 0);
-            len = (size_t)sqlite3_column_bytes(s, 0);
-        } else {
-            text.len = 0;
-            if (borrowed_text(s, 0, seq, &text) != 0)
-                continue;       /* left to the reader's READ, which says so */
-            body = text.data;
-            len = text.len;
-        }
+        if (entry_bytes(s, 0, seq, &text, &body, &len) != 0)
+            continue;           /* left to the reader's READ, which says so */
         n++;
         if (fn(ctx, name, &a, body, len))
             break;

@@ -7,6 +7,7 @@ KOMBOFS_DEPS=(
     libmicrohttpd-dev libssl-dev
     python3 python3-pytest python3-pytest-timeout
     jq sqlite3 curl attr valgrind nginx
+    strace  # tests/bench/webhook_trace.py --strace (test_bench_scripts.py)
     prometheus  # promtool check metrics (test_metrics.py); ~15 s to install, its service is not started
     clang-14 libclang-rt-14-dev llvm-14 cppcheck clang-tidy-14
 )

@@ -1,0 +1,56 @@
+"""The figure scripts that docs/performance.md cites (tests/bench/full_fetch.py,
+webhook_trace.py, read_ahead.py), run as it says, from the source tree, at the smallest
+sizes: each must finish, clean up after itself and print its figures. Their figures are
+not checked (benchmarks, not timed tests)."""
+import glob
+import os
+import re
+import subprocess
+
+import pytest
+
+import conftest
+
+PY = "/usr/bin/python3"
+BENCH = os.path.join(conftest.ROOT, "tests", "bench")
+
+
+def run(*args, timeout=240):
+    env = dict(os.environ)
+    env.pop("MALLOC_PERTURB_", None)
+    r = subprocess.run([PY, *args], cwd=conftest.ROOT, capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    assert r.returncode == 0, f"{args[0]} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def no_leftovers(pattern):
+    with open("/proc/mounts", encoding="utf-8") as f:
+        assert pattern not in f.read()
+    assert not glob.glob(f"/tmp/{pattern}*")
+
+
+def test_full_fetch_compares_two_builds():
+    out = run(os.path.join(BENCH, "full_fetch.py"), "--a", conftest.KOMBOFS, "--b",
+              conftest.KOMBOFS, "--employees", "300", "--reps", "2")
+    assert re.search(r"^A: median \d+\.\d+ s, all \S+ \S+$", out, re.M), out
+    assert re.search(r"^B / A: \d+\.\d+ \(fetch\)", out, re.M), out
+    no_leftovers("kombofs-ff.")
+
+
+def test_webhook_trace_prints_each_change_and_the_medians(tmp_path):
+    trace = tmp_path / "trace"
+    out = run(os.path.join(BENCH, "webhook_trace.py"), "3", "--kombofs", conftest.KOMBOFS,
+              "--strace", str(trace))
+    assert len(re.findall(r"POST \d+\.\d+ ms visible \d+\.\d+ ms", out)) == 3, out
+    assert "of 2 (the first left out): POST p50" in out, out
+    assert "recvfrom" in trace.read_text()       # the traced calls are there
+    no_leftovers("kombofs-trace.")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="read_ahead.py mounts a tmpfs")
+def test_read_ahead_compares_with_and_without():
+    out = run(os.path.join(BENCH, "read_ahead.py"), "300", "1")
+    for side in ("kombofs", "no-read-ahead", "tmpfs"):
+        assert f"('cat', '{side}', 'cold')" in out, out
+    no_leftovers("kombofs-ra.")
