@@ -702,39 +702,45 @@ void export_csv_header(const char *const *cols, size_t ncols, struct buf *out)
     buf_add(out, "\r\n", 2);
 }
 
-int export_csv_keys(const char *text, size_t len, struct buf *out)
+size_t export_csv_derive(const char *text, size_t len, struct buf *keys, int *nkeys)
 {
     struct rec r;
     rec_init(&r, text);
-    int n = -1;
+    size_t size = 0;
+    *nkeys = -1;
     if (rec_scan(&r, text, len) == 0) {
-        n = 0;
+        *nkeys = 0;
         for (size_t i = 0; i < r.n; i++) {
             const struct member *m = &r.m[i];
+            if (m->next == NONE && !m->knul)
+                size += m->cell;
             if (m->dup || m->knul)
                 continue;
-            room(out, m->klen + 1);
-            memcpy(out->data + out->len, key_of(&r, m), m->klen);
-            out->len += m->klen;
-            out->data[out->len++] = '\0';
-            out->data[out->len] = '\0';
-            n++;
+            room(keys, m->klen + 1);
+            memcpy(keys->data + keys->len, key_of(&r, m), m->klen);
+            keys->len += m->klen;
+            keys->data[keys->len++] = '\0';
+            keys->data[keys->len] = '\0';
+            (*nkeys)++;
         }
     }
     rec_free(&r);
+    return size;
+}
+
+int export_csv_keys(const char *text, size_t len, struct buf *out)
+{
+    int n;
+    export_csv_derive(text, len, out, &n);
     return n;
 }
 
 size_t export_csv_cells_size(const char *text, size_t len)
 {
-    struct rec r;
-    rec_init(&r, text);
-    size_t size = 0;
-    if (rec_scan(&r, text, len) == 0)
-        for (size_t i = 0; i < r.n; i++)
-            if (r.m[i].next == NONE && !r.m[i].knul)
-                size += r.m[i].cell;
-    rec_free(&r);
+    struct buf keys = BUF_INIT;
+    int n;
+    size_t size = export_csv_derive(text, len, &keys, &n);
+    buf_free(&keys);
     return size;
 }
 

@@ -73,6 +73,11 @@ int export_csv_keys(const char *text, size_t len, struct buf *out);
  * comma and an empty cell). 0 if the text is not one JSON object. */
 size_t export_csv_cells_size(const char *text, size_t len);
 
+/* Both of the above in one scan: export_csv_cells_size() is returned, the
+ * keys are appended to keys as export_csv_keys() appends them, and *nkeys is
+ * what it returns (-1: not an object, nothing appended, 0 returned). */
+size_t export_csv_derive(const char *text, size_t len, struct buf *keys, int *nkeys);
+
 /* Append the record's row for the columns cols[0..ncols). The members are
  * scanned once; a record whose keys come in the order of the columns is
  * matched without searching. If the text is not one JSON object, every cell

@@ -6,8 +6,11 @@
  */
 #include "jtext.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct jtext_field;
 
 struct scan {
     const char *p;
@@ -15,6 +18,11 @@ struct scan {
     int depth;
     struct buf *out;   /* NULL: validate only */
     int indent;
+    size_t added;      /* white space the re-indentation added (not in the compact form) */
+    /* jtext_pretty_fields: the top-level members asked for (their raw spans) */
+    const char *base;
+    struct jtext_field *fields;
+    size_t nfields;
 };
 
 static void skip_ws(struct scan *s)
@@ -49,6 +57,7 @@ static void newline(struct scan *s)
     b->data[b->len] = '\n';
     memset(b->data + b->len + 1, ' ', n - 1);
     b->len += n;
+    s->added += n;
 }
 
 /* A byte a string holds as it is: not '"', not '\\', not a control character. */
@@ -68,16 +77,41 @@ static int hexval(char c)
     return -1;
 }
 
+/* The first byte at or after p that a string does not hold as it is ('"',
+ * '\\', a control character), or end. Eight bytes at a time where the machine
+ * reads words little-endian (the string scan was the largest part of a first
+ * fetch's JSON work): a byte b is flagged in (x - 0x01..) & ~x & 0x80.. when
+ * x = b ^ c is zero, and in (b - 0x20..) & ~b & 0x80.. when b < 0x20; a borrow
+ * can flag bytes after a true match, never before, so the lowest flag is the
+ * first match. */
+static inline const char *skip_plain(const char *p, const char *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t v, q, b;
+        memcpy(&v, p, 8);
+        q = v ^ (ones * '"');
+        b = v ^ (ones * '\\');
+        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v)) & high;
+        if (hit)
+            return p + (__builtin_ctzll(hit) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && plain((unsigned char)*p))
+        p++;
+    return p;
+}
+
 /* A string token starting at s->p ('"'); copied verbatim. */
 static int scan_string(struct scan *s)
 {
     const char *start = s->p++;
     while (s->p < s->end) {
-        const char *p = s->p, *end = s->end;
-        while (p < end && plain((unsigned char)*p))
-            p++;
+        const char *p = skip_plain(s->p, s->end);
         s->p = p;
-        if (p == end)
+        if (p == s->end)
             break;
         unsigned char c = (unsigned char)*s->p;
         if (c == '"') {
@@ -159,6 +193,7 @@ static int scan_literal(struct scan *s, const char *lit)
 }
 
 static int scan_value(struct scan *s);
+static void capture(struct scan *s, const char *k, size_t klen, const char *v);
 
 /* Shared by objects and arrays: `close` is '}' or ']'. */
 static int scan_container(struct scan *s, char close)
@@ -179,17 +214,26 @@ static int scan_container(struct scan *s, char close)
     for (;;) {
         newline(s);
         skip_ws(s);
+        const char *key = NULL, *val = NULL;
+        size_t klen = 0;
         if (is_obj) {
+            key = s->p + 1;
             if (s->p >= s->end || *s->p != '"' || scan_string(s) < 0)
                 return -1;
+            klen = (size_t)(s->p - 1 - key);
             skip_ws(s);
             if (s->p >= s->end || *s->p != ':')
                 return -1;
             s->p++;
             emit(s, ": ", 2);
+            s->added++;
+            skip_ws(s);
+            val = s->p;
         }
         if (scan_value(s) < 0)
             return -1;
+        if (s->fields && is_obj && s->depth == 1)
+            capture(s, key, klen, val);
         skip_ws(s);
         if (s->p >= s->end)
             return -1;
@@ -242,22 +286,13 @@ static int scan_whole(struct scan *s)
 
 int jtext_validate(const char *text, size_t len)
 {
-    struct scan s = { text, text + len, 0, NULL, 0 };
+    struct scan s = { text, text + len, 0, NULL, 0, 0, NULL, NULL, 0 };
     return scan_whole(&s);
 }
 
 int jtext_pretty(const char *text, size_t len, struct buf *out)
 {
-    size_t mark = out->len;
-    struct scan s = { text, text + len, 0, out, 0 };
-    if (scan_whole(&s) < 0) {
-        out->len = mark;
-        if (out->data)
-            out->data[mark] = '\0';
-        return -1;
-    }
-    buf_addc(out, '\n');
-    return 0;
+    return jtext_pretty_fields(text, len, out, NULL, 0, NULL);
 }
 
 /* ---- the page envelope ---- */
@@ -505,7 +540,7 @@ static int top_member(struct scan *s, const char *k, size_t klen, void *ctx)
 int jtext_page_parse(const char *body, size_t len, struct jtext_page *page,
                      const char **msg)
 {
-    struct scan s = { body, body + len, 0, NULL, 0 };
+    struct scan s = { body, body + len, 0, NULL, 0, 0, NULL, NULL, 0 };
     struct page_ctx c = { page, body, 0, 0, 0, 0, NULL };
     memset(page, 0, sizeof *page);
     int rc = each_member(&s, top_member, &c);
@@ -536,6 +571,17 @@ void jtext_page_free(struct jtext_page *page)
 }
 
 /* ---- top-level fields ---- */
+
+static void fields_clear(struct jtext_field *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fields[i].type = JTEXT_ABSENT;
+        fields[i].str = NULL;
+        fields[i].len = 0;
+        fields[i].raw.off = fields[i].raw.len = 0;
+    }
+}
+
 
 struct fields_ctx {
     const char *text;
@@ -579,14 +625,9 @@ static int field_member(struct scan *s, const char *k, size_t klen, void *ctx)
 int jtext_fields(const char *text, size_t len, struct jtext_field *fields,
                  size_t n)
 {
-    struct scan s = { text, text + len, 0, NULL, 0 };
+    struct scan s = { text, text + len, 0, NULL, 0, 0, NULL, NULL, 0 };
     struct fields_ctx c = { text, fields, n };
-    for (size_t i = 0; i < n; i++) {
-        fields[i].type = JTEXT_ABSENT;
-        fields[i].str = NULL;
-        fields[i].len = 0;
-        fields[i].raw.off = fields[i].raw.len = 0;
-    }
+    fields_clear(fields, n);
     if (each_member(&s, field_member, &c) < 0) {
         jtext_fields_free(fields, n);
         return -1;
@@ -600,4 +641,56 @@ void jtext_fields_free(struct jtext_field *fields, size_t n)
         free(fields[i].str);
         fields[i].str = NULL;
     }
+}
+
+/* A top-level member of the scanned object: key[0..klen) raw (between its
+ * quotes), its value from v to s->p. The first member of a name asked for is
+ * kept (as jtext_fields does), as a raw span; decoded after the scan. */
+static void capture(struct scan *s, const char *k, size_t klen, const char *v)
+{
+    for (size_t i = 0; i < s->nfields; i++) {
+        struct jtext_field *f = &s->fields[i];
+        if (f->type != JTEXT_ABSENT || !key_is(k, klen, f->key))
+            continue;
+        f->type = JTEXT_OTHER;          /* found: resolved by resolve_field() */
+        f->raw.off = (size_t)(v - s->base);
+        f->raw.len = (size_t)(s->p - v);
+        return;
+    }
+}
+
+/* A captured field's type and decoded string, as jtext_fields reads them. */
+static void resolve_field(const char *text, struct jtext_field *f)
+{
+    const char *v = text + f->raw.off;
+    if (*v == '"') {
+        struct scan t = { v, v + f->raw.len, 0, NULL, 0, 0, NULL, NULL, 0 };
+        f->str = take_string(&t, &f->len);
+        f->type = f->str ? JTEXT_STRING : JTEXT_OTHER;     /* NUL inside: other */
+    } else if (*v == 'n') {
+        f->type = JTEXT_NULL;           /* validated: it is "null" */
+    }
+}
+
+int jtext_pretty_fields(const char *text, size_t len, struct buf *out,
+                        struct jtext_field *fields, size_t n, size_t *compact)
+{
+    size_t mark = out->len;
+    struct scan s = { text, text + len, 0, out, 0, 0, text, n ? fields : NULL, n };
+    fields_clear(fields, n);
+    if (scan_whole(&s) < 0) {
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = '\0';
+        fields_clear(fields, n);
+        return -1;
+    }
+    buf_addc(out, '\n');
+    s.added++;
+    for (size_t i = 0; i < n; i++)
+        if (fields[i].type != JTEXT_ABSENT)
+            resolve_field(text, &fields[i]);
+    if (compact)
+        *compact = out->len - mark - s.added;
+    return 0;
 }

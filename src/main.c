@@ -43,6 +43,7 @@
 #include "models.h"
 #include "notify.h"
 #include "options.h"
+#include "pack.h"
 #include "sdnotify.h"
 #include "store.h"
 #include "sync.h"
@@ -798,6 +799,7 @@ static void print_version(void)
     printf("libmicrohttpd %s\n", MHD_get_version());
     const char *ssl = OpenSSL_version(OPENSSL_VERSION);     /* "OpenSSL 3.0.11 19 Sep 2023" */
     printf("%s%s\n", strncmp(ssl, "OpenSSL ", 8) == 0 ? "" : "OpenSSL ", ssl);
+    printf("zstd %s\n", pack_version());
 }
 
 static int log_level(const struct options *o)

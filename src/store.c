@@ -35,17 +35,18 @@
 #include "export.h"
 #include "log.h"
 #include "models.h"
+#include "pack.h"
 
 /* The writer's statements, prepared once. */
 enum wstmt {
     W_BEGIN, W_COMMIT, W_ROLLBACK,
     W_REC_GET, W_REC_INSERT, W_REC_UPDATE, W_REC_TOUCH, W_REC_DELETE,
-    W_REC_STALE, W_REC_COUNT, W_CH_RANGE, W_SUPERSEDE, W_SUPERSEDED_PRUNE,
+    W_REC_STALE, W_REC_COUNT, W_REC_NONE, W_CH_RANGE, W_SUPERSEDE, W_SUPERSEDED_PRUNE,
     W_EP_GET, W_EP_ENSURE, W_EP_WATERMARK, W_EP_GEN, W_EP_FULL_AT, W_EP_STATUS,
     W_CH_NEXT, W_CH_INSERT, W_CH_OLD, W_CH_PRUNE, W_CH_BORROWED, W_CH_OWN,
     W_META_GET, W_META_SET, W_WH_INSERT, W_WH_PRUNE,
     W_REC_SIZES, W_VIEWS_ADD, W_KEYSET_GET, W_KEYSET_ADD, W_MEMBERS_EMAIL, W_MEMBERS_RID,
-    W_BACKFILL_GET, W_BACKFILL_SET,
+    W_BACKFILL_GET, W_BACKFILL_SET, W_DICT_GET, W_DICT_LATEST, W_DICT_ADD,
     W_COUNT
 };
 
@@ -53,14 +54,15 @@ static const char *const wsql[W_COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
-    [W_REC_GET] = "SELECT ino, body, changed_at, ver, ename, rname FROM records"
+    [W_REC_GET] = "SELECT ino, body, changed_at, ver, ename, rname, zdict FROM records"
                   " WHERE model = ?1 AND name = ?2",
     [W_REC_INSERT] = "INSERT INTO records (model, id, name, body, size, changed_at, remote_id, mtime, gen,"
-                     " ename, rname, jsize, csize, keyset, created_seq)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     " ename, rname, jsize, csize, keyset, created_seq, zdict)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     [W_REC_UPDATE] = "UPDATE records SET body = ?2, size = ?3, changed_at = ?4, remote_id = ?5,"
                      " mtime = ?6, gen = ?7, ename = ?8, rname = ?9, jsize = ?10, csize = ?11,"
-                     " keyset = ?12, ver = ver + 1, created_seq = 0 WHERE ino = ?1 RETURNING ver",
+                     " keyset = ?12, zdict = ?13, ver = ver + 1, created_seq = 0 WHERE ino = ?1"
+                     " RETURNING ver",
     [W_REC_SIZES] = "SELECT model, jsize, csize FROM records WHERE ino = ?1",
     /* The exports' version and totals, once per model per transaction. */
     [W_VIEWS_ADD] = "INSERT INTO views (model, ver, mtime, n, jsonl, csv) VALUES (?1, 1, ?2, ?3, ?4, ?5)"
@@ -72,19 +74,20 @@ static const char *const wsql[W_COUNT] = {
                         " AND ename IS NOT NULL ORDER BY id",
     [W_MEMBERS_RID] = "SELECT ino, name FROM records WHERE model = ?1 AND rname = ?2"
                       " AND rname IS NOT NULL ORDER BY id",
-    [W_BACKFILL_GET] = "SELECT ino, model, body FROM records WHERE jsize IS NULL LIMIT 256",
+    [W_BACKFILL_GET] = "SELECT ino, model, body, zdict FROM records WHERE jsize IS NULL LIMIT 256",
     [W_BACKFILL_SET] = "UPDATE records SET ename = ?2, rname = ?3, jsize = ?4, csize = ?5, keyset = ?6"
                        " WHERE ino = ?1",
     [W_REC_TOUCH] = "UPDATE records SET gen = ?2 WHERE ino = ?1",
     [W_REC_DELETE] = "DELETE FROM records WHERE ino = ?1",
     [W_REC_STALE] = "SELECT ino, id, name, ver, ename, rname FROM records WHERE model = ?1 AND gen < ?2"
                     " ORDER BY ino LIMIT ?3",
-    [W_SUPERSEDE] = "INSERT OR REPLACE INTO superseded (node, body, size, mtime, until)"
+    [W_SUPERSEDE] = "INSERT OR REPLACE INTO superseded (node, body, size, mtime, until, zdict)"
                     " SELECT ?1 + ((ver & " INO_REC_VER_MASK_SQL ") << " INO_STR(INO_REC_ROWID_BITS) "),"
-                    " body, size, mtime, ?2"
+                    " body, size, mtime, ?2, zdict"
                     " FROM records WHERE ino = ?3",
     [W_SUPERSEDED_PRUNE] = "DELETE FROM superseded WHERE until < ?1",
     [W_REC_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
+    [W_REC_NONE] = "SELECT NOT EXISTS (SELECT 1 FROM records WHERE model = ?1)",
     [W_CH_RANGE] = "SELECT (SELECT min(seq) FROM changes),"
                    " (SELECT seq FROM sqlite_sequence WHERE name = 'changes')",
     [W_EP_GET] = "SELECT watermark, gen, full_at, status FROM endpoints WHERE model = ?1",
@@ -97,7 +100,7 @@ static const char *const wsql[W_COUNT] = {
     [W_CH_NEXT] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0) + 1",
     [W_CH_INSERT] = "INSERT INTO changes (seq, at, body, size, rec, split) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     /* The entry that borrows the current body of record ?1, if any. */
-    [W_CH_BORROWED] = "SELECT c.seq, c.body, c.split, r.body FROM records r"
+    [W_CH_BORROWED] = "SELECT c.seq, c.body, c.split, r.body, r.zdict FROM records r"
                       " JOIN changes c ON c.seq = r.created_seq AND c.rec = r.ino WHERE r.ino = ?1",
     [W_CH_OWN] = "UPDATE changes SET body = ?2, rec = NULL, split = NULL WHERE seq = ?1",
     /* No ORDER BY: with one, SQLite 3.40 scans the whole log in seq order
@@ -109,11 +112,14 @@ static const char *const wsql[W_COUNT] = {
                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     [W_WH_INSERT] = "INSERT OR IGNORE INTO webhook_events (id, received_at) VALUES (?1, ?2)",
     [W_WH_PRUNE] = "DELETE FROM webhook_events WHERE received_at < ?1",
+    [W_DICT_GET] = "SELECT bytes FROM dicts WHERE id = ?1",
+    [W_DICT_LATEST] = "SELECT id, bytes FROM dicts WHERE model = ?1 ORDER BY id DESC LIMIT 1",
+    [W_DICT_ADD] = "INSERT INTO dicts (model, bytes) VALUES (?1, ?2)",
 };
 
 enum rstmt {
     R_LOOKUP, R_ATTR, R_OLD_ATTR, R_LIST, R_AHEAD, R_AHEAD_NAME, R_KEY, R_BODY, R_OLD_BODY, R_META,
-    R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_AHEAD, R_CH_RANGE, R_COUNT, R_WATERMARK,
+    R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_AHEAD, R_CH_RANGE, R_COUNT, R_WATERMARK, R_DICT,
     /* one of each per view, email then remote id: R_LNK_x + view */
     R_LNK_FIRST, R_LNK_FIRST_RID, R_LNK_NAMED, R_LNK_NAMED_RID, R_LNK_ROW, R_LNK_ROW_RID,
     R_LNK_LIST, R_LNK_LIST_RID,
@@ -126,24 +132,28 @@ static const char *const rsql[R_NSTMT] = {
     [R_OLD_ATTR] = "SELECT size, mtime FROM superseded WHERE node = ?1",
     [R_LIST] = "SELECT ino, name, size, mtime, ver FROM records WHERE model = ?1 AND ino > ?2"
                " ORDER BY ino LIMIT ?3",
-    [R_AHEAD] = "SELECT ino, name, size, mtime, ver, body FROM records WHERE model = ?1 AND ino > ?2"
+    [R_AHEAD] = "SELECT ino, name, size, mtime, ver, body, zdict FROM records WHERE model = ?1"
+                " AND ino > ?2"
                 " ORDER BY ino LIMIT ?3",
-    [R_AHEAD_NAME] = "SELECT ino, name, size, mtime, ver, body FROM records WHERE model = ?1"
+    [R_AHEAD_NAME] = "SELECT ino, name, size, mtime, ver, body, zdict FROM records WHERE model = ?1"
                      " AND name > ?2 ORDER BY name LIMIT ?3",
     [R_KEY] = "SELECT model, name FROM records WHERE ino = ?1 AND ver & " INO_REC_VER_MASK_SQL " = ?2",
-    [R_BODY] = "SELECT body FROM records WHERE ino = ?1 AND ver & " INO_REC_VER_MASK_SQL " = ?2",
-    [R_OLD_BODY] = "SELECT body FROM superseded WHERE node = ?1",
+    [R_BODY] = "SELECT body, zdict FROM records WHERE ino = ?1 AND ver & " INO_REC_VER_MASK_SQL
+               " = ?2",
+    [R_OLD_BODY] = "SELECT body, zdict FROM superseded WHERE node = ?1",
     [R_META] = "SELECT id, remote_id, changed_at FROM records WHERE ino = ?1",
     [R_CH_ATTR] = "SELECT size, at FROM changes WHERE seq = ?1",
     [R_CH_LIST] = "SELECT seq, size, at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    [R_CH_BODY] = "SELECT c.body, c.split, r.body FROM changes c LEFT JOIN records r ON r.ino = c.rec"
+    [R_CH_BODY] = "SELECT c.body, c.split, r.body, r.zdict FROM changes c"
+                  " LEFT JOIN records r ON r.ino = c.rec"
                   " WHERE c.seq = ?1",
-    [R_CH_AHEAD] = "SELECT c.body, c.split, r.body, c.seq, c.size, c.at FROM changes c"
+    [R_CH_AHEAD] = "SELECT c.body, c.split, r.body, r.zdict, c.seq, c.size, c.at FROM changes c"
                    " LEFT JOIN records r ON r.ino = c.rec WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
     [R_CH_RANGE] = "SELECT (SELECT min(seq) FROM changes),"
                    " (SELECT seq FROM sqlite_sequence WHERE name = 'changes')",
     [R_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
     [R_WATERMARK] = "SELECT watermark FROM endpoints WHERE model = ?1",
+    [R_DICT] = "SELECT bytes FROM dicts WHERE id = ?1",
 #define LNK_MIN(col, model, value) \
     "(SELECT min(x.id) FROM records x WHERE x.model = " model " AND x." col " = " value \
     " AND x." col " IS NOT NULL)"
@@ -183,11 +193,95 @@ static const char *const rsql[R_NSTMT] = {
  */
 #define TL_READERS 4
 
+/*
+ * Packed bodies (schema version 4): a row whose zdict is set holds its body
+ * as a zstd frame of dictionary zdict (pack.h). Each connection decodes with
+ * its own zstd state and keeps the dictionaries it met, loaded through its own
+ * statement (a dictionary never changes once written, and a row is committed
+ * with or after its dictionary, so every snapshot that sees the row sees it).
+ */
+#define DICTS_KEPT 16
+
+struct dict_cache {
+    struct pack_ctx ctx;
+    int n;
+    unsigned next;
+    int64_t id[DICTS_KEPT];
+    struct pack_ddict *dd[DICTS_KEPT];
+    struct buf body;            /* the last body decoded */
+};
+
+static void dict_cache_free(struct dict_cache *dc)
+{
+    for (int i = 0; i < dc->n; i++)
+        pack_ddict_free(dc->dd[i]);
+    pack_ctx_free(&dc->ctx);
+    buf_free(&dc->body);
+    memset(dc, 0, sizeof *dc);
+}
+
+/* Dictionary id through the connection's statement get ("SELECT bytes FROM
+ * dicts WHERE id = ?1"), or NULL. */
+static const struct pack_ddict *dict_find(struct dict_cache *dc, sqlite3_stmt *get, int64_t id)
+{
+    for (int i = 0; i < dc->n; i++)
+        if (dc->id[i] == id)
+            return dc->dd[i];
+    sqlite3_reset(get);
+    sqlite3_bind_int64(get, 1, id);
+    struct pack_ddict *dd = NULL;
+    if (sqlite3_step(get) == SQLITE_ROW)
+        dd = pack_ddict_new(sqlite3_column_blob(get, 0), (size_t)sqlite3_column_bytes(get, 0));
+    sqlite3_reset(get);
+    if (!dd)
+        return NULL;
+    int slot;
+    if (dc->n < DICTS_KEPT) {
+        slot = dc->n++;
+    } else {                    /* more dictionaries than models: one goes */
+        slot = (int)(dc->next++ % DICTS_KEPT);
+        pack_ddict_free(dc->dd[slot]);
+    }
+    dc->id[slot] = id;
+    dc->dd[slot] = dd;
+    return dd;
+}
+
+/* The file bytes of the body in column col of s's current row, packed with
+ * the dictionary in column zcol (NULL: stored as they are). Packed ones are
+ * decoded into *tmp (dc->body when tmp is NULL); *out is valid until the row
+ * moves or that buffer changes. 0, or -1 (logged) when a packed body cannot
+ * be decoded. */
+static int body_bytes(struct dict_cache *dc, sqlite3_stmt *get, sqlite3_stmt *s, int col,
+                      int zcol, struct buf *tmp, const void **out, size_t *len)
+{
+    const void *b = sqlite3_column_blob(s, col);
+    size_t n = (size_t)sqlite3_column_bytes(s, col);
+    if (sqlite3_column_type(s, zcol) == SQLITE_NULL) {
+        *out = b ? b : "";
+        *len = n;
+        return 0;
+    }
+    int64_t id = sqlite3_column_int64(s, zcol);
+    const struct pack_ddict *dd = dict_find(dc, get, id);
+    if (!tmp)
+        tmp = &dc->body;
+    if (!dd || pack_decompress(&dc->ctx, dd, b, n, tmp) < 0) {
+        log_warnx("cache: a record packed with dictionary %lld cannot be decoded%s",
+                  (long long)id, dd ? "" : " (the dictionary is missing)");
+        return -1;
+    }
+    *out = tmp->data;
+    *len = tmp->len;
+    return 0;
+}
+
 struct tl_readers;
 
 struct store_reader {
     sqlite3 *db;
     sqlite3_stmt *st[R_NSTMT];
+    struct dict_cache dc;
     struct store *owner;
     struct tl_readers *tl;      /* the thread's table that holds it */
     uint64_t used;              /* the thread's clock of its last use */
@@ -208,6 +302,7 @@ struct store {
     char *path;
     sqlite3 *db;
     sqlite3_stmt *st[W_COUNT];
+    struct dict_cache dc;       /* the writer's (closed with its connection) */
     struct store_reader *readers;   /* under readers_mu */
     int64_t webhook_pruned_at;  /* unix s of the last prune of old event ids */
     uint64_t serial;            /* unique in the process: a new store may reuse a freed address */
@@ -220,6 +315,7 @@ struct store {
     } vd[MODEL_COUNT];
     struct buf keyset;          /* the last keyset looked up, and its id */
     int64_t keyset_id;
+    int64_t seq_next;           /* the change log's next number, 0 = ask SQLite */
     pthread_mutex_t pins_lock;  /* the export pins (see "exports" below) */
     struct pin *pins;
 };
@@ -328,6 +424,21 @@ static const char migrate_v3[] =
     ");"
     "DELETE FROM superseded;"
     "PRAGMA user_version = 3;"
+    "COMMIT;";
+
+/*
+ * Version 4: record bodies may be packed (pack.h): zdict names the dictionary
+ * in dicts whose zstd frame the body is, NULL a body stored as it is (every
+ * row of an older cache, and bodies too small to gain). size stays the file's
+ * size. A model's dictionary is trained on the first page that has enough
+ * records and is kept (rows point at it); dicts only grows.
+ */
+static const char migrate_v4[] =
+    "BEGIN;"
+    "CREATE TABLE dicts (id INTEGER PRIMARY KEY, model INTEGER NOT NULL, bytes BLOB NOT NULL);"
+    "ALTER TABLE records ADD COLUMN zdict INTEGER;"
+    "ALTER TABLE superseded ADD COLUMN zdict INTEGER;"
+    "PRAGMA user_version = 4;"
     "COMMIT;";
 
 /* The views' two lookup indexes: random keys, so that filling them row by row
@@ -496,7 +607,8 @@ static int check_schema(struct store *st, int verify, char *err, size_t errlen)
         return -1;
     }
     if ((version < 2 && migrate(st, migrate_v2, 2, err, errlen) < 0) ||
-        (version < 3 && migrate(st, migrate_v3, 3, err, errlen) < 0))
+        (version < 3 && migrate(st, migrate_v3, 3, err, errlen) < 0) ||
+        (version < 4 && migrate(st, migrate_v4, 4, err, errlen) < 0))
         return -1;
     if (exec(st->db, views_indexes, err, errlen) < 0)
         return -1;
@@ -583,6 +695,8 @@ static void close_conn(struct store *st)
     if (st->db)
         sqlite3_close(st->db);
     st->db = NULL;
+    dict_cache_free(&st->dc);
+    st->seq_next = 0;
 }
 
 /* store_open_build: a cache whose first build was interrupted (its marker is
@@ -769,6 +883,7 @@ static void reader_close(struct store_reader *r)
     for (int i = 0; i < R_NSTMT; i++)
         sqlite3_finalize(r->st[i]);
     sqlite3_close(r->db);
+    dict_cache_free(&r->dc);
     free(r);
 }
 
@@ -948,6 +1063,7 @@ int store_commit(struct store *st)
 void store_rollback(struct store *st)
 {
     views_forget(st);
+    st->seq_next = 0;       /* entries of the transaction are gone */
     st->keyset.len = 0;     /* a keyset added by the transaction is gone */
     if (!sqlite3_get_autocommit(st->db))
         done(st, w(st, W_ROLLBACK), "rollback");
@@ -974,15 +1090,19 @@ int store_record_get(struct store *st, int model, const char *name,
         out->ino = ino_record((uint64_t)sqlite3_column_int64(s, 0), 0);
         out->node = ino_record((uint64_t)sqlite3_column_int64(s, 0),
                                (uint64_t)sqlite3_column_int64(s, 3));
-        int n = sqlite3_column_bytes(s, 1);
-        const void *b = sqlite3_column_blob(s, 1);
-        out->body = malloc((size_t)n + 1);
+        const void *b;
+        size_t n;
+        if (body_bytes(&st->dc, st->st[W_DICT_GET], s, 1, 6, NULL, &b, &n) < 0) {
+            sqlite3_reset(s);
+            return -1;
+        }
+        out->body = malloc(n + 1);
         if (!out->body)
             abort();
         if (n)
-            memcpy(out->body, b, (size_t)n);
+            memcpy(out->body, b, n);
         out->body[n] = '\0';
-        out->size = (size_t)n;
+        out->size = n;
         out->changed_at = col_strdup(s, 2);
         out->ename = col_strdup(s, 4);
         out->rname = col_strdup(s, 5);
@@ -997,12 +1117,18 @@ int store_record_get(struct store *st, int model, const char *name,
 }
 
 /* The content columns, in the order both record statements bind them from `first`:
- * body, size, changed_at, remote_id, mtime, gen. */
-static void bind_content(sqlite3_stmt *s, int first, const char *body, size_t size,
-                         const char *changed_at, const char *remote_id, int64_t mtime_ns,
-                         int64_t gen)
+ * body, size, changed_at, remote_id, mtime, gen; and zdict at zcol. The body
+ * goes in packed when pk says so. */
+static void bind_content(sqlite3_stmt *s, int first, int zcol, const char *body, size_t size,
+                         const struct store_packed *pk, const char *changed_at,
+                         const char *remote_id, int64_t mtime_ns, int64_t gen)
 {
-    sqlite3_bind_blob(s, first, body, (int)size, SQLITE_STATIC);
+    if (pk && pk->dict > 0) {
+        sqlite3_bind_blob(s, first, pk->bytes, (int)pk->len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, zcol, pk->dict);
+    } else {
+        sqlite3_bind_blob(s, first, body, (int)size, SQLITE_STATIC);
+    }
     sqlite3_bind_int64(s, first + 1, (sqlite3_int64)size);
     if (changed_at)
         sqlite3_bind_text(s, first + 2, changed_at, -1, SQLITE_STATIC);
@@ -1057,23 +1183,33 @@ static int bind_derived(struct store *st, sqlite3_stmt *s, int first,
     return 0;
 }
 
-static uint64_t insert_record(struct store *st, int model, const char *id, const char *name,
-                              const char *body, size_t size, const char *changed_at,
-                              const char *remote_id, const struct store_derived *d,
-                              int64_t mtime_ns, int64_t gen, int64_t created_seq)
+/* 0 and *ino, STORE_EXISTS (the name is taken: nothing written), or -1. */
+static int insert_record(struct store *st, int model, const char *id, const char *name,
+                         const char *body, size_t size, const struct store_packed *pk,
+                         const char *changed_at, const char *remote_id,
+                         const struct store_derived *d, int64_t mtime_ns, int64_t gen,
+                         int64_t created_seq, uint64_t *ino)
 {
     sqlite3_stmt *s = w(st, W_REC_INSERT);
     sqlite3_bind_int(s, 1, model);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
-    bind_content(s, 4, body, size, changed_at, remote_id, mtime_ns, gen);
+    bind_content(s, 4, 16, body, size, pk, changed_at, remote_id, mtime_ns, gen);
     if (bind_derived(st, s, 10, d) < 0)
-        return 0;
+        return -1;
     sqlite3_bind_int64(s, 15, created_seq);
-    if (done(st, s, "record insert") < 0)
-        return 0;
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        /* (the reset returned the error; the extended code survives it) */
+        if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_UNIQUE)
+            return STORE_EXISTS;
+        log_warnx("cache: record insert: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
     view_add(st, model, mtime_ns, 1, (int64_t)d->jsize + 1, (int64_t)d->csize);
-    return ino_record((uint64_t)sqlite3_last_insert_rowid(st->db), 0);
+    *ino = ino_record((uint64_t)sqlite3_last_insert_rowid(st->db), 0);
+    return 0;
 }
 
 /* The model and export sizes of record ino, before it changes or goes. */
@@ -1097,19 +1233,23 @@ static int record_sizes(struct store *st, uint64_t ino, int *model, int64_t *jsi
 }
 
 /* The text of a borrowing entry from a row whose columns col, col + 1 and
- * col + 2 are its body, its split and the record's body. */
-static int borrowed_text(sqlite3_stmt *s, int col, int64_t seq, struct buf *out)
+ * col + 2 are its body, its split and the record's body, and zcol the
+ * record's zdict (decoded with dc and its dictionary statement get). */
+static int borrowed_text(struct dict_cache *dc, sqlite3_stmt *get, sqlite3_stmt *s, int col,
+                         int zcol, int64_t seq, struct buf *out)
 {
     const char *entry = sqlite3_column_blob(s, col);
     size_t elen = (size_t)sqlite3_column_bytes(s, col);
     int64_t split = sqlite3_column_int64(s, col + 1);
-    const char *rec = sqlite3_column_blob(s, col + 2);
-    size_t rlen = (size_t)sqlite3_column_bytes(s, col + 2);
     if (split < 0 || (uint64_t)split > elen || sqlite3_column_type(s, col + 2) == SQLITE_NULL) {
         log_warnx("cache: change entry %lld borrows a record it cannot find", (long long)seq);
         return -1;
     }
-    entry_splice(entry ? entry : "", elen, (size_t)split, rec ? rec : "", rlen, out);
+    const void *rec;
+    size_t rlen;
+    if (body_bytes(dc, get, s, col + 2, zcol, NULL, &rec, &rlen) < 0)
+        return -1;
+    entry_splice(entry ? entry : "", elen, (size_t)split, rec, rlen, out);
     return 0;
 }
 
@@ -1139,7 +1279,7 @@ static int own_entry(struct store *st, uint64_t ino)
     }
     int64_t seq = sqlite3_column_int64(s, 0);
     struct buf text = BUF_INIT;
-    rc = borrowed_text(s, 1, seq, &text);
+    rc = borrowed_text(&st->dc, st->st[W_DICT_GET], s, 1, 4, seq, &text);
     sqlite3_reset(s);
     if (rc < 0)
         return -1;
@@ -1151,8 +1291,12 @@ static int own_entry(struct store *st, uint64_t ino)
     return rc;
 }
 
+/* Known after the first entry a connection wrote (it is the only writer of
+ * the log): a first fetch asked SQLite once per record. */
 static int64_t next_seq(struct store *st)
 {
+    if (st->seq_next > 0)
+        return st->seq_next;
     sqlite3_stmt *s = w(st, W_CH_NEXT);
     int rc = sqlite3_step(s);
     int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
@@ -1174,11 +1318,15 @@ static int insert_change(struct store *st, int64_t seq, int64_t at_ns, const cha
         sqlite3_bind_int64(s, 5, (sqlite3_int64)ino_rowid(rec));
         sqlite3_bind_int64(s, 6, (sqlite3_int64)split);
     }
-    return done(st, s, "change insert");
+    if (done(st, s, "change insert") < 0)
+        return -1;
+    st->seq_next = seq + 1;
+    return 0;
 }
 
 int64_t store_record_create(struct store *st, int model, const char *id,
                             const char *name, const char *body, size_t size,
+                            const struct store_packed *pk,
                             const char *changed_at, const char *remote_id,
                             const struct store_derived *d, int64_t mtime_ns,
                             int64_t gen, store_created_fn fn, void *ctx,
@@ -1194,14 +1342,14 @@ int64_t store_record_create(struct store *st, int model, const char *id,
     size_t elen = strlen(entry);
     int rc = -1;
     if (split <= elen) {
-        *ino = insert_record(st, model, id, name, body, size, changed_at, remote_id, d,
-                             mtime_ns, gen, seq);
-        if (*ino)
+        rc = insert_record(st, model, id, name, body, size, pk, changed_at, remote_id, d,
+                           mtime_ns, gen, seq, ino);
+        if (rc == 0)
             rc = insert_change(st, seq, mtime_ns, entry, elen,
                                entry_splice_size(entry, elen, split, body, size), *ino, split);
     }
     free(entry);
-    return rc < 0 ? -1 : seq;
+    return rc < 0 ? rc : seq;
 }
 
 /* Keep the current version of record ino readable under its node. */
@@ -1220,9 +1368,10 @@ static int supersede(struct store *st, uint64_t ino)
 }
 
 int store_record_update(struct store *st, uint64_t ino, const char *body,
-                        size_t size, const char *changed_at,
-                        const char *remote_id, const struct store_derived *d,
-                        int64_t mtime_ns, int64_t gen, uint64_t *node)
+                        size_t size, const struct store_packed *pk,
+                        const char *changed_at, const char *remote_id,
+                        const struct store_derived *d, int64_t mtime_ns, int64_t gen,
+                        uint64_t *node)
 {
     int model;
     int64_t jsize, csize;
@@ -1231,7 +1380,7 @@ int store_record_update(struct store *st, uint64_t ino, const char *body,
         return -1;
     sqlite3_stmt *s = w(st, W_REC_UPDATE);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)ino_rowid(ino));
-    bind_content(s, 2, body, size, changed_at, remote_id, mtime_ns, gen);
+    bind_content(s, 2, 13, body, size, pk, changed_at, remote_id, mtime_ns, gen);
     if (bind_derived(st, s, 8, d) < 0)
         return -1;
     view_add(st, model, mtime_ns, 0, (int64_t)d->jsize - jsize, (int64_t)d->csize - csize);
@@ -1244,6 +1393,33 @@ int store_record_update(struct store *st, uint64_t ino, const char *body,
         return -1;
     }
     return 0;
+}
+
+int64_t store_dict_add(struct store *st, int model, const void *bytes, size_t len)
+{
+    sqlite3_stmt *s = w(st, W_DICT_ADD);
+    sqlite3_bind_int(s, 1, model);
+    sqlite3_bind_blob(s, 2, bytes, (int)len, SQLITE_STATIC);
+    if (done(st, s, "dictionary") < 0)
+        return -1;
+    return sqlite3_last_insert_rowid(st->db);
+}
+
+int64_t store_dict_latest(struct store *st, int model, struct buf *out)
+{
+    sqlite3_stmt *s = w(st, W_DICT_LATEST);
+    sqlite3_bind_int(s, 1, model);
+    int rc = sqlite3_step(s);
+    int64_t id = 0;
+    if (rc == SQLITE_ROW) {
+        id = sqlite3_column_int64(s, 0);
+        buf_add(out, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return id;
+    log_warnx("cache: dictionary: %s", sqlite3_errmsg(st->db));
+    return -1;
 }
 
 int store_record_touch(struct store *st, uint64_t ino, int64_t gen)
@@ -1317,6 +1493,17 @@ int store_change_range(struct store *st, int64_t *first, int64_t *last)
     }
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int store_model_empty(struct store *st, int model)
+{
+    sqlite3_stmt *s = w(st, W_REC_NONE);
+    int rc = -1;
+    sqlite3_bind_int(s, 1, model);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        rc = sqlite3_column_int(s, 0) ? 1 : 0;
+    sqlite3_reset(s);
+    return rc;
 }
 
 long store_record_count(struct store *st, int model)
@@ -1645,8 +1832,10 @@ int store_read_ahead(struct store_reader *r, int model, int by_name, uint64_t af
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_attr a;
         fill_rec_attr(s, 0, 2, 3, 4, &a);
-        const void *body = sqlite3_column_blob(s, 5);
-        size_t len = (size_t)sqlite3_column_bytes(s, 5);
+        const void *body;
+        size_t len;
+        if (body_bytes(&r->dc, r->st[R_DICT], s, 5, 6, NULL, &body, &len) < 0)
+            continue;           /* left to the reader's READ, which says so */
         n++;
         if (fn(ctx, (const char *)sqlite3_column_text(s, 1), &a, body, len))
             break;
@@ -1684,8 +1873,12 @@ static long read_blob(struct store_reader *r, enum rstmt i, int64_t key, int64_t
     int rc = sqlite3_step(s);
     long copied = -1;
     if (rc == SQLITE_ROW) {
-        copied = copy_slice(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0),
-                            dst, off, n);
+        const void *body;
+        size_t len;
+        if (body_bytes(&r->dc, r->st[R_DICT], s, 0, 1, NULL, &body, &len) == 0)
+            copied = copy_slice(body, len, dst, off, n);
+        else
+            copied = -2;        /* there, but unreadable: not a superseded version either */
     } else {
         row_result(r, rc);
     }
@@ -1698,7 +1891,10 @@ long store_read_body(struct store_reader *r, uint64_t node, char *dst,
 {
     long got = read_blob(r, R_BODY, (int64_t)ino_rowid(node), (int64_t)ino_ver(node), dst,
                          off, n);
-    return got >= 0 ? got : read_blob(r, R_OLD_BODY, (int64_t)node, 0, dst, off, n);
+    if (got == -2)
+        return -1;
+    got = got >= 0 ? got : read_blob(r, R_OLD_BODY, (int64_t)node, 0, dst, off, n);
+    return got < 0 ? -1 : got;
 }
 
 int store_read_meta(struct store_reader *r, uint64_t node, char **id,
@@ -1761,8 +1957,8 @@ int store_read_change_list(struct store_reader *r, int64_t after, int max,
  * col + 2 (the record's body) of the current row: its own bytes, or spliced
  * into *text when it borrows its record. *out is valid until the row moves
  * or text changes. 0, or -1 when the record it borrows is missing. */
-static int entry_bytes(sqlite3_stmt *s, int col, int64_t seq, struct buf *text,
-                       const void **out, size_t *len)
+static int entry_bytes(struct store_reader *r, sqlite3_stmt *s, int col, int64_t seq,
+                       struct buf *text, const void **out, size_t *len)
 {
     if (sqlite3_column_type(s, col + 1) == SQLITE_NULL) {
         *out = sqlite3_column_blob(s, col);
@@ -1770,7 +1966,7 @@ static int entry_bytes(sqlite3_stmt *s, int col, int64_t seq, struct buf *text,
         return 0;
     }
     text->len = 0;
-    if (borrowed_text(s, col, seq, text) != 0)
+    if (borrowed_text(&r->dc, r->st[R_DICT], s, col, col + 3, seq, text) != 0)
         return -1;
     *out = text->data;
     *len = text->len;
@@ -1792,7 +1988,7 @@ long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
     struct buf text = BUF_INIT;
     const void *body;
     size_t len;
-    if (entry_bytes(s, 0, seq, &text, &body, &len) == 0)
+    if (entry_bytes(r, s, 0, seq, &text, &body, &len) == 0)
         copied = copy_slice(body, len, dst, off, n);
     buf_free(&text);
     sqlite3_reset(s);
@@ -1808,16 +2004,16 @@ int store_read_change_ahead(struct store_reader *r, int64_t after, int max, stor
     sqlite3_bind_int64(s, 1, after);
     sqlite3_bind_int(s, 2, max);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(s, 3);
+        int64_t seq = sqlite3_column_int64(s, 4);
         struct store_attr a;
         char name[ENTRY_NAME_SIZE];
         a.ino = a.node = ino_change(seq);
-        a.size = (uint64_t)sqlite3_column_int64(s, 4);
-        a.mtime_ns = sqlite3_column_int64(s, 5);
+        a.size = (uint64_t)sqlite3_column_int64(s, 5);
+        a.mtime_ns = sqlite3_column_int64(s, 6);
         entry_name(seq, name);
         const void *body;
         size_t len;
-        if (entry_bytes(s, 0, seq, &text, &body, &len) != 0)
+        if (entry_bytes(r, s, 0, seq, &text, &body, &len) != 0)
             continue;           /* left to the reader's READ, which says so */
         n++;
         if (fn(ctx, name, &a, body, len))
@@ -1929,19 +2125,26 @@ long store_backfill(struct store *st, store_derive_fn fn, void *ctx)
         sqlite3_stmt *s = w(st, W_BACKFILL_GET);
         struct fill { int64_t rowid; int model; char *body; size_t size; } rows[256];
         int n = 0, rc = SQLITE_DONE;
+        int failed = 0;
         while (n < 256 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+            const void *b;
+            size_t len;
+            if (body_bytes(&st->dc, st->st[W_DICT_GET], s, 2, 3, NULL, &b, &len) < 0) {
+                failed = 1;
+                break;
+            }
             rows[n].rowid = sqlite3_column_int64(s, 0);
             rows[n].model = sqlite3_column_int(s, 1);
-            rows[n].size = (size_t)sqlite3_column_bytes(s, 2);
-            rows[n].body = malloc(rows[n].size + 1);
+            rows[n].size = len;
+            rows[n].body = malloc(len + 1);
             if (!rows[n].body)
                 abort();
-            memcpy(rows[n].body, sqlite3_column_blob(s, 2), rows[n].size);
-            rows[n].body[rows[n].size] = '\0';
+            memcpy(rows[n].body, b, len);
+            rows[n].body[len] = '\0';
             n++;
         }
         sqlite3_reset(s);
-        int failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+        failed |= rc != SQLITE_ROW && rc != SQLITE_DONE;
         for (int i = 0; i < n; i++) {
             struct store_derived d;
             memset(&d, 0, sizeof d);
@@ -2082,7 +2285,7 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
 #define PINS 4
 #define PIN_IDLE_NS (30 * 1000000000LL)
 
-enum { P_VIEW, P_SIZES, P_COLS, P_ROWS, P_NSTMT };
+enum { P_VIEW, P_SIZES, P_COLS, P_ROWS, P_DICT, P_NSTMT };
 
 static const char *const psql[P_NSTMT] = {
     [P_VIEW] = "SELECT ver, mtime, n, jsonl, csv FROM views WHERE model = ?1",
@@ -2091,12 +2294,14 @@ static const char *const psql[P_NSTMT] = {
     [P_COLS] = "SELECT k.keys FROM (SELECT keyset, min(ino) AS first FROM records"
                " INDEXED BY records_sizes WHERE model = ?1 GROUP BY keyset) g"
                " JOIN keysets k ON k.id = g.keyset ORDER BY g.first",
-    [P_ROWS] = "SELECT ino, body FROM records WHERE model = ?1 AND ino >= ?2 ORDER BY ino",
+    [P_ROWS] = "SELECT ino, body, zdict FROM records WHERE model = ?1 AND ino >= ?2 ORDER BY ino",
+    [P_DICT] = "SELECT bytes FROM dicts WHERE id = ?1",
 };
 
 struct pin {
     sqlite3 *db;
     sqlite3_stmt *st[P_NSTMT];
+    struct dict_cache dc;
     int in_txn;
     int model;
     uint64_t ver;
@@ -2145,6 +2350,7 @@ static void pins_close(struct store *st)
             sqlite3_finalize(p->st[j]);
         if (p->db)
             sqlite3_close(p->db);
+        dict_cache_free(&p->dc);
     }
     free(st->pins);
     st->pins = NULL;
@@ -2429,10 +2635,12 @@ static long pin_read(struct pin *p, unsigned which, char *dst, size_t off, size_
                 sqlite3_bind_int(s, 1, p->model);
                 sqlite3_bind_int64(s, 2, (sqlite3_int64)p->rowid[i]);
             }
+            const void *body;
+            size_t len;
             if (sqlite3_step(s) != SQLITE_ROW ||
                 (uint64_t)sqlite3_column_int64(s, 0) != p->rowid[i] ||
-                pin_render(p, which, i, sqlite3_column_blob(s, 1),
-                           (size_t)sqlite3_column_bytes(s, 1)) < 0) {
+                body_bytes(&p->dc, p->st[P_DICT], s, 1, 2, NULL, &body, &len) < 0 ||
+                pin_render(p, which, i, body, len) < 0) {
                 rc = -EIO;
                 break;
             }

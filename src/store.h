@@ -37,7 +37,7 @@
 
 #include "ino.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_SUPERSEDED_KEEP_S 60
 
 struct store;
@@ -109,10 +109,26 @@ struct store_derived {
     size_t keys_len;        /* 0: none (models without a CSV export) */
 };
 
+/* A body as stored (schema version 4): packed, a zstd frame of dictionary
+ * `dict` of the cache's dictionaries (pack.h), or, with dict 0, as it is. */
+struct store_packed {
+    int64_t dict;
+    const void *bytes;
+    size_t len;
+};
+
+/* The dictionaries bodies are packed with: add one for `model` (its id, or
+ * -1), and the latest of a model (its bytes appended to out; its id, 0 when
+ * the model has none, -1 on error). A dictionary is never changed or removed:
+ * rows point at it. */
+int64_t store_dict_add(struct store *st, int model, const void *bytes, size_t len);
+struct buf;
+int64_t store_dict_latest(struct store *st, int model, struct buf *out);
+
 struct store_record {
     uint64_t ino;       /* st_ino; 0 when absent */
     uint64_t node;      /* the current version's node id */
-    char *body;         /* rendered file content */
+    char *body;         /* rendered file content (decoded when stored packed) */
     size_t size;
     char *changed_at;
     char *ename;        /* its view names (NULL where none) */
@@ -130,20 +146,25 @@ int store_record_get(struct store *st, int model, const char *name,
  * fn(ctx, seq, &split) returns the entry's text without the record
  * (malloc'd, NUL-terminated) and sets split to where the record goes
  * (entry_render_created, entry_splice). The entry's time is mtime_ns.
- * Returns the entry's seq (and *ino) or -1. */
+ * body[0..size) is the file; pk, when not NULL, is how to store it (packed).
+ * Returns the entry's seq (and *ino), STORE_EXISTS (nothing written) when the
+ * model holds a record of that name, or -1. */
 typedef char *(*store_created_fn)(void *ctx, int64_t seq, size_t *split);
+#define STORE_EXISTS (-2)       /* store_record_create: the model has that name already */
 int64_t store_record_create(struct store *st, int model, const char *id,
                             const char *name, const char *body, size_t size,
-                            const char *changed_at, const char *remote_id,
-                            const struct store_derived *d, int64_t mtime_ns,
+                            const struct store_packed *pk, const char *changed_at,
+                            const char *remote_id, const struct store_derived *d,
+                            int64_t mtime_ns,
                             int64_t gen, store_created_fn fn, void *ctx,
                             uint64_t *ino);
 /* Replace the content of the record with st_ino ino; the old version stays
  * readable under its node for a while. *node gets the new version's node. */
 int store_record_update(struct store *st, uint64_t ino, const char *body,
-                        size_t size, const char *changed_at,
-                        const char *remote_id, const struct store_derived *d,
-                        int64_t mtime_ns, int64_t gen, uint64_t *node);
+                        size_t size, const struct store_packed *pk,
+                        const char *changed_at, const char *remote_id,
+                        const struct store_derived *d, int64_t mtime_ns, int64_t gen,
+                        uint64_t *node);
 /* Mark an unchanged record as seen by generation gen. */
 int store_record_touch(struct store *st, uint64_t ino, int64_t gen);
 /* Delete a record (its last version stays readable for a while). */
@@ -158,6 +179,8 @@ typedef int (*store_stale_fn)(void *ctx, uint64_t ino, uint64_t node,
 int store_records_stale(struct store *st, int model, int64_t gen, int max,
                         store_stale_fn fn, void *ctx);
 long store_record_count(struct store *st, int model);
+/* 1 when the model has no record, 0 when it has, -1 on error. */
+int store_model_empty(struct store *st, int model);
 /* The change log's first and last numbers through the writer (0, 0 if empty). */
 int store_change_range(struct store *st, int64_t *first, int64_t *last);
 

@@ -78,3 +78,84 @@ def test_ids_that_need_escaping(fixed_server, kombofs):
     for i in ids:
         assert fs.read_json("employees", escape(i) + ".json")["id"] == i
         assert os.getxattr(fs.path("employees", escape(i) + ".json"), "user.kombo.id") == i.encode()
+
+
+def employee(i, **extra):
+    rec = {"id": f"emp{i:04d}", "remote_id": str(1000 + i), "first_name": f"Name{i}",
+           "work_email": f"n{i}@example.com", "changed_at": "2026-01-01T00:00:00.000Z",
+           "remote_deleted_at": None, "employments": [{"id": f"job{i}", "job_title": f"T{i % 9}",
+                                                        "pay_rate": 1000 + i / 4}],
+           "custom_fields": {"cost_center": f"CC-{i % 40:03d}", "note": "ö/\"x\""}}
+    rec.update(extra)
+    return rec
+
+
+def pretty(rec):
+    return (json.dumps(rec, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def changes_of(fs):
+    return [json.load(open(fs.path("changes", n), encoding="utf-8"))
+            for n in sorted(os.listdir(fs.path("changes")))]
+
+
+def test_a_first_fetch_that_lists_an_id_twice(fixed_server, kombofs):
+    """The first full fetch into an empty cache inserts without looking each record up;
+    a listing that names an id again (a page boundary moving under the cursor) must
+    still compare it: one file with the last version, 'updated' entries only where the
+    content differs, and a successful fetch."""
+    first = [employee(i) for i in range(40)]
+    FixedPages.pages["employees"] = [
+        page(first + [employee(5, first_name="Second")], "1"),
+        page([employee(7), employee(5, first_name="Third")]),
+    ]
+    fs = kombofs(fixed_server, "--models=employees")
+    st = fs.status()["endpoints"]["employees"]["last_full"]
+    assert st["result"] == "ok" and st["fetched"] == 43 and st["changed"] == 42, st
+    assert len(os.listdir(fs.path("employees"))) == 40
+    assert fs.read_json("employees", "emp0005.json")["first_name"] == "Third"
+    ops = [(c["id"], c["op"]) for c in changes_of(fs)]
+    assert ops[:40] == [(f"emp{i:04d}", "created") for i in range(40)]
+    assert ops[40:] == [("emp0005", "updated"), ("emp0005", "updated")], ops[40:]
+
+
+def test_files_are_stored_packed_and_read_back_exactly(fixed_server, kombofs):
+    """Schema version 4: the first page trains a dictionary, every file is one zstd frame
+    in the cache (far smaller than the files), and every path that reads a file gives its
+    exact bytes: a READ, a scan (read ahead), a created entry that splices it, the JSONL
+    export; after a restart too, and for a record that changed since."""
+    import sqlite3
+    recs = [employee(i) for i in range(300)]
+    FixedPages.pages["employees"] = [page(recs[:250], "1"), page(recs[250:])]
+    fs = kombofs(fixed_server, "--models=employees")
+    db = sqlite3.connect(fs.cache)
+    n, packed, stored, size = db.execute(
+        "SELECT count(*), count(zdict), sum(length(body)), sum(size) FROM records").fetchone()
+    dicts = db.execute("SELECT count(*), max(length(bytes)) FROM dicts").fetchone()
+    db.close()
+    assert n == 300 and packed == 300 and dicts[0] == 1 and 0 < dicts[1] <= 32768
+    assert stored * 3 < size, (stored, size)
+
+    orig = list(recs)
+
+    def check(fs, recs):
+        names = sorted(os.listdir(fs.path("employees")))
+        assert names == sorted(r["id"] + ".json" for r in recs)
+        for r in recs:                          # a scan in listing order: read ahead
+            assert open(fs.path("employees", r["id"] + ".json"), "rb").read() == pretty(r)
+        lines = open(fs.path("exports", "employees.jsonl"), "rb").read().splitlines()
+        assert [json.loads(x) for x in lines] == recs
+        for c in changes_of(fs)[:300]:             # the records as they were created
+            assert c["op"] == "created" and c["patch"][0]["value"] == orig[int(c["id"][3:])]
+
+    check(fs, recs)
+    fs.stop()
+    recs[17] = employee(17, first_name="Changed", changed_at="2026-02-01T00:00:00.000Z")
+    FixedPages.pages["employees"] = [page(recs[:250], "1"), page(recs[250:])]
+    fs = kombofs(fixed_server, "--models=employees")
+    assert fs.control("resync") == 0
+    check(fs, recs)
+    assert changes_of(fs)[-1]["op"] == "updated" and changes_of(fs)[-1]["id"] == "emp0017"
+    db = sqlite3.connect(fs.cache)
+    assert db.execute("SELECT zdict FROM records WHERE id = 'emp0017'").fetchone()[0] == 1
+    db.close()

@@ -180,14 +180,14 @@ def test_example_files_parse():
 # --- issue 16: operating it as operators and packagers do --------------------------
 
 def test_version_names_the_libraries_it_runs_with():
-    """--version: kombofs's and the runtime versions of the six libraries, each one checked
+    """--version: kombofs's and the runtime versions of the seven libraries, each one checked
     by asking the very shared object the binary is linked with (ldd) through ctypes."""
     import ctypes
     r = subprocess.run([KOMBOFS, "--version"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stderr == ""
     lines = dict(ln.split(" ", 1) for ln in r.stdout.splitlines())
     assert set(lines) == {"kombofs", "libfuse", "libcurl", "SQLite", "jansson", "libmicrohttpd",
-                          "OpenSSL"}, r.stdout
+                          "OpenSSL", "zstd"}, r.stdout
     libs = {}
     for ln in subprocess.run(["ldd", KOMBOFS], capture_output=True, text=True).stdout.splitlines():
         if "=>" in ln and "/" in ln.split("=>")[1]:
@@ -204,6 +204,7 @@ def test_version_names_the_libraries_it_runs_with():
     assert lines["jansson"] == call("libjansson", "jansson_version_str")
     assert lines["libmicrohttpd"] == call("libmicrohttpd", "MHD_get_version")
     assert lines["OpenSSL"] == call("libcrypto", "OpenSSL_version", 0).split(" ", 1)[1]
+    assert lines["zstd"] == call("libzstd", "ZSTD_versionString")
 
 
 def run_kombofs(*args, timeout=20, **kw):

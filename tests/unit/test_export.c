@@ -118,10 +118,14 @@ static int cell_is(const char *value, const char *want, size_t wn)
     const char *cols[] = { "k" };
     int r = row_is(rec.data, cols, 1, exp.data, exp.len);
     size_t cs = export_csv_cells_size(rec.data, rec.len);
-    if (cs != wn) {
-        diag("cells_size %zu, want %zu", cs, wn);
+    struct buf keys = BUF_INIT;
+    int nkeys;
+    size_t ds = export_csv_derive(rec.data, rec.len, &keys, &nkeys);
+    if (cs != wn || ds != wn || nkeys != 1 || strcmp(keys.data, "k") != 0) {
+        diag("cells_size %zu, derive %zu (%d keys), want %zu", cs, ds, nkeys, wn);
         r = 0;
     }
+    buf_free(&keys);
     buf_free(&rec);
     buf_free(&exp);
     return r;
@@ -139,6 +143,17 @@ static int keys_are(const char *text, int n, const char *want, size_t wn)
             b.data[b.len] == '\0';
     if (got != n)
         diag("export_csv_keys returned %d, want %d", got, n);
+    /* export_csv_derive: the same keys and count, and the cells' size */
+    struct buf d = BUF_INIT;
+    buf_adds(&d, "k");
+    int dn;
+    size_t size = export_csv_derive(text, strlen(text), &d, &dn);
+    if (dn != n || !bytes_eq("derived keys", d.data + 1, d.len - 1, want, wn) ||
+        d.data[d.len] != '\0' || size != export_csv_cells_size(text, strlen(text))) {
+        diag("export_csv_derive: %d keys, size %zu", dn, size);
+        r = 0;
+    }
+    buf_free(&d);
     buf_free(&b);
     return r;
 }

@@ -1,7 +1,9 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "export.h"
 #include "jtext.h"
 #include "tap.h"
 
@@ -131,8 +133,125 @@ static void test_fields(void)
     ok(jtext_fields("{\"id\":", 6, f, 1) < 0 && !f[0].str, "truncated: nothing to free");
 }
 
+/* jtext_pretty_fields is jtext_pretty, jtext_fields and export_compact_size
+ * in one pass: the same bytes, the same fields, the same size, on texts with
+ * white space, escapes, duplicate and nested keys, and other top levels. */
+static void test_pretty_fields(void)
+{
+    static const char *const texts[] = {
+        "{\"n\":{\"id\":\"inner\"},\"id\":\"a\\/b\\u00f6\\ud83d\\ude00\","
+        "\"changed_at\":null,\"remote_deleted_at\":5,\"id\":\"second\"}",
+        " {\n\t\"id\" : \"x y\" ,\"changed_at\":\"2026-01-01T00:00:00Z\", \"a\":[ 1 , {\"b\" : [ ] } ] }\r\n",
+        "{\"id\":\"a\\u0000b\",\"remote_deleted_at\":{\"x\":\"\\\"\"}}",
+        "{\"i\\u0064\":\"escaped key\",\"id\":[\"not a string\"],\"changed_at\":true}",
+        "{}", "[1,{\"id\":\"nested\"}]", "\"id\"", "12.50e+3", "null",
+        "{\"id\":\"\",\"changed_at\":\"\\n\",\"missing\":1}",
+    };
+    int bad = 0;
+    for (size_t t = 0; t < sizeof texts / sizeof *texts; t++) {
+        const char *in = texts[t];
+        size_t len = strlen(in), compact = 0;
+        struct jtext_field a[4] = { { .key = "id" }, { .key = "changed_at" },
+                                    { .key = "remote_deleted_at" }, { .key = "missing" } };
+        struct jtext_field b[4] = { { .key = "id" }, { .key = "changed_at" },
+                                    { .key = "remote_deleted_at" }, { .key = "missing" } };
+        struct buf pa = BUF_INIT, pb = BUF_INIT;
+        buf_adds(&pb, "prefix");
+        int obj = jtext_fields(in, len, a, 4) == 0;
+        int ra = jtext_pretty(in, len, &pa), rb = jtext_pretty_fields(in, len, &pb, b, 4, &compact);
+        int same = ra == 0 && rb == 0 && pb.len == 6 + pa.len &&
+                   memcmp(pb.data + 6, pa.data, pa.len) == 0 &&
+                   compact == export_compact_size(in, len);
+        for (int i = 0; i < 4 && same; i++) {
+            enum jtext_type want = obj ? a[i].type : JTEXT_ABSENT;
+            same = b[i].type == want &&
+                   (want == JTEXT_ABSENT ||
+                    (b[i].raw.off == a[i].raw.off && b[i].raw.len == a[i].raw.len)) &&
+                   (want != JTEXT_STRING ||
+                    (b[i].len == a[i].len && memcmp(b[i].str, a[i].str, a[i].len) == 0));
+        }
+        if (!same) {
+            diag("text %zu differs: rc %d/%d, compact %zu/%zu", t, ra, rb, compact,
+                 export_compact_size(in, len));
+            bad++;
+        }
+        jtext_fields_free(a, 4);
+        jtext_fields_free(b, 4);
+        buf_free(&pa);
+        buf_free(&pb);
+    }
+    ok(bad == 0, "pretty + fields + compact size in one pass agree with the three alone (%zu texts)",
+       sizeof texts / sizeof *texts);
+    struct jtext_field f = { .key = "id" };
+    struct buf b = BUF_INIT;
+    buf_adds(&b, "keep");
+    size_t compact = 7;
+    ok(jtext_pretty_fields("{\"id\":\"x\",", 11, &b, &f, 1, &compact) < 0 &&
+       strcmp(b.data, "keep") == 0 && f.type == JTEXT_ABSENT && !f.str && compact == 7,
+       "invalid: nothing appended, no field, no size");
+    buf_free(&b);
+}
+
+/* Strings are scanned eight bytes at a time: a byte that ends the plain run
+ * (a control character, '\\', '"') is found at every position of a word, and
+ * bytes >= 0x80 (UTF-8) and 0x7f never are. */
+static void test_string_words(void)
+{
+    static const unsigned char fill[] = { 'a', 0x7f, 0x80, 0xc3, 0xff, ' ' };
+    int bad = 0, cases = 0;
+    for (size_t f = 0; f < sizeof fill; f++) {
+        for (int len = 0; len <= 19; len++) {
+            for (int at = -1; at < len; at++) {
+                for (int kind = 0; kind < 4; kind++) {
+                    char text[32], out[64];
+                    int n = 0, want;
+                    text[n++] = '"';
+                    for (int i = 0; i < len; i++)
+                        text[n++] = (char)fill[f];
+                    if (at >= 0) {
+                        /* 0: a control byte (invalid), 1: an escape (valid),
+                         * 2: a quote that ends the string early (invalid), 3: 0x1f */
+                        static const char kinds[] = { 0x01, '\\', '"', 0x1f };
+                        text[1 + at] = kinds[kind];
+                        if (kind == 1)
+                            text[n++] = 'n';    /* keep the length: the escape's letter */
+                        want = kind == 1;
+                        if (kind == 1 && at < len - 1) {
+                            /* the escape swallows the next filler byte as its letter */
+                            text[2 + at] = 'n';
+                            n--;
+                        }
+                    } else {
+                        want = 1;
+                    }
+                    text[n++] = '"';
+                    if (at < 0 && kind > 0)
+                        continue;
+                    cases++;
+                    int got = jtext_validate(text, (size_t)n) == 0;
+                    struct buf b = BUF_INIT;
+                    int pr = jtext_pretty(text, (size_t)n, &b) == 0;
+                    int same = pr == got && (!pr || (b.len == (size_t)n + 1 &&
+                                                     memcmp(b.data, text, (size_t)n) == 0));
+                    buf_free(&b);
+                    if (got != want || !same) {
+                        snprintf(out, sizeof out, "fill %02x len %d at %d kind %d", fill[f], len,
+                                 at, kind);
+                        diag("%s: valid %d, want %d", out, got, want);
+                        bad++;
+                    }
+                }
+            }
+        }
+    }
+    ok(bad == 0, "strings: the plain run ends exactly at the first special byte (%d cases)",
+       cases);
+}
+
 int main(void)
 {
+    test_string_words();
+    test_pretty_fields();
     test_fields();
     test_pretty();
     test_validate();

@@ -7,7 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "entry.h"
 #include "export.h"
+#include "pack.h"
 #include "store.h"
 #include "tap.h"
 
@@ -24,7 +27,7 @@ static uint64_t ins(struct store *st, int model, const char *id, const char *nam
                     int64_t mtime, int64_t gen)
 {
     uint64_t ino = 0;
-    if (store_record_create(st, model, id, name, body, size, changed_at, remote_id, &D, mtime,
+    if (store_record_create(st, model, id, name, body, size, NULL, changed_at, remote_id, &D, mtime,
                             gen, created_fn, "t", &ino) < 0)
         return 0;
     return ino;
@@ -90,7 +93,7 @@ static void test_records(void)
     uint64_t node = 0;
     ok(store_read_lookup(r, 0, "A.json", &at) == 1 && at.node == a,
        "version 0: the node id is the inode number");
-    ok(store_record_update(st, a, "{\"x\":1}\n", 8, "t2", "r1", &D, 444, 1, &node) == 0 &&
+    ok(store_record_update(st, a, "{\"x\":1}\n", 8, NULL, "t2", "r1", &D, 444, 1, &node) == 0 &&
        store_read_lookup(r, 0, "A.json", &at) == 1 && at.ino == a && at.size == 8,
        "an update keeps the inode");
     ok(node != a && at.node == node && ino_record_st(node) == a, "and gives a new node id");
@@ -187,9 +190,9 @@ static void test_borrowed_entries(void)
     uint64_t x = 0, y = 0, size;
     char *t;
     store_begin(st);
-    ok(store_record_create(st, 0, "X", "X.json", rec1, strlen(rec1), NULL, NULL, &D, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "X", "X.json", rec1, strlen(rec1), NULL, NULL, NULL, &D, 10, 1, created_fn,
                            "x", &x) == 1 && ino_kind(x) == INO_K_RECORD, "record and entry created");
-    ok(store_record_create(st, 0, "Y", "Y.json", rec2, strlen(rec2), NULL, NULL, &D, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "Y", "Y.json", rec2, strlen(rec2), NULL, NULL, NULL, &D, 10, 1, created_fn,
                            "y", &y) == 2 && y > x, "a second one");
     store_commit(st);
     t = entry_text(r, 1, &size);
@@ -200,7 +203,7 @@ static void test_borrowed_entries(void)
 
     uint64_t node;
     store_begin(st);
-    ok(store_record_update(st, x, "{}\n", 3, NULL, NULL, &D, 20, 1, &node) == 0, "record X updated");
+    ok(store_record_update(st, x, "{}\n", 3, NULL, NULL, NULL, &D, 20, 1, &node) == 0, "record X updated");
     ok(store_record_delete(st, y) == 0, "record Y deleted");
     store_commit(st);
     t = entry_text(r, 1, &size);
@@ -208,7 +211,7 @@ static void test_borrowed_entries(void)
     t = entry_text(r, 2, &size);
     ok(t && strcmp(t, want2) == 0 && size == strlen(want2), "Y's entry outlives the record");
     store_begin(st);
-    ok(store_record_update(st, x, "[]\n", 3, NULL, NULL, &D, 30, 1, &node) == 0,
+    ok(store_record_update(st, x, "[]\n", 3, NULL, NULL, NULL, &D, 30, 1, &node) == 0,
        "a second update has nothing to copy");
     store_commit(st);
     t = entry_text(r, 1, &size);
@@ -216,10 +219,10 @@ static void test_borrowed_entries(void)
 
     store_begin(st);
     uint64_t z = 0;
-    ok(store_record_create(st, 0, "Z", "Z.json", rec2, strlen(rec2), NULL, NULL, &D, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "Z", "Z.json", rec2, strlen(rec2), NULL, NULL, NULL, &D, 10, 1, created_fn,
                            "z", &z) == 3, "a third");
     ok(store_changes_prune(st, 11, NULL, NULL) == 3, "retention removes every entry");
-    ok(store_record_update(st, z, "{}\n", 3, NULL, NULL, &D, 40, 1, &node) == 0,
+    ok(store_record_update(st, z, "{}\n", 3, NULL, NULL, NULL, &D, 40, 1, &node) == 0,
        "a record whose entry is gone updates");
     store_commit(st);
     ok(entry_text(r, 3, &size) == NULL, "the pruned entry is gone");
@@ -234,7 +237,9 @@ static void test_borrowed_entries(void)
     store_close(st);
     sqlite3 *db;
     sqlite3_open(path, &db);
-    ok(sqlite3_exec(db, "DROP INDEX records_ename; DROP INDEX records_rname; DROP INDEX records_sizes;"
+    ok(sqlite3_exec(db, "DROP TABLE dicts; ALTER TABLE records DROP COLUMN zdict;"
+                        " ALTER TABLE superseded DROP COLUMN zdict;"
+                        " DROP INDEX records_ename; DROP INDEX records_rname; DROP INDEX records_sizes;"
                         " DROP INDEX records_underived;"
                         " CREATE INDEX records_model ON records (model, ino);"
                         " ALTER TABLE records DROP COLUMN ename; ALTER TABLE records DROP COLUMN rname;"
@@ -252,7 +257,7 @@ static void test_borrowed_entries(void)
     t = entry_text(r, 1, &size);
     ok(t && strcmp(t, "{\"seq\": 1, \"tag\": \"old\"}\n") == 0, "its entries read as before");
     store_begin(st);
-    ok(store_record_create(st, 0, "B", "B.json", rec2, strlen(rec2), NULL, NULL, &D, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "B", "B.json", rec2, strlen(rec2), NULL, NULL, NULL, &D, 10, 1, created_fn,
                            "y", &x) == 2, "and takes borrowing entries");
     store_commit(st);
     store_close(st);
@@ -264,7 +269,7 @@ static void test_borrowed_entries(void)
         version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
     sqlite3_close(db);
-    ok(version == STORE_SCHEMA_VERSION && version == 3, "now at schema version %d", version);
+    ok(version == STORE_SCHEMA_VERSION && version == 4, "now at schema version %d", version);
 }
 
 /* A cache with 200 records, closed: claimed (and left so) if `claim`. */
@@ -361,7 +366,7 @@ static uint64_t put(struct store *st, const struct emp *e, struct buf *keys)
     char name[64];
     snprintf(name, sizeof name, "%s.json", e->id);
     uint64_t ino = 0;
-    store_record_create(st, 0, e->id, name, e->body, strlen(e->body), NULL, e->rid, &d, 5, 1,
+    store_record_create(st, 0, e->id, name, e->body, strlen(e->body), NULL, NULL, e->rid, &d, 5, 1,
                         created_fn, "v", &ino);
     return ino;
 }
@@ -442,7 +447,7 @@ static void test_views(void)
     d.keys = keys.data;
     d.keys_len = keys.len;
     uint64_t node;
-    ok(store_record_update(st, old.ino, b2.body, strlen(b2.body), NULL, "r1", &d, 9, 1, &node) == 0,
+    ok(store_record_update(st, old.ino, b2.body, strlen(b2.body), NULL, NULL, "r1", &d, 9, 1, &node) == 0,
        "update b");
     store_record_free(&old);
     store_commit(st);
@@ -572,6 +577,236 @@ static void test_backfill(void)
     ok(views_n(0) == 200, "but marked stale: counted again (%ld)", views_n(0));
 }
 
+/* ---- packed bodies (schema version 4) ---- */
+
+static void emp_body(int i, struct buf *b)
+{
+    buf_reset(b);
+    buf_printf(b,
+               "{\n  \"id\": \"p%03d\",\n  \"first_name\": \"Name %d\",\n  \"employments\": [\n"
+               "    {\n      \"id\": \"job%d\",\n      \"job_title\": \"Title %d\",\n"
+               "      \"pay_rate\": %d.50\n    }\n  ],\n  \"custom_fields\": {\n"
+               "    \"cost_center\": \"CC-%03d\",\n    \"note\": \"%s\"\n  }\n}\n",
+               i, i * 7, i, i % 13, 1000 + i, i % 40,
+               "a note long enough that every record has some text in it, as records do");
+}
+
+struct ahead_cmp {
+    struct buf *bodies;
+    int n, same;
+};
+
+static int ahead_cmp_cb(void *ctx, const char *name, const struct store_attr *a,
+                        const void *body, size_t len)
+{
+    struct ahead_cmp *c = ctx;
+    int i = (int)strtol(name + 1, NULL, 10);
+    c->same &= i >= 0 && i < 64 && len == c->bodies[i].len && a->size == len &&
+               memcmp(body, c->bodies[i].data, len) == 0;
+    c->n++;
+    return 0;
+}
+
+struct change_cmp {
+    struct buf *want;
+    int n, same;
+};
+
+static int change_cmp_cb(void *ctx, const char *name, const struct store_attr *a,
+                         const void *body, size_t len)
+{
+    struct change_cmp *c = ctx;
+    long seq = strtol(name, NULL, 10);
+    c->same &= seq >= 1 && seq <= 64 && len == c->want[seq - 1].len && a->size == len &&
+               memcmp(body, c->want[seq - 1].data, len) == 0;
+    c->n++;
+    return 0;
+}
+
+static int backfill_cmp(void *ctx, int model, const char *body, size_t size,
+                        struct store_derived *out)
+{
+    struct ahead_cmp *c = ctx;
+    (void)model;
+    int i = -1;
+    const char *id = strstr(body, "\"p");
+    if (id)
+        i = (int)strtol(id + 2, NULL, 10);
+    c->same &= i >= 0 && i < 64 && size == c->bodies[i].len &&
+               memcmp(body, c->bodies[i].data, size) == 0;
+    c->n++;
+    out->jsize = export_compact_size(body, size);
+    return 0;
+}
+
+/* Bodies stored packed read back byte for byte through every path: a READ in
+ * pieces, the read-ahead batches, a change entry that borrows one, the
+ * exports, the writer's own lookup and backfill, a superseded version; a
+ * damaged body or a missing dictionary is an error, never other bytes. */
+static void test_packed(void)
+{
+    struct store *st = store_open(path, err, sizeof err);
+    struct buf bodies[64], want[64], dict = BUF_INIT, z = BUF_INIT, got = BUF_INIT;
+    const char *samples[64];
+    size_t lens[64], total = 0;
+    for (int i = 0; i < 64; i++) {
+        bodies[i] = want[i] = (struct buf)BUF_INIT;
+        emp_body(i, &bodies[i]);
+        samples[i] = bodies[i].data;
+        lens[i] = bodies[i].len;
+    }
+    int trained = pack_train(samples, lens, 64, &dict) == 0;
+    ok(trained, "a dictionary (%zu bytes)", dict.len);
+    struct pack_cdict *cd = pack_cdict_new(dict.data, dict.len);
+    struct pack_ctx pc = PACK_CTX_INIT;
+    store_begin(st);
+    int64_t id = store_dict_add(st, 0, dict.data, dict.len);
+    buf_reset(&got);
+    ok(id > 0 && store_dict_latest(st, 0, &got) == id && got.len == dict.len &&
+       memcmp(got.data, dict.data, dict.len) == 0 && store_dict_latest(st, 1, &z) == 0,
+       "stored: the model's latest, and none for another model");
+    int created = 1;
+    uint64_t ino[64];
+    for (int i = 0; i < 64; i++) {
+        char name[32], rid[16];
+        snprintf(name, sizeof name, "p%03d.json", i);
+        snprintf(rid, sizeof rid, "p%03d", i);
+        buf_reset(&z);
+        struct store_packed pk = { id, z.data, 0 };
+        pk.len = pack_compress(&pc, cd, bodies[i].data, bodies[i].len, &z);
+        pk.bytes = z.data;
+        total += pk.len;
+        struct store_derived d = { NULL, NULL, export_compact_size(bodies[i].data, bodies[i].len),
+                                   0, NULL, 0 };
+        created &= pk.len > 0 &&
+                   store_record_create(st, 0, rid, name, bodies[i].data, bodies[i].len, &pk,
+                                       NULL, NULL, &d, 10, 1, created_fn, "z", &ino[i]) == i + 1;
+        size_t split;
+        char *e = created_fn("z", i + 1, &split);
+        entry_splice(e, strlen(e), split, bodies[i].data, bodies[i].len, &want[i]);
+        free(e);
+    }
+    ok(created && store_commit(st) == 0, "64 records created packed");
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    long npacked = 0, stored = 0, size = 0;
+    sqlite3_open(path, &db);
+    sqlite3_prepare_v2(db, "SELECT count(zdict), sum(length(body)), sum(size) FROM records", -1,
+                       &q, NULL);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        npacked = sqlite3_column_int64(q, 0);
+        stored = sqlite3_column_int64(q, 1);
+        size = sqlite3_column_int64(q, 2);
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    ok(npacked == 64 && stored == (long)total && stored * 3 < size,
+       "the rows hold the frames (%ld bytes for %ld)", stored, size);
+
+    struct store_reader *r = store_reader(st);
+    int same = 1;
+    for (int i = 0; i < 64; i += 9) {
+        char piece[4096];
+        long n = 0, k;
+        while ((k = store_read_body(r, ino[i], piece + n, (size_t)n, 100)) > 0)
+            n += k;
+        same &= k == 0 && n == (long)bodies[i].len && memcmp(piece, bodies[i].data, n) == 0;
+    }
+    ok(same, "read in 100-byte pieces: the files");
+    struct ahead_cmp ac = { bodies, 0, 1 };
+    ok(store_read_ahead(r, 0, 0, 0, NULL, 100, ahead_cmp_cb, &ac) == 64 && ac.n == 64 && ac.same,
+       "read ahead in listing order: the files");
+    ac = (struct ahead_cmp){ bodies, 0, 1 };
+    ok(store_read_ahead(r, 0, 1, 0, "", 100, ahead_cmp_cb, &ac) == 64 && ac.same,
+       "and in name order");
+    same = 1;
+    for (int i = 0; i < 64; i += 7) {
+        uint64_t esize;
+        const char *t = entry_text(r, i + 1, &esize);
+        same &= t && esize == want[i].len && strcmp(t, want[i].data) == 0;
+    }
+    ok(same, "a created entry splices its packed record in");
+    struct change_cmp cc = { want, 0, 1 };
+    ok(store_read_change_ahead(r, 0, 100, change_cmp_cb, &cc) == 64 && cc.same,
+       "and so does the change log's read-ahead");
+    struct buf jsonl = BUF_INIT;
+    for (int i = 0; i < 64; i++) {
+        export_compact(bodies[i].data, bodies[i].len, &jsonl);
+        buf_addc(&jsonl, '\n');
+    }
+    uint64_t ver = 0, esz;
+    int64_t mt;
+    long elen = 0;
+    static char exported[65536];
+    ok(store_export_stat(st, 0, &ver, &esz, &mt) == 0 && esz == jsonl.len, "export size");
+    long k;
+    while ((k = store_export_read(st, 0, ver, exported + elen, (size_t)elen, 1000)) > 0)
+        elen += k;
+    ok(k == 0 && elen == (long)jsonl.len && memcmp(exported, jsonl.data, jsonl.len) == 0,
+       "exports/employees.jsonl from the packed files");
+    struct store_record old;
+    ok(store_record_get(st, 0, "p005.json", &old) == 1 && old.size == bodies[5].len &&
+       memcmp(old.body, bodies[5].data, old.size) == 0, "the writer's lookup decodes");
+
+    /* A new version: the old one stays readable, the entry gets its own copy. */
+    store_begin(st);
+    uint64_t node;
+    const char *nb = "{\n  \"id\": \"p005\",\n  \"replaced\": true\n}\n";
+    ok(store_record_update(st, old.ino, nb, strlen(nb), NULL, NULL, NULL, &D, 20, 1, &node) == 0 &&
+       store_commit(st) == 0, "updated (stored as it is)");
+    char piece[4096];
+    long n = store_read_body(r, old.node, piece, 0, sizeof piece);
+    ok(n == (long)bodies[5].len && memcmp(piece, bodies[5].data, n) == 0,
+       "the superseded version reads as before");
+    n = store_read_body(r, node, piece, 0, sizeof piece);
+    ok(n == (long)strlen(nb) && memcmp(piece, nb, n) == 0, "the new one as it is stored");
+    uint64_t esize;
+    const char *t = entry_text(r, 6, &esize);
+    ok(t && strcmp(t, want[5].data) == 0, "the entry kept the packed record's text");
+    store_record_free(&old);
+    buf_reset(&bodies[5]);
+    buf_adds(&bodies[5], nb);
+
+    /* The backfill of rows not derived yet reads the packed bodies. */
+    store_close(st);
+    sql("UPDATE records SET jsize = NULL WHERE zdict IS NOT NULL AND ino % 2 = 0");
+    st = store_open(path, err, sizeof err);
+    ac = (struct ahead_cmp){ bodies, 0, 1 };
+    long filled = store_backfill(st, backfill_cmp, &ac);
+    ok(filled == ac.n && ac.n > 20 && ac.same, "the backfill derives from the files (%d)", ac.n);
+    store_close(st);
+
+    /* Damage: an error, never other bytes. */
+    sql("UPDATE records SET body = substr(body, 1, length(body) - 1) WHERE name = 'p009.json'");
+    st = store_open(path, err, sizeof err);
+    r = store_reader(st);
+    ok(store_read_body(r, ino[9], piece, 0, sizeof piece) == -1, "a truncated frame: EIO");
+    ac = (struct ahead_cmp){ bodies, 0, 1 };
+    ok(store_read_ahead(r, 0, 0, 0, NULL, 100, ahead_cmp_cb, &ac) == 63 && ac.same,
+       "read-ahead leaves it to the READ");
+    ok(store_record_get(st, 0, "p009.json", &old) == -1, "the writer's lookup fails");
+    ok(store_read_body(r, ino[10], piece, 0, sizeof piece) == (long)bodies[10].len,
+       "its neighbours read");
+    store_close(st);
+    sql("DELETE FROM dicts");
+    st = store_open(path, err, sizeof err);
+    r = store_reader(st);
+    ok(store_read_body(r, ino[10], piece, 0, sizeof piece) == -1 &&
+       !entry_text(r, 11, &esize), "without its dictionary: EIO");
+    store_close(st);
+
+    for (int i = 0; i < 64; i++) {
+        buf_free(&bodies[i]);
+        buf_free(&want[i]);
+    }
+    pack_cdict_free(cd);
+    pack_ctx_free(&pc);
+    buf_free(&dict);
+    buf_free(&z);
+    buf_free(&got);
+    buf_free(&jsonl);
+}
+
 int main(void)
 {
     snprintf(path, sizeof path, "/tmp/kombofs-test-store-%d.db", (int)getpid());
@@ -586,6 +821,8 @@ int main(void)
     test_views();
     remove_db();
     test_backfill();
+    remove_db();
+    test_packed();
     remove_db();
     test_reader_threads();
     return tap_done_testing();
