@@ -51,7 +51,10 @@ struct fetch {
      * and new_dict; the worker owns dict_id, pk_ctx and zbuf, and packs with
      * the dictionary a prepared page names. Packing on the worker measured
      * faster than on the download thread, which has the JSON scan and zlib
-     * (100,000 employees: 4.6-5.0 s against 6.2-7.0 s). */
+     * (100,000 employees: 4.6-5.0 s against 6.2-7.0 s); after the scan and
+     * the inflate became cheaper, packing a half or a third of a first
+     * fetch's records there measured no faster (2.44 s median of four,
+     * against 2.58 s and 2.49 s): both CPUs are busy, with the sandbox. */
     struct pack_cdict *cd;
     int tried;                  /* a dictionary exists or a training was tried */
     struct buf new_dict;        /* trained by this fetch */
@@ -322,7 +325,7 @@ enum { F_ID, F_CHANGED_AT, F_REMOTE_ID, F_DELETED_AT, F_WORK_EMAIL, F_COUNT };
 /* Offsets into an arena, so that the arena may grow meanwhile. */
 struct derived {
     size_t ename_off, rname_off, keys_off, keys_len;    /* SIZE_MAX: none */
-    uint64_t jsize, csize;
+    uint64_t jsize, csize, lines;
 };
 
 /* vname: escaped (and for e-mail addresses, ASCII lower-cased) view name. */
@@ -361,6 +364,7 @@ static void derive(int model, const char *text, size_t len, const struct jtext_f
                                              : SIZE_MAX;
     d->jsize = jsize;
     d->csize = 0;
+    d->lines = 0;
     d->keys_off = SIZE_MAX;
     d->keys_len = 0;
     if (model == 0) {       /* the one CSV export: employees.csv */
@@ -381,6 +385,7 @@ static struct store_derived derived_of(const struct derived *d, const struct buf
         .rname = d->rname_off == SIZE_MAX ? NULL : arena->data + d->rname_off,
         .jsize = d->jsize,
         .csize = d->csize,
+        .lines = d->lines,
         .keys = d->keys_off == SIZE_MAX ? NULL : arena->data + d->keys_off,
         .keys_len = d->keys_off == SIZE_MAX ? 0 : d->keys_len,
     };
@@ -488,8 +493,9 @@ static void train(struct fetch *f, struct prepared *p)
 static void prepare_record(const char *text, size_t len, struct rec *r, struct buf *arena)
 {
     fields_init(r->fl);
-    size_t mark = arena->len, jsize = 0;
-    int rendered = jtext_pretty_fields(text, len, arena, r->fl, F_COUNT, &jsize) == 0;
+    size_t mark = arena->len;
+    struct jtext_sizes sz = { 0, 0 };
+    int rendered = jtext_pretty_fields(text, len, arena, r->fl, F_COUNT, &sz) == 0;
     /* Not rendered (a page's envelope validated it, so only beyond
      * JTEXT_MAX_DEPTH): its fields, to say which record is skipped. */
     if (!rendered && jtext_fields(text, len, r->fl, F_COUNT) < 0)
@@ -513,8 +519,10 @@ static void prepare_record(const char *text, size_t len, struct rec *r, struct b
     r->name_off = arena->len;
     fsname_escape(r->fl[F_ID].str, r->fl[F_ID].len, arena);
     buf_add(arena, ".json", sizeof ".json");    /* with its NUL */
-    if (r->status == REC_OK && !r->deleted)
-        derive(r->model, text, len, r->fl, jsize, arena, &r->d);
+    if (r->status == REC_OK && !r->deleted) {
+        derive(r->model, text, len, r->fl, sz.compact, arena, &r->d);
+        r->d.lines = sz.lines;
+    }
 }
 
 static void *prepare_page(void *ctx, const char *body, const struct jtext_page *page)

@@ -96,5 +96,7 @@ const char *kombo_result_str(enum kombo_result r);
 
 /* Call once at start-up, before any thread (curl_global_init). */
 int kombo_global_init(void);
+/* libdeflate's version (the one built with: it has no call that says its own). */
+const char *kombo_inflate_version(void);
 
 #endif

@@ -800,6 +800,7 @@ static void print_version(void)
     const char *ssl = OpenSSL_version(OPENSSL_VERSION);     /* "OpenSSL 3.0.11 19 Sep 2023" */
     printf("%s%s\n", strncmp(ssl, "OpenSSL ", 8) == 0 ? "" : "OpenSSL ", ssl);
     printf("zstd %s\n", pack_version());
+    printf("libdeflate %s\n", kombo_inflate_version());
 }
 
 static int log_level(const struct options *o)

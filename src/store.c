@@ -1346,7 +1346,10 @@ int64_t store_record_create(struct store *st, int model, const char *id,
                            mtime_ns, gen, seq, ino);
         if (rc == 0)
             rc = insert_change(st, seq, mtime_ns, entry, elen,
-                               entry_splice_size(entry, elen, split, body, size), *ino, split);
+                               d->lines ? entry_splice_size_n(entry, elen, split, body, size,
+                                                              (size_t)d->lines)
+                                        : entry_splice_size(entry, elen, split, body, size),
+                               *ino, split);
     }
     free(entry);
     return rc < 0 ? rc : seq;

@@ -107,6 +107,7 @@ struct store_derived {
     uint64_t csize;         /* bytes of its CSV cells (export_csv_cells_size), employees */
     const char *keys;       /* its top-level keys, each NUL-terminated (CSV columns) */
     size_t keys_len;        /* 0: none (models without a CSV export) */
+    uint64_t lines;         /* '\n' bytes in the file, or 0: the store counts them */
 };
 
 /* A body as stored (schema version 4): packed, a zstd frame of dictionary

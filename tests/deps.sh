@@ -4,7 +4,7 @@
 KOMBOFS_DEPS=(
     gcc meson ninja-build pkg-config
     libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libsqlite3-dev
-    libmicrohttpd-dev libssl-dev libzstd-dev
+    libmicrohttpd-dev libssl-dev libzstd-dev libdeflate-dev
     python3 python3-pytest python3-pytest-timeout
     jq sqlite3 curl attr valgrind nginx
     strace  # tests/bench/webhook_trace.py --strace (test_bench_scripts.py)

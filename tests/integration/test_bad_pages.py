@@ -20,9 +20,15 @@ class FixedPages(BaseHTTPRequestHandler):
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
         bodies = self.pages.get(endpoint, [b'{"status":"success","data":{"next":null,"results":[]}}'])
         body = bodies[int(params.get("cursor", "0"))]
+        headers = {}
+        if isinstance(body, tuple):         # (body, extra headers)
+            body, headers = body
+        FixedPages.accept_encoding = self.headers.get("Accept-Encoding")
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        for k, v in headers.items():
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
 
@@ -159,3 +165,39 @@ def test_files_are_stored_packed_and_read_back_exactly(fixed_server, kombofs):
     db = sqlite3.connect(fs.cache)
     assert db.execute("SELECT zdict FROM records WHERE id = 'emp0017'").fetchone()[0] == 1
     db.close()
+
+
+def test_bodies_are_inflated_as_sent(fixed_server, kombofs):
+    """kombofs asks for gzip and inflates it itself (libdeflate): one member or several
+    (RFC 1952 allows a concatenation), x-gzip, identity; the files are the same."""
+    import gzip
+    recs = [employee(i) for i in range(60)]
+    body = page(recs[:30], "1")
+    half = len(body) // 2
+    FixedPages.pages["employees"] = [
+        (gzip.compress(body[:half]) + gzip.compress(body[half:]), {"Content-Encoding": "gzip"}),
+        (gzip.compress(page(recs[30:], "2")), {"Content-Encoding": "x-gzip"}),
+        (page([]), {"Content-Encoding": "identity"}),
+    ]
+    fs = kombofs(fixed_server, "--models=employees")
+    assert FixedPages.accept_encoding == "gzip"
+    assert fs.status()["endpoints"]["employees"]["last_full"]["result"] == "ok"
+    for r in recs:
+        assert open(fs.path("employees", r["id"] + ".json"), "rb").read() == pretty(r)
+
+
+@pytest.mark.allow_log_errors
+@pytest.mark.parametrize("wire,encoding,why", [
+    (b"\x1f\x8b\x08\x00not gzip at all", "gzip", "the body is not valid gzip"),
+    (None, "br", "a Content-Encoding that was not asked for"),
+])
+def test_a_body_that_does_not_inflate_is_a_malformed_page(fixed_server, kombofs, wire, encoding,
+                                                           why):
+    """A gzip body that does not inflate, or an encoding kombofs did not ask for, is a
+    malformed page: retried, then recorded, and nothing is mirrored from it."""
+    import gzip
+    body = wire if wire is not None else page([employee(1)])
+    FixedPages.pages["employees"] = [(body, {"Content-Encoding": encoding})]
+    fs = kombofs(fixed_server, "--models=employees", wait=False)
+    assert fs.proc.wait(timeout=120) != 0, "the first fetch cannot complete"
+    assert f"malformed page: {why}" in fs.log_text(), fs.log_text()[-2000:]

@@ -180,14 +180,14 @@ def test_example_files_parse():
 # --- issue 16: operating it as operators and packagers do --------------------------
 
 def test_version_names_the_libraries_it_runs_with():
-    """--version: kombofs's and the runtime versions of the seven libraries, each one checked
+    """--version: kombofs's and the runtime versions of the libraries, each one checked
     by asking the very shared object the binary is linked with (ldd) through ctypes."""
     import ctypes
     r = subprocess.run([KOMBOFS, "--version"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stderr == ""
     lines = dict(ln.split(" ", 1) for ln in r.stdout.splitlines())
     assert set(lines) == {"kombofs", "libfuse", "libcurl", "SQLite", "jansson", "libmicrohttpd",
-                          "OpenSSL", "zstd"}, r.stdout
+                          "OpenSSL", "zstd", "libdeflate"}, r.stdout
     libs = {}
     for ln in subprocess.run(["ldd", KOMBOFS], capture_output=True, text=True).stdout.splitlines():
         if "=>" in ln and "/" in ln.split("=>")[1]:
@@ -205,6 +205,10 @@ def test_version_names_the_libraries_it_runs_with():
     assert lines["libmicrohttpd"] == call("libmicrohttpd", "MHD_get_version")
     assert lines["OpenSSL"] == call("libcrypto", "OpenSSL_version", 0).split(" ", 1)[1]
     assert lines["zstd"] == call("libzstd", "ZSTD_versionString")
+    # libdeflate has no call that says its version: the one built with, as Debian ships it
+    deb = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libdeflate-dev"],
+                         capture_output=True, text=True).stdout
+    assert deb.startswith(lines["libdeflate"] + "-"), (lines["libdeflate"], deb)
 
 
 def run_kombofs(*args, timeout=20, **kw):

@@ -150,7 +150,8 @@ static void test_pretty_fields(void)
     int bad = 0;
     for (size_t t = 0; t < sizeof texts / sizeof *texts; t++) {
         const char *in = texts[t];
-        size_t len = strlen(in), compact = 0;
+        size_t len = strlen(in);
+        struct jtext_sizes sz = { 0, 0 };
         struct jtext_field a[4] = { { .key = "id" }, { .key = "changed_at" },
                                     { .key = "remote_deleted_at" }, { .key = "missing" } };
         struct jtext_field b[4] = { { .key = "id" }, { .key = "changed_at" },
@@ -158,10 +159,13 @@ static void test_pretty_fields(void)
         struct buf pa = BUF_INIT, pb = BUF_INIT;
         buf_adds(&pb, "prefix");
         int obj = jtext_fields(in, len, a, 4) == 0;
-        int ra = jtext_pretty(in, len, &pa), rb = jtext_pretty_fields(in, len, &pb, b, 4, &compact);
+        int ra = jtext_pretty(in, len, &pa), rb = jtext_pretty_fields(in, len, &pb, b, 4, &sz);
+        size_t nl = 0;
+        for (size_t i = 0; i < pa.len; i++)
+            nl += pa.data[i] == '\n';
         int same = ra == 0 && rb == 0 && pb.len == 6 + pa.len &&
                    memcmp(pb.data + 6, pa.data, pa.len) == 0 &&
-                   compact == export_compact_size(in, len);
+                   sz.compact == export_compact_size(in, len) && sz.lines == nl;
         for (int i = 0; i < 4 && same; i++) {
             enum jtext_type want = obj ? a[i].type : JTEXT_ABSENT;
             same = b[i].type == want &&
@@ -171,8 +175,8 @@ static void test_pretty_fields(void)
                     (b[i].len == a[i].len && memcmp(b[i].str, a[i].str, a[i].len) == 0));
         }
         if (!same) {
-            diag("text %zu differs: rc %d/%d, compact %zu/%zu", t, ra, rb, compact,
-                 export_compact_size(in, len));
+            diag("text %zu differs: rc %d/%d, compact %zu/%zu, lines %zu/%zu", t, ra, rb,
+                 sz.compact, export_compact_size(in, len), sz.lines, nl);
             bad++;
         }
         jtext_fields_free(a, 4);
@@ -180,14 +184,15 @@ static void test_pretty_fields(void)
         buf_free(&pa);
         buf_free(&pb);
     }
-    ok(bad == 0, "pretty + fields + compact size in one pass agree with the three alone (%zu texts)",
+    ok(bad == 0, "pretty + fields + sizes in one pass agree with each alone (%zu texts)",
        sizeof texts / sizeof *texts);
     struct jtext_field f = { .key = "id" };
     struct buf b = BUF_INIT;
     buf_adds(&b, "keep");
-    size_t compact = 7;
-    ok(jtext_pretty_fields("{\"id\":\"x\",", 11, &b, &f, 1, &compact) < 0 &&
-       strcmp(b.data, "keep") == 0 && f.type == JTEXT_ABSENT && !f.str && compact == 7,
+    struct jtext_sizes sz = { 7, 7 };
+    ok(jtext_pretty_fields("{\"id\":\"x\",", 11, &b, &f, 1, &sz) < 0 &&
+       strcmp(b.data, "keep") == 0 && f.type == JTEXT_ABSENT && !f.str && sz.compact == 7 &&
+       sz.lines == 7,
        "invalid: nothing appended, no field, no size");
     buf_free(&b);
 }
