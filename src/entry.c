@@ -111,13 +111,11 @@ size_t entry_splice_size(const char *entry, size_t elen, size_t split, const cha
     return elen + rlen + count_newlines(rec, rlen) * line_indent(entry, split);
 }
 
-size_t entry_splice_size_n(const char *entry, size_t elen, size_t split, const char *rec,
-                           size_t rlen, size_t newlines)
+size_t entry_splice_size_lines(const char *entry, size_t elen, size_t split, size_t rlen,
+                               size_t newlines)
 {
-    size_t n = rec_len(rec, rlen);
-    if (n < rlen)
-        newlines--;             /* the final one does not go in */
-    return elen + n + newlines * line_indent(entry, split);
+    /* the record's final newline does not go in */
+    return elen + rlen - 1 + (newlines - 1) * line_indent(entry, split);
 }
 
 void entry_splice(const char *entry, size_t elen, size_t split, const char *rec,

@@ -57,9 +57,10 @@ void entry_splice(const char *entry, size_t elen, size_t split, const char *rec,
 /* The length entry_splice() would append. */
 size_t entry_splice_size(const char *entry, size_t elen, size_t split,
                          const char *rec, size_t rlen);
-/* The same when the record's '\n' bytes are known (newlines: all of them, a
- * final one included): counting them was 5% of a first fetch's writer. */
-size_t entry_splice_size_n(const char *entry, size_t elen, size_t split,
-                           const char *rec, size_t rlen, size_t newlines);
+/* The same for a record of rlen bytes that ends in a newline and holds
+ * `newlines` of them, that one included (known from its rendering): counting
+ * them was 5% of a first fetch's writer. */
+size_t entry_splice_size_lines(const char *entry, size_t elen, size_t split, size_t rlen,
+                               size_t newlines);
 
 #endif

@@ -240,15 +240,14 @@ static int views_changed(struct fetch *f, uint64_t ino, const char *name,
 /* A new record and its "created" entry, in one call to the store: 0,
  * STORE_EXISTS (nothing written) or -1. */
 static int record_created(struct fetch *f, const char *id, const char *id_json,
-                          size_t id_len, const char *name, const char *body, size_t size,
-                          const struct store_packed *pk, const char *changed_at,
-                          const char *remote_id, const struct store_derived *d)
+                          size_t id_len, const char *name, const struct store_body *b,
+                          const char *changed_at, const char *remote_id,
+                          const struct store_derived *d)
 {
     struct entry e = entry_of(f, id_json, id_len, "created", 1, "[]", NULL);
     uint64_t ino = 0;
-    int64_t seq = store_record_create(f->st, f->m->index, id, name, body, size, pk, changed_at,
-                                      remote_id, d, f->page_ns, f->gen, render_created, &e,
-                                      &ino);
+    int64_t seq = store_record_create(f->st, f->m->index, id, name, b, changed_at, remote_id,
+                                      d, f->page_ns, f->gen, render_created, &e, &ino);
     if (seq < 0)
         return seq == STORE_EXISTS ? STORE_EXISTS : -1;
     touch(f, INO_MODEL_DIR + (unsigned)f->m->index, ino, name, 0);
@@ -325,7 +324,7 @@ enum { F_ID, F_CHANGED_AT, F_REMOTE_ID, F_DELETED_AT, F_WORK_EMAIL, F_COUNT };
 /* Offsets into an arena, so that the arena may grow meanwhile. */
 struct derived {
     size_t ename_off, rname_off, keys_off, keys_len;    /* SIZE_MAX: none */
-    uint64_t jsize, csize, lines;
+    uint64_t jsize, csize;
 };
 
 /* vname: escaped (and for e-mail addresses, ASCII lower-cased) view name. */
@@ -364,7 +363,6 @@ static void derive(int model, const char *text, size_t len, const struct jtext_f
                                              : SIZE_MAX;
     d->jsize = jsize;
     d->csize = 0;
-    d->lines = 0;
     d->keys_off = SIZE_MAX;
     d->keys_len = 0;
     if (model == 0) {       /* the one CSV export: employees.csv */
@@ -385,7 +383,6 @@ static struct store_derived derived_of(const struct derived *d, const struct buf
         .rname = d->rname_off == SIZE_MAX ? NULL : arena->data + d->rname_off,
         .jsize = d->jsize,
         .csize = d->csize,
-        .lines = d->lines,
         .keys = d->keys_off == SIZE_MAX ? NULL : arena->data + d->keys_off,
         .keys_len = d->keys_off == SIZE_MAX ? 0 : d->keys_len,
     };
@@ -446,21 +443,31 @@ struct rec {
     int model;
     int deleted;                    /* remote_deleted_at is set */
     struct jtext_field fl[F_COUNT];
-    size_t name_off, body_off, body_len;    /* in the page's arena */
+    size_t name_off;                /* in the page's arena */
+    /* The record's compact JSON: its own bytes in the page when the API sent
+     * it compact (as it does), else made in the arena. */
+    int json_in_page;
+    size_t json_off, json_len;
+    size_t size, lines;             /* its file: jtext_pretty of that JSON */
     struct derived d;
 };
 
 struct prepared {
     struct rec *recs;
     size_t n;
-    struct buf arena;               /* file names (NUL-terminated) and rendered files */
+    struct buf arena;               /* file names (NUL-terminated), compact JSON */
     const struct pack_cdict *cd;    /* the dictionary to pack with, or NULL */
     int new_dict;                   /* this page trained it: store it first */
 };
 
-/* No dictionary yet: train one on the page's rendered files when it has
- * enough of them (pack.h), once per fetch. */
-static void train(struct fetch *f, struct prepared *p)
+static const char *rec_json(const struct prepared *p, const char *page, const struct rec *r)
+{
+    return (r->json_in_page ? page : p->arena.data) + r->json_off;
+}
+
+/* No dictionary yet: train one on the page's records (their compact JSON)
+ * when it has enough of them (pack.h), once per fetch. */
+static void train(struct fetch *f, struct prepared *p, const char *page)
 {
     const char **samples = malloc((p->n ? p->n : 1) * sizeof *samples);
     size_t *lens = malloc((p->n ? p->n : 1) * sizeof *lens), n = 0;
@@ -469,8 +476,8 @@ static void train(struct fetch *f, struct prepared *p)
     for (size_t i = 0; i < p->n; i++) {
         const struct rec *r = &p->recs[i];
         if (r->status == REC_OK && !r->deleted) {
-            samples[n] = p->arena.data + r->body_off;
-            lens[n++] = r->body_len;
+            samples[n] = rec_json(p, page, r);
+            lens[n++] = r->json_len;
         }
     }
     if (n >= PACK_TRAIN_MIN_SAMPLES) {      /* fewer: a later page may have enough */
@@ -488,41 +495,45 @@ static void train(struct fetch *f, struct prepared *p)
     free(lens);
 }
 
-/* One pass over the record renders its file and reads its fields and its
- * compact size; then its name, and what its views need. */
-static void prepare_record(const char *text, size_t len, struct rec *r, struct buf *arena)
+/* One pass over the record validates it, reads its fields and measures its
+ * file (nothing is rendered: the store keeps the compact JSON, and its file
+ * is rendered when read); then its name, and what its views need. The API
+ * sends compact JSON, which is then used where it lies in the page. */
+static void prepare_record(const char *page, size_t off, size_t len, struct rec *r,
+                           struct buf *arena)
 {
+    const char *text = page + off;
     fields_init(r->fl);
-    size_t mark = arena->len;
-    struct jtext_sizes sz = { 0, 0 };
-    int rendered = jtext_pretty_fields(text, len, arena, r->fl, F_COUNT, &sz) == 0;
-    /* Not rendered (a page's envelope validated it, so only beyond
+    struct jtext_sizes sz = { 0, 0, 0 };
+    int valid = jtext_pretty_fields(text, len, NULL, r->fl, F_COUNT, &sz) == 0;
+    /* Not valid (a page's envelope validated it, so only beyond
      * JTEXT_MAX_DEPTH): its fields, to say which record is skipped. */
-    if (!rendered && jtext_fields(text, len, r->fl, F_COUNT) < 0)
+    if (!valid && jtext_fields(text, len, r->fl, F_COUNT) < 0)
         r->status = REC_NO_ID;
     else if (r->fl[F_ID].type != JTEXT_STRING || r->fl[F_ID].len == 0)
         r->status = REC_NO_ID;
+    else if (!valid)
+        r->status = REC_INVALID;
     r->deleted = r->fl[F_DELETED_AT].type == JTEXT_STRING ||
                  r->fl[F_DELETED_AT].type == JTEXT_OTHER;
-    if (rendered && r->status == REC_OK && !r->deleted) {
-        r->body_off = mark;
-        r->body_len = arena->len - mark;
-    } else {
-        arena->len = mark;          /* nothing to keep: no record, or its file goes */
-        if (arena->data)
-            arena->data[mark] = '\0';
-        if (!rendered && r->status == REC_OK)
-            r->status = REC_INVALID;
-    }
     if (r->status == REC_NO_ID)
         return;
     r->name_off = arena->len;
     fsname_escape(r->fl[F_ID].str, r->fl[F_ID].len, arena);
     buf_add(arena, ".json", sizeof ".json");    /* with its NUL */
-    if (r->status == REC_OK && !r->deleted) {
-        derive(r->model, text, len, r->fl, sz.compact, arena, &r->d);
-        r->d.lines = sz.lines;
+    if (r->status != REC_OK || r->deleted)
+        return;
+    r->size = sz.pretty;
+    r->lines = sz.lines;
+    r->json_len = sz.compact;
+    if (sz.compact == len) {
+        r->json_in_page = 1;
+        r->json_off = off;
+    } else {
+        r->json_off = arena->len;
+        export_compact(text, len, arena);
     }
+    derive(r->model, text, len, r->fl, sz.compact, arena, &r->d);
 }
 
 static void *prepare_page(void *ctx, const char *body, const struct jtext_page *page)
@@ -537,11 +548,11 @@ static void *prepare_page(void *ctx, const char *body, const struct jtext_page *
         abort();
     for (size_t i = 0; i < p->n; i++) {
         p->recs[i].model = f->m->index;
-        prepare_record(body + page->results[i].off, page->results[i].len, &p->recs[i],
+        prepare_record(body, page->results[i].off, page->results[i].len, &p->recs[i],
                        &p->arena);
     }
     if (!f->tried)
-        train(f, p);
+        train(f, p, body);
     p->cd = f->cd;
     return p;
 }
@@ -557,28 +568,33 @@ static void release_page(void *ctx, void *prepared)
     free(p);
 }
 
-/* How a record's file is stored: packed, or as it is (no dictionary, or too
- * small to gain). */
-static struct store_packed packed(struct fetch *f, const struct prepared *p, const struct rec *r)
+/* How a record is stored: its JSON packed, or else its file as it is (no
+ * dictionary, or too small to gain): rendered now. */
+static struct store_body stored(struct fetch *f, const struct prepared *p, const char *json,
+                                const struct rec *r)
 {
-    struct store_packed pk = { 0, NULL, 0 };
-    if (!p->cd || f->dict_id <= 0)
-        return pk;
+    struct store_body b = { r->size, r->lines, 0, NULL, 0 };
     buf_reset(&f->zbuf);
-    pk.len = pack_compress(&f->pk_ctx, p->cd, p->arena.data + r->body_off, r->body_len,
-                           &f->zbuf);
-    pk.bytes = f->zbuf.data;
-    if (pk.len)
-        pk.dict = f->dict_id;
-    return pk;
+    if (p->cd && f->dict_id > 0 &&
+        (b.len = pack_compress(&f->pk_ctx, p->cd, json, r->json_len, &f->zbuf)) > 0) {
+        b.dict = f->dict_id;
+        b.bytes = f->zbuf.data;
+        return b;
+    }
+    if (jtext_pretty(json, r->json_len, &f->zbuf) < 0 || f->zbuf.len != r->size)
+        abort();        /* it was validated and measured: cannot happen */
+    b.bytes = f->zbuf.data;
+    b.len = f->zbuf.len;
+    return b;
 }
 
 /* Apply one prepared record of a page. Returns -1 only on a store error.
  * jansson parses the record only when it changed. */
-static int apply_record(struct fetch *f, const char *text, size_t len, const struct rec *r,
-                        const struct prepared *p)
+static int apply_record(struct fetch *f, const char *page, size_t off, size_t len,
+                        const struct rec *r, const struct prepared *p)
 {
     const struct buf *arena = &p->arena;
+    const char *text = page + off;
     struct store_record old = { 0 };
     int found, rc = 0;
 
@@ -592,7 +608,7 @@ static int apply_record(struct fetch *f, const char *text, size_t len, const str
     const char *id_json = text + r->fl[F_ID].raw.off;
     size_t id_len = r->fl[F_ID].raw.len;
     const char *name = arena->data + r->name_off;
-    const char *body = arena->data + r->body_off;
+    const char *json = rec_json(p, page, r);
 
     found = f->fresh && !r->deleted ? 0 : store_record_get(f->st, f->m->index, name, &old);
     if (found < 0)
@@ -608,18 +624,18 @@ static int apply_record(struct fetch *f, const char *text, size_t len, const str
         log_warnx("%s: skipped a record that is not valid JSON", f->m->dir);
         goto out;
     }
-    if (found && old.size == r->body_len && memcmp(old.body, body, r->body_len) == 0) {
+    if (found && old.size == r->json_len && memcmp(old.body, json, r->json_len) == 0) {
         if (f->kind == SYNC_FULL)
             rc = store_record_touch(f->st, old.ino, f->gen);
         goto out;
     }
     const char *changed_at = r->fl[F_CHANGED_AT].str, *remote_id = r->fl[F_REMOTE_ID].str;
     struct store_derived d = derived_of(&r->d, arena);
-    struct store_packed pk = packed(f, p, r);
+    struct store_body b = stored(f, p, json, r);
     if (found) {
         uint64_t node;
-        rc = store_record_update(f->st, old.ino, body, r->body_len, &pk, changed_at, remote_id,
-                                 &d, f->page_ns, f->gen, &node);
+        rc = store_record_update(f->st, old.ino, &b, changed_at, remote_id, &d, f->page_ns,
+                                 f->gen, &node);
         if (rc == 0) {
             touch(f, INO_MODEL_DIR + (unsigned)f->m->index, node, name, 0);
             rc = record_updated(f, id_json, id_len, text, len, &old);
@@ -627,14 +643,13 @@ static int apply_record(struct fetch *f, const char *text, size_t len, const str
         if (rc == 0)
             rc = views_changed(f, old.ino, name, old.ename, old.rname, d.ename, d.rname);
     } else {
-        rc = record_created(f, id, id_json, id_len, name, body, r->body_len, &pk, changed_at,
-                            remote_id, &d);
+        rc = record_created(f, id, id_json, id_len, name, &b, changed_at, remote_id, &d);
         if (rc == STORE_EXISTS && f->fresh) {
             /* the listing named it twice: it is compared like any other */
             log_info("%s: the listing holds %s more than once", f->m->dir, name);
             f->fresh = 0;
             f->fetched--;
-            return apply_record(f, text, len, r, p);
+            return apply_record(f, page, off, len, r, p);
         }
     }
 out:
@@ -657,7 +672,7 @@ static int on_page(void *ctx, const char *body, const struct jtext_page *page,
         return f->store_failed = 1, -1;
     }
     for (size_t i = 0; i < page->nresults; i++) {
-        if (apply_record(f, body + page->results[i].off, page->results[i].len, &p->recs[i],
+        if (apply_record(f, body, page->results[i].off, page->results[i].len, &p->recs[i],
                          p) < 0) {
             store_rollback(f->st);
             flush_touched(f, 0);

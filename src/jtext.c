@@ -18,6 +18,7 @@ struct scan {
     int depth;
     struct buf *out;   /* NULL: validate only */
     int indent;
+    size_t emitted;    /* bytes of the re-indented form so far (written or not) */
     size_t added;      /* white space the re-indentation added (not in the compact form) */
     size_t lines;      /* line breaks it added */
     /* jtext_pretty_fields: the top-level members asked for (their raw spans) */
@@ -39,6 +40,7 @@ static void skip_ws(struct scan *s)
 static inline void emit(struct scan *s, const char *p, size_t n)
 {
     struct buf *b = s->out;
+    s->emitted += n;
     if (!b)
         return;
     if (b->cap - b->len <= n)
@@ -50,16 +52,17 @@ static inline void emit(struct scan *s, const char *p, size_t n)
 static void newline(struct scan *s)
 {
     struct buf *b = s->out;
+    size_t n = 1 + (size_t)s->indent * 2;
+    s->emitted += n;
+    s->added += n;
+    s->lines++;
     if (!b)
         return;
-    size_t n = 1 + (size_t)s->indent * 2;
     if (b->cap - b->len <= n)
         buf_reserve(b, n);
     b->data[b->len] = '\n';
     memset(b->data + b->len + 1, ' ', n - 1);
     b->len += n;
-    s->added += n;
-    s->lines++;
 }
 
 /* A byte a string holds as it is: not '"', not '\\', not a control character. */
@@ -288,7 +291,7 @@ static int scan_whole(struct scan *s)
 
 int jtext_validate(const char *text, size_t len)
 {
-    struct scan s = { text, text + len, 0, NULL, 0, 0, 0, NULL, NULL, 0 };
+    struct scan s = { text, text + len, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 };
     return scan_whole(&s);
 }
 
@@ -542,7 +545,7 @@ static int top_member(struct scan *s, const char *k, size_t klen, void *ctx)
 int jtext_page_parse(const char *body, size_t len, struct jtext_page *page,
                      const char **msg)
 {
-    struct scan s = { body, body + len, 0, NULL, 0, 0, 0, NULL, NULL, 0 };
+    struct scan s = { body, body + len, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 };
     struct page_ctx c = { page, body, 0, 0, 0, 0, NULL };
     memset(page, 0, sizeof *page);
     int rc = each_member(&s, top_member, &c);
@@ -627,7 +630,7 @@ static int field_member(struct scan *s, const char *k, size_t klen, void *ctx)
 int jtext_fields(const char *text, size_t len, struct jtext_field *fields,
                  size_t n)
 {
-    struct scan s = { text, text + len, 0, NULL, 0, 0, 0, NULL, NULL, 0 };
+    struct scan s = { text, text + len, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 };
     struct fields_ctx c = { text, fields, n };
     fields_clear(fields, n);
     if (each_member(&s, field_member, &c) < 0) {
@@ -666,7 +669,7 @@ static void resolve_field(const char *text, struct jtext_field *f)
 {
     const char *v = text + f->raw.off;
     if (*v == '"') {
-        struct scan t = { v, v + f->raw.len, 0, NULL, 0, 0, 0, NULL, NULL, 0 };
+        struct scan t = { v, v + f->raw.len, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 };
         f->str = take_string(&t, &f->len);
         f->type = f->str ? JTEXT_STRING : JTEXT_OTHER;     /* NUL inside: other */
     } else if (*v == 'n') {
@@ -677,23 +680,26 @@ static void resolve_field(const char *text, struct jtext_field *f)
 int jtext_pretty_fields(const char *text, size_t len, struct buf *out,
                         struct jtext_field *fields, size_t n, struct jtext_sizes *sizes)
 {
-    size_t mark = out->len;
-    struct scan s = { text, text + len, 0, out, 0, 0, 0, text, n ? fields : NULL, n };
+    size_t mark = out ? out->len : 0;
+    struct scan s = { text, text + len, 0, out, 0, 0, 0, 0, text, n ? fields : NULL, n };
     fields_clear(fields, n);
     if (scan_whole(&s) < 0) {
-        out->len = mark;
-        if (out->data)
-            out->data[mark] = '\0';
+        if (out) {
+            out->len = mark;
+            if (out->data)
+                out->data[mark] = '\0';
+        }
         fields_clear(fields, n);
         return -1;
     }
-    buf_addc(out, '\n');
-    s.added++;
+    if (out)
+        buf_addc(out, '\n');
     for (size_t i = 0; i < n; i++)
         if (fields[i].type != JTEXT_ABSENT)
             resolve_field(text, &fields[i]);
     if (sizes) {
-        sizes->compact = out->len - mark - s.added;
+        sizes->pretty = s.emitted + 1;
+        sizes->compact = s.emitted - s.added;
         sizes->lines = s.lines + 1;
     }
     return 0;

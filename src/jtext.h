@@ -53,16 +53,18 @@ void jtext_fields_free(struct jtext_field *fields, size_t n);
 
 /* What jtext_pretty_fields measures on the way. */
 struct jtext_sizes {
+    size_t pretty;      /* the re-indented form, its final newline included */
     size_t compact;     /* the text's compact form (export_compact_size: every byte
                          * but white space outside strings) */
-    size_t lines;       /* '\n' bytes in the output, the final one included */
+    size_t lines;       /* '\n' bytes in the re-indented form, the final one included */
 };
 
-/* jtext_pretty and, in the same pass, the top-level fields of an object as
- * jtext_fields reads them (fields may be NULL when n is 0; a text that is no
- * object finds none) and, when sizes is not NULL, the sizes above. -1 if the
- * text is not one valid JSON value: nothing appended, every field absent,
- * sizes untouched. Free the strings with jtext_fields_free(). */
+/* jtext_pretty (into out; with out NULL nothing is written, only measured)
+ * and, in the same pass, the top-level fields of an object as jtext_fields
+ * reads them (fields may be NULL when n is 0; a text that is no object finds
+ * none) and, when sizes is not NULL, the sizes above. -1 if the text is not
+ * one valid JSON value: nothing appended, every field absent, sizes untouched.
+ * Free the strings with jtext_fields_free(). */
 int jtext_pretty_fields(const char *text, size_t len, struct buf *out,
                         struct jtext_field *fields, size_t n, struct jtext_sizes *sizes);
 

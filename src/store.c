@@ -33,6 +33,7 @@
 #include "clock.h"
 #include "entry.h"
 #include "export.h"
+#include "jtext.h"
 #include "log.h"
 #include "models.h"
 #include "pack.h"
@@ -138,9 +139,9 @@ static const char *const rsql[R_NSTMT] = {
     [R_AHEAD_NAME] = "SELECT ino, name, size, mtime, ver, body, zdict FROM records WHERE model = ?1"
                      " AND name > ?2 ORDER BY name LIMIT ?3",
     [R_KEY] = "SELECT model, name FROM records WHERE ino = ?1 AND ver & " INO_REC_VER_MASK_SQL " = ?2",
-    [R_BODY] = "SELECT body, zdict FROM records WHERE ino = ?1 AND ver & " INO_REC_VER_MASK_SQL
-               " = ?2",
-    [R_OLD_BODY] = "SELECT body, zdict FROM superseded WHERE node = ?1",
+    [R_BODY] = "SELECT body, zdict, size FROM records WHERE ino = ?1 AND ver & "
+               INO_REC_VER_MASK_SQL " = ?2",
+    [R_OLD_BODY] = "SELECT body, zdict, size FROM superseded WHERE node = ?1",
     [R_META] = "SELECT id, remote_id, changed_at FROM records WHERE ino = ?1",
     [R_CH_ATTR] = "SELECT size, at FROM changes WHERE seq = ?1",
     [R_CH_LIST] = "SELECT seq, size, at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -194,11 +195,13 @@ static const char *const rsql[R_NSTMT] = {
 #define TL_READERS 4
 
 /*
- * Packed bodies (schema version 4): a row whose zdict is set holds its body
- * as a zstd frame of dictionary zdict (pack.h). Each connection decodes with
- * its own zstd state and keeps the dictionaries it met, loaded through its own
- * statement (a dictionary never changes once written, and a row is committed
- * with or after its dictionary, so every snapshot that sees the row sees it).
+ * Packed bodies (schema version 4): a row whose zdict is set holds, as a zstd
+ * frame of dictionary zdict (pack.h), the record's compact JSON; its file is
+ * that JSON re-indented (jtext_pretty), `size` bytes. A row without zdict
+ * holds the file itself. Each connection decodes with its own zstd state and
+ * keeps the dictionaries it met, loaded through its own statement (a
+ * dictionary never changes once written, and a row is committed with or after
+ * its dictionary, so every snapshot that sees the row sees it).
  */
 #define DICTS_KEPT 16
 
@@ -208,7 +211,9 @@ struct dict_cache {
     unsigned next;
     int64_t id[DICTS_KEPT];
     struct pack_ddict *dd[DICTS_KEPT];
-    struct buf body;            /* the last body decoded */
+    struct buf json;            /* the last packed body decoded */
+    struct buf file;            /* and re-indented */
+    uint64_t file_node;         /* the record version file holds for READs, 0: none */
 };
 
 static void dict_cache_free(struct dict_cache *dc)
@@ -216,7 +221,8 @@ static void dict_cache_free(struct dict_cache *dc)
     for (int i = 0; i < dc->n; i++)
         pack_ddict_free(dc->dd[i]);
     pack_ctx_free(&dc->ctx);
-    buf_free(&dc->body);
+    buf_free(&dc->json);
+    buf_free(&dc->file);
     memset(dc, 0, sizeof *dc);
 }
 
@@ -247,16 +253,23 @@ static const struct pack_ddict *dict_find(struct dict_cache *dc, sqlite3_stmt *g
     return dd;
 }
 
-/* The file bytes of the body in column col of s's current row, packed with
- * the dictionary in column zcol (NULL: stored as they are). Packed ones are
- * decoded into *tmp (dc->body when tmp is NULL); *out is valid until the row
- * moves or that buffer changes. 0, or -1 (logged) when a packed body cannot
- * be decoded. */
+/* What body_bytes gives: the file, or the record's JSON in whatever layout
+ * costs least (a packed body is not re-indented: exports and comparisons
+ * want it compact). */
+enum body_as { AS_FILE, AS_JSON };
+
+/* The body in column col of s's current row, packed with the dictionary in
+ * column zcol (NULL: the file as it is). *out is valid until the row moves
+ * or the connection decodes again; *compact (may be NULL) says whether it is
+ * compact JSON (a packed body given AS_JSON). 0, or -1 (logged) when a
+ * packed body cannot be decoded. */
 static int body_bytes(struct dict_cache *dc, sqlite3_stmt *get, sqlite3_stmt *s, int col,
-                      int zcol, struct buf *tmp, const void **out, size_t *len)
+                      int zcol, enum body_as as, const void **out, size_t *len, int *compact)
 {
     const void *b = sqlite3_column_blob(s, col);
     size_t n = (size_t)sqlite3_column_bytes(s, col);
+    if (compact)
+        *compact = 0;
     if (sqlite3_column_type(s, zcol) == SQLITE_NULL) {
         *out = b ? b : "";
         *len = n;
@@ -264,15 +277,27 @@ static int body_bytes(struct dict_cache *dc, sqlite3_stmt *get, sqlite3_stmt *s,
     }
     int64_t id = sqlite3_column_int64(s, zcol);
     const struct pack_ddict *dd = dict_find(dc, get, id);
-    if (!tmp)
-        tmp = &dc->body;
-    if (!dd || pack_decompress(&dc->ctx, dd, b, n, tmp) < 0) {
+    if (!dd || pack_decompress(&dc->ctx, dd, b, n, &dc->json) < 0) {
         log_warnx("cache: a record packed with dictionary %lld cannot be decoded%s",
                   (long long)id, dd ? "" : " (the dictionary is missing)");
         return -1;
     }
-    *out = tmp->data;
-    *len = tmp->len;
+    if (as == AS_JSON) {
+        *out = dc->json.data;
+        *len = dc->json.len;
+        if (compact)
+            *compact = 1;
+        return 0;
+    }
+    buf_reset(&dc->file);
+    dc->file_node = 0;
+    if (jtext_pretty(dc->json.data, dc->json.len, &dc->file) < 0) {
+        log_warnx("cache: a record packed with dictionary %lld is not valid JSON",
+                  (long long)id);
+        return -1;
+    }
+    *out = dc->file.data;
+    *len = dc->file.len;
     return 0;
 }
 
@@ -1092,17 +1117,18 @@ int store_record_get(struct store *st, int model, const char *name,
                                (uint64_t)sqlite3_column_int64(s, 3));
         const void *b;
         size_t n;
-        if (body_bytes(&st->dc, st->st[W_DICT_GET], s, 1, 6, NULL, &b, &n) < 0) {
+        int compact;
+        if (body_bytes(&st->dc, st->st[W_DICT_GET], s, 1, 6, AS_JSON, &b, &n, &compact) < 0) {
             sqlite3_reset(s);
             return -1;
         }
-        out->body = malloc(n + 1);
-        if (!out->body)
-            abort();
-        if (n)
-            memcpy(out->body, b, n);
-        out->body[n] = '\0';
-        out->size = n;
+        struct buf json = BUF_INIT;
+        if (compact)
+            buf_add(&json, b, n);
+        else
+            export_compact(b, n, &json);      /* a file stored as it is */
+        out->size = json.len;
+        out->body = buf_detach(&json);
         out->changed_at = col_strdup(s, 2);
         out->ename = col_strdup(s, 4);
         out->rname = col_strdup(s, 5);
@@ -1117,19 +1143,15 @@ int store_record_get(struct store *st, int model, const char *name,
 }
 
 /* The content columns, in the order both record statements bind them from `first`:
- * body, size, changed_at, remote_id, mtime, gen; and zdict at zcol. The body
- * goes in packed when pk says so. */
-static void bind_content(sqlite3_stmt *s, int first, int zcol, const char *body, size_t size,
-                         const struct store_packed *pk, const char *changed_at,
-                         const char *remote_id, int64_t mtime_ns, int64_t gen)
+ * body, size, changed_at, remote_id, mtime, gen; and zdict at zcol. */
+static void bind_content(sqlite3_stmt *s, int first, int zcol, const struct store_body *b,
+                         const char *changed_at, const char *remote_id, int64_t mtime_ns,
+                         int64_t gen)
 {
-    if (pk && pk->dict > 0) {
-        sqlite3_bind_blob(s, first, pk->bytes, (int)pk->len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, zcol, pk->dict);
-    } else {
-        sqlite3_bind_blob(s, first, body, (int)size, SQLITE_STATIC);
-    }
-    sqlite3_bind_int64(s, first + 1, (sqlite3_int64)size);
+    sqlite3_bind_blob(s, first, b->bytes, (int)b->len, SQLITE_STATIC);
+    if (b->dict > 0)
+        sqlite3_bind_int64(s, zcol, b->dict);
+    sqlite3_bind_int64(s, first + 1, (sqlite3_int64)b->size);
     if (changed_at)
         sqlite3_bind_text(s, first + 2, changed_at, -1, SQLITE_STATIC);
     if (remote_id)
@@ -1185,8 +1207,8 @@ static int bind_derived(struct store *st, sqlite3_stmt *s, int first,
 
 /* 0 and *ino, STORE_EXISTS (the name is taken: nothing written), or -1. */
 static int insert_record(struct store *st, int model, const char *id, const char *name,
-                         const char *body, size_t size, const struct store_packed *pk,
-                         const char *changed_at, const char *remote_id,
+                         const struct store_body *b, const char *changed_at,
+                         const char *remote_id,
                          const struct store_derived *d, int64_t mtime_ns, int64_t gen,
                          int64_t created_seq, uint64_t *ino)
 {
@@ -1194,7 +1216,7 @@ static int insert_record(struct store *st, int model, const char *id, const char
     sqlite3_bind_int(s, 1, model);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
-    bind_content(s, 4, 16, body, size, pk, changed_at, remote_id, mtime_ns, gen);
+    bind_content(s, 4, 16, b, changed_at, remote_id, mtime_ns, gen);
     if (bind_derived(st, s, 10, d) < 0)
         return -1;
     sqlite3_bind_int64(s, 15, created_seq);
@@ -1247,7 +1269,7 @@ static int borrowed_text(struct dict_cache *dc, sqlite3_stmt *get, sqlite3_stmt 
     }
     const void *rec;
     size_t rlen;
-    if (body_bytes(dc, get, s, col + 2, zcol, NULL, &rec, &rlen) < 0)
+    if (body_bytes(dc, get, s, col + 2, zcol, AS_FILE, &rec, &rlen, NULL) < 0)
         return -1;
     entry_splice(entry ? entry : "", elen, (size_t)split, rec, rlen, out);
     return 0;
@@ -1324,9 +1346,20 @@ static int insert_change(struct store *st, int64_t seq, int64_t at_ns, const cha
     return 0;
 }
 
+/* The length of a created entry: its text around the record's file. */
+static size_t created_size(const char *entry, size_t elen, size_t split,
+                           const struct store_body *b)
+{
+    if (b->dict > 0)            /* jtext_pretty output: its last byte is a newline */
+        return entry_splice_size_lines(entry, elen, split, (size_t)b->size, (size_t)b->lines);
+    const char *file = b->bytes;
+    if (b->lines && b->len && file[b->len - 1] == '\n')
+        return entry_splice_size_lines(entry, elen, split, b->len, (size_t)b->lines);
+    return entry_splice_size(entry, elen, split, file, b->len);
+}
+
 int64_t store_record_create(struct store *st, int model, const char *id,
-                            const char *name, const char *body, size_t size,
-                            const struct store_packed *pk,
+                            const char *name, const struct store_body *b,
                             const char *changed_at, const char *remote_id,
                             const struct store_derived *d, int64_t mtime_ns,
                             int64_t gen, store_created_fn fn, void *ctx,
@@ -1342,14 +1375,11 @@ int64_t store_record_create(struct store *st, int model, const char *id,
     size_t elen = strlen(entry);
     int rc = -1;
     if (split <= elen) {
-        rc = insert_record(st, model, id, name, body, size, pk, changed_at, remote_id, d,
-                           mtime_ns, gen, seq, ino);
+        rc = insert_record(st, model, id, name, b, changed_at, remote_id, d, mtime_ns, gen,
+                           seq, ino);
         if (rc == 0)
             rc = insert_change(st, seq, mtime_ns, entry, elen,
-                               d->lines ? entry_splice_size_n(entry, elen, split, body, size,
-                                                              (size_t)d->lines)
-                                        : entry_splice_size(entry, elen, split, body, size),
-                               *ino, split);
+                               created_size(entry, elen, split, b), *ino, split);
     }
     free(entry);
     return rc < 0 ? rc : seq;
@@ -1370,8 +1400,7 @@ static int supersede(struct store *st, uint64_t ino)
     return done(st, s, "supersede");
 }
 
-int store_record_update(struct store *st, uint64_t ino, const char *body,
-                        size_t size, const struct store_packed *pk,
+int store_record_update(struct store *st, uint64_t ino, const struct store_body *b,
                         const char *changed_at, const char *remote_id,
                         const struct store_derived *d, int64_t mtime_ns, int64_t gen,
                         uint64_t *node)
@@ -1383,7 +1412,7 @@ int store_record_update(struct store *st, uint64_t ino, const char *body,
         return -1;
     sqlite3_stmt *s = w(st, W_REC_UPDATE);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)ino_rowid(ino));
-    bind_content(s, 2, 13, body, size, pk, changed_at, remote_id, mtime_ns, gen);
+    bind_content(s, 2, 13, b, changed_at, remote_id, mtime_ns, gen);
     if (bind_derived(st, s, 8, d) < 0)
         return -1;
     view_add(st, model, mtime_ns, 0, (int64_t)d->jsize - jsize, (int64_t)d->csize - csize);
@@ -1837,7 +1866,8 @@ int store_read_ahead(struct store_reader *r, int model, int by_name, uint64_t af
         fill_rec_attr(s, 0, 2, 3, 4, &a);
         const void *body;
         size_t len;
-        if (body_bytes(&r->dc, r->st[R_DICT], s, 5, 6, NULL, &body, &len) < 0)
+        if (body_bytes(&r->dc, r->st[R_DICT], s, 5, 6, AS_FILE, &body, &len, NULL) < 0 ||
+            len != a.size)
             continue;           /* left to the reader's READ, which says so */
         n++;
         if (fn(ctx, (const char *)sqlite3_column_text(s, 1), &a, body, len))
@@ -1866,8 +1896,10 @@ int store_read_record_key(struct store_reader *r, uint64_t node, int *model, cha
     return rc;
 }
 
+/* A READ of record version `node` from a row of statement i; -1 when the row
+ * is not there, -2 when it is but cannot be decoded. */
 static long read_blob(struct store_reader *r, enum rstmt i, int64_t key, int64_t key2,
-                      char *dst, size_t off, size_t n)
+                      uint64_t node, char *dst, size_t off, size_t n)
 {
     sqlite3_stmt *s = rs(r, i);
     sqlite3_bind_int64(s, 1, key);
@@ -1878,10 +1910,14 @@ static long read_blob(struct store_reader *r, enum rstmt i, int64_t key, int64_t
     if (rc == SQLITE_ROW) {
         const void *body;
         size_t len;
-        if (body_bytes(&r->dc, r->st[R_DICT], s, 0, 1, NULL, &body, &len) == 0)
+        if (body_bytes(&r->dc, r->st[R_DICT], s, 0, 1, AS_FILE, &body, &len, NULL) == 0 &&
+            len == (size_t)sqlite3_column_int64(s, 2)) {
             copied = copy_slice(body, len, dst, off, n);
-        else
+            if (body == r->dc.file.data)
+                r->dc.file_node = node;     /* the next READ of a large file: no decoding */
+        } else {
             copied = -2;        /* there, but unreadable: not a superseded version either */
+        }
     } else {
         row_result(r, rc);
     }
@@ -1892,11 +1928,14 @@ static long read_blob(struct store_reader *r, enum rstmt i, int64_t key, int64_t
 long store_read_body(struct store_reader *r, uint64_t node, char *dst,
                      size_t off, size_t n)
 {
-    long got = read_blob(r, R_BODY, (int64_t)ino_rowid(node), (int64_t)ino_ver(node), dst,
-                         off, n);
+    /* A version never changes: the one rendered for the last READ serves the next. */
+    if (node && r->dc.file_node == node)
+        return copy_slice(r->dc.file.data, r->dc.file.len, dst, off, n);
+    long got = read_blob(r, R_BODY, (int64_t)ino_rowid(node), (int64_t)ino_ver(node), node,
+                         dst, off, n);
     if (got == -2)
         return -1;
-    got = got >= 0 ? got : read_blob(r, R_OLD_BODY, (int64_t)node, 0, dst, off, n);
+    got = got >= 0 ? got : read_blob(r, R_OLD_BODY, (int64_t)node, 0, node, dst, off, n);
     return got < 0 ? -1 : got;
 }
 
@@ -2132,7 +2171,7 @@ long store_backfill(struct store *st, store_derive_fn fn, void *ctx)
         while (n < 256 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
             const void *b;
             size_t len;
-            if (body_bytes(&st->dc, st->st[W_DICT_GET], s, 2, 3, NULL, &b, &len) < 0) {
+            if (body_bytes(&st->dc, st->st[W_DICT_GET], s, 2, 3, AS_JSON, &b, &len, NULL) < 0) {
                 failed = 1;
                 break;
             }
@@ -2579,16 +2618,20 @@ static int pin_offsets(struct pin *p)
     return 0;
 }
 
-/* Render row idx of export `which` from its body into p->last. */
+/* Render row idx of export `which` from its JSON (compact: as it is, a
+ * packed row's) into p->last. */
 static int pin_render(struct pin *p, unsigned which, size_t idx, const char *body,
-                      size_t len)
+                      size_t len, int compact)
 {
     const uint64_t *start = which == INO_EXPORT_CSV ? p->coff : p->joff;
     buf_reset(&p->last);
     if (which == INO_EXPORT_CSV) {
         export_csv_row(body, len, p->colv, p->ncols, &p->last);
     } else {
-        export_compact(body, len, &p->last);
+        if (compact)
+            buf_add(&p->last, body, len);
+        else
+            export_compact(body, len, &p->last);
         buf_addc(&p->last, '\n');
     }
     if (p->last.len != start[idx + 1] - start[idx]) {
@@ -2640,10 +2683,11 @@ static long pin_read(struct pin *p, unsigned which, char *dst, size_t off, size_
             }
             const void *body;
             size_t len;
+            int compact;
             if (sqlite3_step(s) != SQLITE_ROW ||
                 (uint64_t)sqlite3_column_int64(s, 0) != p->rowid[i] ||
-                body_bytes(&p->dc, p->st[P_DICT], s, 1, 2, NULL, &body, &len) < 0 ||
-                pin_render(p, which, i, body, len) < 0) {
+                body_bytes(&p->dc, p->st[P_DICT], s, 1, 2, AS_JSON, &body, &len, &compact) < 0 ||
+                pin_render(p, which, i, body, len, compact) < 0) {
                 rc = -EIO;
                 break;
             }

@@ -107,12 +107,16 @@ struct store_derived {
     uint64_t csize;         /* bytes of its CSV cells (export_csv_cells_size), employees */
     const char *keys;       /* its top-level keys, each NUL-terminated (CSV columns) */
     size_t keys_len;        /* 0: none (models without a CSV export) */
-    uint64_t lines;         /* '\n' bytes in the file, or 0: the store counts them */
 };
 
-/* A body as stored (schema version 4): packed, a zstd frame of dictionary
- * `dict` of the cache's dictionaries (pack.h), or, with dict 0, as it is. */
-struct store_packed {
+/* A record's content as the writer hands it over (schema version 4). Its
+ * file is `size` bytes with `lines` line breaks (0: not known, the store
+ * counts them). It is stored packed when dict > 0: bytes[0..len) is a zstd
+ * frame (pack.h) of dictionary `dict` holding the record's compact JSON,
+ * whose jtext_pretty() is the file; with dict 0, bytes[0..len) is the file
+ * itself (len == size). */
+struct store_body {
+    uint64_t size, lines;
     int64_t dict;
     const void *bytes;
     size_t len;
@@ -129,8 +133,8 @@ int64_t store_dict_latest(struct store *st, int model, struct buf *out);
 struct store_record {
     uint64_t ino;       /* st_ino; 0 when absent */
     uint64_t node;      /* the current version's node id */
-    char *body;         /* rendered file content (decoded when stored packed) */
-    size_t size;
+    char *body;         /* the record's compact JSON (its file without the layout) */
+    size_t size;        /* its length */
     char *changed_at;
     char *ename;        /* its view names (NULL where none) */
     char *rname;
@@ -147,22 +151,19 @@ int store_record_get(struct store *st, int model, const char *name,
  * fn(ctx, seq, &split) returns the entry's text without the record
  * (malloc'd, NUL-terminated) and sets split to where the record goes
  * (entry_render_created, entry_splice). The entry's time is mtime_ns.
- * body[0..size) is the file; pk, when not NULL, is how to store it (packed).
  * Returns the entry's seq (and *ino), STORE_EXISTS (nothing written) when the
  * model holds a record of that name, or -1. */
 typedef char *(*store_created_fn)(void *ctx, int64_t seq, size_t *split);
 #define STORE_EXISTS (-2)       /* store_record_create: the model has that name already */
 int64_t store_record_create(struct store *st, int model, const char *id,
-                            const char *name, const char *body, size_t size,
-                            const struct store_packed *pk, const char *changed_at,
-                            const char *remote_id, const struct store_derived *d,
-                            int64_t mtime_ns,
+                            const char *name, const struct store_body *b,
+                            const char *changed_at, const char *remote_id,
+                            const struct store_derived *d, int64_t mtime_ns,
                             int64_t gen, store_created_fn fn, void *ctx,
                             uint64_t *ino);
 /* Replace the content of the record with st_ino ino; the old version stays
  * readable under its node for a while. *node gets the new version's node. */
-int store_record_update(struct store *st, uint64_t ino, const char *body,
-                        size_t size, const struct store_packed *pk,
+int store_record_update(struct store *st, uint64_t ino, const struct store_body *b,
                         const char *changed_at, const char *remote_id,
                         const struct store_derived *d, int64_t mtime_ns, int64_t gen,
                         uint64_t *node);

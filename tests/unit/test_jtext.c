@@ -151,7 +151,7 @@ static void test_pretty_fields(void)
     for (size_t t = 0; t < sizeof texts / sizeof *texts; t++) {
         const char *in = texts[t];
         size_t len = strlen(in);
-        struct jtext_sizes sz = { 0, 0 };
+        struct jtext_sizes sz = { 0, 0, 0 }, mz = { 0, 0, 0 };
         struct jtext_field a[4] = { { .key = "id" }, { .key = "changed_at" },
                                     { .key = "remote_deleted_at" }, { .key = "missing" } };
         struct jtext_field b[4] = { { .key = "id" }, { .key = "changed_at" },
@@ -163,9 +163,19 @@ static void test_pretty_fields(void)
         size_t nl = 0;
         for (size_t i = 0; i < pa.len; i++)
             nl += pa.data[i] == '\n';
-        int same = ra == 0 && rb == 0 && pb.len == 6 + pa.len &&
-                   memcmp(pb.data + 6, pa.data, pa.len) == 0 &&
-                   sz.compact == export_compact_size(in, len) && sz.lines == nl;
+        /* measured only (no output): the same fields and sizes */
+        struct jtext_field c[4] = { { .key = "id" }, { .key = "changed_at" },
+                                    { .key = "remote_deleted_at" }, { .key = "missing" } };
+        int rc = jtext_pretty_fields(in, len, NULL, c, 4, &mz);
+        int same = ra == 0 && rb == 0 && rc == 0 && pb.len == 6 + pa.len &&
+                   memcmp(pb.data + 6, pa.data, pa.len) == 0 && sz.pretty == pa.len &&
+                   sz.compact == export_compact_size(in, len) && sz.lines == nl &&
+                   mz.pretty == sz.pretty && mz.compact == sz.compact && mz.lines == sz.lines;
+        for (int i = 0; i < 4 && same; i++)
+            same = c[i].type == b[i].type && c[i].raw.off == b[i].raw.off &&
+                   c[i].raw.len == b[i].raw.len &&
+                   (c[i].type != JTEXT_STRING || strcmp(c[i].str, b[i].str) == 0);
+        jtext_fields_free(c, 4);
         for (int i = 0; i < 4 && same; i++) {
             enum jtext_type want = obj ? a[i].type : JTEXT_ABSENT;
             same = b[i].type == want &&
@@ -189,10 +199,11 @@ static void test_pretty_fields(void)
     struct jtext_field f = { .key = "id" };
     struct buf b = BUF_INIT;
     buf_adds(&b, "keep");
-    struct jtext_sizes sz = { 7, 7 };
+    struct jtext_sizes sz = { 7, 7, 7 };
     ok(jtext_pretty_fields("{\"id\":\"x\",", 11, &b, &f, 1, &sz) < 0 &&
+       jtext_pretty_fields("{\"id\":\"x\",", 11, NULL, &f, 1, &sz) < 0 &&
        strcmp(b.data, "keep") == 0 && f.type == JTEXT_ABSENT && !f.str && sz.compact == 7 &&
-       sz.lines == 7,
+       sz.lines == 7 && sz.pretty == 7,
        "invalid: nothing appended, no field, no size");
     buf_free(&b);
 }

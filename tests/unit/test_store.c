@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "entry.h"
 #include "export.h"
+#include "jtext.h"
 #include "pack.h"
 #include "store.h"
 #include "tap.h"
@@ -17,7 +18,10 @@
 static char path[128], err[512];
 
 /* No views: what a record without e-mail, remote id or CSV keys derives. */
-static const struct store_derived D = { NULL, NULL, 2, 0, NULL, 0, 0 };
+static const struct store_derived D = { NULL, NULL, 2, 0, NULL, 0 };
+
+/* A file stored as it is (not packed). */
+#define FILE_BODY(b, n) (&(struct store_body){ (n), 0, 0, (b), (n) })
 
 static char *created_fn(void *ctx, int64_t seq, size_t *split);
 
@@ -27,7 +31,7 @@ static uint64_t ins(struct store *st, int model, const char *id, const char *nam
                     int64_t mtime, int64_t gen)
 {
     uint64_t ino = 0;
-    if (store_record_create(st, model, id, name, body, size, NULL, changed_at, remote_id, &D, mtime,
+    if (store_record_create(st, model, id, name, FILE_BODY(body, size), changed_at, remote_id, &D, mtime,
                             gen, created_fn, "t", &ino) < 0)
         return 0;
     return ino;
@@ -93,7 +97,7 @@ static void test_records(void)
     uint64_t node = 0;
     ok(store_read_lookup(r, 0, "A.json", &at) == 1 && at.node == a,
        "version 0: the node id is the inode number");
-    ok(store_record_update(st, a, "{\"x\":1}\n", 8, NULL, "t2", "r1", &D, 444, 1, &node) == 0 &&
+    ok(store_record_update(st, a, FILE_BODY("{\"x\":1}\n", 8), "t2", "r1", &D, 444, 1, &node) == 0 &&
        store_read_lookup(r, 0, "A.json", &at) == 1 && at.ino == a && at.size == 8,
        "an update keeps the inode");
     ok(node != a && at.node == node && ino_record_st(node) == a, "and gives a new node id");
@@ -190,9 +194,9 @@ static void test_borrowed_entries(void)
     uint64_t x = 0, y = 0, size;
     char *t;
     store_begin(st);
-    ok(store_record_create(st, 0, "X", "X.json", rec1, strlen(rec1), NULL, NULL, NULL, &D, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "X", "X.json", FILE_BODY(rec1, strlen(rec1)), NULL, NULL, &D, 10, 1, created_fn,
                            "x", &x) == 1 && ino_kind(x) == INO_K_RECORD, "record and entry created");
-    ok(store_record_create(st, 0, "Y", "Y.json", rec2, strlen(rec2), NULL, NULL, NULL, &D, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "Y", "Y.json", FILE_BODY(rec2, strlen(rec2)), NULL, NULL, &D, 10, 1, created_fn,
                            "y", &y) == 2 && y > x, "a second one");
     store_commit(st);
     t = entry_text(r, 1, &size);
@@ -203,7 +207,7 @@ static void test_borrowed_entries(void)
 
     uint64_t node;
     store_begin(st);
-    ok(store_record_update(st, x, "{}\n", 3, NULL, NULL, NULL, &D, 20, 1, &node) == 0, "record X updated");
+    ok(store_record_update(st, x, FILE_BODY("{}\n", 3), NULL, NULL, &D, 20, 1, &node) == 0, "record X updated");
     ok(store_record_delete(st, y) == 0, "record Y deleted");
     store_commit(st);
     t = entry_text(r, 1, &size);
@@ -211,7 +215,7 @@ static void test_borrowed_entries(void)
     t = entry_text(r, 2, &size);
     ok(t && strcmp(t, want2) == 0 && size == strlen(want2), "Y's entry outlives the record");
     store_begin(st);
-    ok(store_record_update(st, x, "[]\n", 3, NULL, NULL, NULL, &D, 30, 1, &node) == 0,
+    ok(store_record_update(st, x, FILE_BODY("[]\n", 3), NULL, NULL, &D, 30, 1, &node) == 0,
        "a second update has nothing to copy");
     store_commit(st);
     t = entry_text(r, 1, &size);
@@ -219,10 +223,10 @@ static void test_borrowed_entries(void)
 
     store_begin(st);
     uint64_t z = 0;
-    ok(store_record_create(st, 0, "Z", "Z.json", rec2, strlen(rec2), NULL, NULL, NULL, &D, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "Z", "Z.json", FILE_BODY(rec2, strlen(rec2)), NULL, NULL, &D, 10, 1, created_fn,
                            "z", &z) == 3, "a third");
     ok(store_changes_prune(st, 11, NULL, NULL) == 3, "retention removes every entry");
-    ok(store_record_update(st, z, "{}\n", 3, NULL, NULL, NULL, &D, 40, 1, &node) == 0,
+    ok(store_record_update(st, z, FILE_BODY("{}\n", 3), NULL, NULL, &D, 40, 1, &node) == 0,
        "a record whose entry is gone updates");
     store_commit(st);
     ok(entry_text(r, 3, &size) == NULL, "the pruned entry is gone");
@@ -257,7 +261,7 @@ static void test_borrowed_entries(void)
     t = entry_text(r, 1, &size);
     ok(t && strcmp(t, "{\"seq\": 1, \"tag\": \"old\"}\n") == 0, "its entries read as before");
     store_begin(st);
-    ok(store_record_create(st, 0, "B", "B.json", rec2, strlen(rec2), NULL, NULL, NULL, &D, 10, 1, created_fn,
+    ok(store_record_create(st, 0, "B", "B.json", FILE_BODY(rec2, strlen(rec2)), NULL, NULL, &D, 10, 1, created_fn,
                            "y", &x) == 2, "and takes borrowing entries");
     store_commit(st);
     store_close(st);
@@ -358,7 +362,7 @@ struct emp { const char *id, *email, *rid, *body; };
 static uint64_t put(struct store *st, const struct emp *e, struct buf *keys)
 {
     struct store_derived d = { e->email, e->rid, export_compact_size(e->body, strlen(e->body)),
-                               export_csv_cells_size(e->body, strlen(e->body)), NULL, 0, 0 };
+                               export_csv_cells_size(e->body, strlen(e->body)), NULL, 0 };
     buf_reset(keys);
     export_csv_keys(e->body, strlen(e->body), keys);
     d.keys = keys->data;
@@ -366,7 +370,7 @@ static uint64_t put(struct store *st, const struct emp *e, struct buf *keys)
     char name[64];
     snprintf(name, sizeof name, "%s.json", e->id);
     uint64_t ino = 0;
-    store_record_create(st, 0, e->id, name, e->body, strlen(e->body), NULL, NULL, e->rid, &d, 5, 1,
+    store_record_create(st, 0, e->id, name, FILE_BODY(e->body, strlen(e->body)), NULL, e->rid, &d, 5, 1,
                         created_fn, "v", &ino);
     return ino;
 }
@@ -441,13 +445,13 @@ static void test_views(void)
     store_record_get(st, 0, "b.json", &old);
     struct emp b2 = { "b", NULL, "r1", "{\"id\": \"b\", \"n\": 22, \"z\": true}\n" };
     struct store_derived d = { NULL, "r1", export_compact_size(b2.body, strlen(b2.body)),
-                               export_csv_cells_size(b2.body, strlen(b2.body)), NULL, 0, 0 };
+                               export_csv_cells_size(b2.body, strlen(b2.body)), NULL, 0 };
     buf_reset(&keys);
     export_csv_keys(b2.body, strlen(b2.body), &keys);
     d.keys = keys.data;
     d.keys_len = keys.len;
     uint64_t node;
-    ok(store_record_update(st, old.ino, b2.body, strlen(b2.body), NULL, NULL, "r1", &d, 9, 1, &node) == 0,
+    ok(store_record_update(st, old.ino, FILE_BODY(b2.body, strlen(b2.body)), NULL, "r1", &d, 9, 1, &node) == 0,
        "update b");
     store_record_free(&old);
     store_commit(st);
@@ -632,8 +636,12 @@ static int backfill_cmp(void *ctx, int model, const char *body, size_t size,
     const char *id = strstr(body, "\"p");
     if (id)
         i = (int)strtol(id + 2, NULL, 10);
-    c->same &= i >= 0 && i < 64 && size == c->bodies[i].len &&
-               memcmp(body, c->bodies[i].data, size) == 0;
+    /* the record's JSON, in whatever layout is cheapest: a packed one compact */
+    struct buf want = BUF_INIT;
+    if (i >= 0 && i < 64)
+        export_compact(c->bodies[i].data, c->bodies[i].len, &want);
+    c->same &= i >= 0 && i < 64 && size == want.len && memcmp(body, want.data, size) == 0;
+    buf_free(&want);
     c->n++;
     out->jsize = export_compact_size(body, size);
     return 0;
@@ -671,20 +679,25 @@ static void test_packed(void)
         char name[32], rid[16];
         snprintf(name, sizeof name, "p%03d.json", i);
         snprintf(rid, sizeof rid, "p%03d", i);
-        buf_reset(&z);
-        struct store_packed pk = { id, z.data, 0 };
-        pk.len = pack_compress(&pc, cd, bodies[i].data, bodies[i].len, &z);
-        pk.bytes = z.data;
-        total += pk.len;
-        /* every other one says its line count, the others leave it to the store */
+        /* packed: the compact JSON, whose re-indentation is the file */
+        struct buf json = BUF_INIT, again = BUF_INIT;
+        export_compact(bodies[i].data, bodies[i].len, &json);
+        created &= jtext_pretty(json.data, json.len, &again) == 0 && again.len == bodies[i].len &&
+                   memcmp(again.data, bodies[i].data, again.len) == 0;
         size_t nl = 0;
-        for (size_t k = 0; i % 2 && k < bodies[i].len; k++)
+        for (size_t k = 0; k < bodies[i].len; k++)
             nl += bodies[i].data[k] == '\n';
-        struct store_derived d = { NULL, NULL, export_compact_size(bodies[i].data, bodies[i].len),
-                                   0, NULL, 0, nl };
-        created &= pk.len > 0 &&
-                   store_record_create(st, 0, rid, name, bodies[i].data, bodies[i].len, &pk,
-                                       NULL, NULL, &d, 10, 1, created_fn, "z", &ino[i]) == i + 1;
+        buf_reset(&z);
+        struct store_body b = { bodies[i].len, nl, id, z.data, 0 };
+        b.len = pack_compress(&pc, cd, json.data, json.len, &z);
+        b.bytes = z.data;
+        total += b.len;
+        struct store_derived d = { NULL, NULL, json.len, 0, NULL, 0 };
+        created &= b.len > 0 &&
+                   store_record_create(st, 0, rid, name, &b, NULL, NULL, &d, 10, 1, created_fn,
+                                       "z", &ino[i]) == i + 1;
+        buf_free(&json);
+        buf_free(&again);
         size_t split;
         char *e = created_fn("z", i + 1, &split);
         entry_splice(e, strlen(e), split, bodies[i].data, bodies[i].len, &want[i]);
@@ -749,14 +762,17 @@ static void test_packed(void)
     ok(k == 0 && elen == (long)jsonl.len && memcmp(exported, jsonl.data, jsonl.len) == 0,
        "exports/employees.jsonl from the packed files");
     struct store_record old;
-    ok(store_record_get(st, 0, "p005.json", &old) == 1 && old.size == bodies[5].len &&
-       memcmp(old.body, bodies[5].data, old.size) == 0, "the writer's lookup decodes");
+    struct buf c5 = BUF_INIT;
+    export_compact(bodies[5].data, bodies[5].len, &c5);
+    ok(store_record_get(st, 0, "p005.json", &old) == 1 && old.size == c5.len &&
+       memcmp(old.body, c5.data, old.size) == 0, "the writer's lookup gives the compact JSON");
+    buf_free(&c5);
 
     /* A new version: the old one stays readable, the entry gets its own copy. */
     store_begin(st);
     uint64_t node;
     const char *nb = "{\n  \"id\": \"p005\",\n  \"replaced\": true\n}\n";
-    ok(store_record_update(st, old.ino, nb, strlen(nb), NULL, NULL, NULL, &D, 20, 1, &node) == 0 &&
+    ok(store_record_update(st, old.ino, FILE_BODY(nb, strlen(nb)), NULL, NULL, &D, 20, 1, &node) == 0 &&
        store_commit(st) == 0, "updated (stored as it is)");
     char piece[4096];
     long n = store_read_body(r, old.node, piece, 0, sizeof piece);
@@ -777,7 +793,7 @@ static void test_packed(void)
     st = store_open(path, err, sizeof err);
     ac = (struct ahead_cmp){ bodies, 0, 1 };
     long filled = store_backfill(st, backfill_cmp, &ac);
-    ok(filled == ac.n && ac.n > 20 && ac.same, "the backfill derives from the files (%d)", ac.n);
+    ok(filled == ac.n && ac.n > 20 && ac.same, "the backfill derives from the records' JSON (%d)", ac.n);
     store_close(st);
 
     /* Damage: an error, never other bytes. */
