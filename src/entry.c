@@ -104,6 +104,14 @@ static size_t count_newlines(const char *p, size_t n)
     return k;
 }
 
+void entry_splice_json(const char *entry, size_t elen, size_t split, const char *json,
+                       size_t jlen, struct buf *out)
+{
+    buf_add(out, entry, split);
+    jtext_indent_compact(json, jlen, line_indent(entry, split), 0, out);
+    buf_add(out, entry + split, elen - split);
+}
+
 size_t entry_splice_size(const char *entry, size_t elen, size_t split, const char *rec,
                          size_t rlen)
 {

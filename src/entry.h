@@ -54,6 +54,10 @@ char *entry_render_created(const struct entry *e, int64_t seq, size_t *split);
  * in place), then entry[split, elen). Appended to out. */
 void entry_splice(const char *entry, size_t elen, size_t split, const char *rec,
                   size_t rlen, struct buf *out);
+/* entry_splice of the file of a record kept as compact JSON (store.c), in
+ * one pass: the JSON re-indented in place (jtext_indent_compact). */
+void entry_splice_json(const char *entry, size_t elen, size_t split, const char *json,
+                       size_t jlen, struct buf *out);
 /* The length entry_splice() would append. */
 size_t entry_splice_size(const char *entry, size_t elen, size_t split,
                          const char *rec, size_t rlen);

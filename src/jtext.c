@@ -49,7 +49,7 @@ static inline void emit(struct scan *s, const char *p, size_t n)
     b->len += n;
 }
 
-static void newline(struct scan *s)
+static inline void newline(struct scan *s)
 {
     struct buf *b = s->out;
     size_t n = 1 + (size_t)s->indent * 2;
@@ -298,6 +298,137 @@ int jtext_validate(const char *text, size_t len)
 int jtext_pretty(const char *text, size_t len, struct buf *out)
 {
     return jtext_pretty_fields(text, len, out, NULL, 0, NULL);
+}
+
+/* ---- re-indenting trusted compact JSON ---- */
+
+/* Output through a cursor: room is made before each step (a line break with
+ * its indentation, or one token), then bytes are stored directly; the spaces
+ * go eight at a time (the room includes that slack). This runs for every
+ * file a scan reads ahead, and calls to memcpy/memset per byte cost more
+ * than the bytes. */
+struct cursor {
+    struct buf *b;
+    char *o, *lim;
+};
+
+static inline void room_for(struct cursor *c, size_t n)
+{
+    if ((size_t)(c->lim - c->o) > n + 8)
+        return;
+    c->b->len = (size_t)(c->o - c->b->data);
+    buf_reserve(c->b, n + 16);
+    c->o = c->b->data + c->b->len;
+    c->lim = c->b->data + c->b->cap;
+}
+
+static inline void line_to(struct cursor *c, size_t spaces)
+{
+    room_for(c, spaces + 1);
+    *c->o++ = '\n';
+    for (size_t k = 0; k < spaces; k += 8)
+        memcpy(c->o + k, "        ", 8);
+    c->o += spaces;
+}
+
+size_t jtext_indent_compact(const char *json, size_t len, size_t base, int final,
+                            struct buf *out)
+{
+    size_t mark = out->len, depth = 0;
+    struct cursor c = { out, NULL, NULL };
+    buf_reserve(out, len + len / 2 + 64);
+    c.o = out->data + out->len;
+    c.lim = out->data + out->cap;
+    const char *p = json, *end = json + len;
+    while (p < end) {
+        const char *q;
+        switch (*p) {
+        case '"':                       /* a string, to its closing quote */
+            room_for(&c, (size_t)(end - p));
+            *c.o++ = *p++;
+            for (;;) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* eight bytes copied and searched at a time; past the quote
+                 * they land in the room and are overwritten */
+                while (end - p >= 8) {
+                    const uint64_t ones = 0x0101010101010101ULL;
+                    uint64_t v, x, y;
+                    memcpy(&v, p, 8);
+                    memcpy(c.o, &v, 8);
+                    x = v ^ (ones * '"');
+                    y = v ^ (ones * '\\');
+                    uint64_t hit = (((x - ones) & ~x) | ((y - ones) & ~y)) & 0x8080808080808080ULL;
+                    if (hit) {
+                        size_t k = (size_t)__builtin_ctzll(hit) >> 3;
+                        p += k;
+                        c.o += k;
+                        break;
+                    }
+                    p += 8;
+                    c.o += 8;
+                }
+#endif
+                while (p < end && *p != '"' && *p != '\\')
+                    *c.o++ = *p++;
+                if (p >= end)
+                    break;
+                *c.o++ = *p++;
+                if (p[-1] == '"')
+                    break;
+                if (p < end)            /* the escaped byte */
+                    *c.o++ = *p++;
+            }
+            continue;
+        case '{':
+        case '[':
+            room_for(&c, 2);
+            *c.o++ = *p;
+            if (p + 1 < end && p[1] == (*p == '{' ? '}' : ']')) {
+                *c.o++ = p[1];
+                p += 2;
+                continue;
+            }
+            depth++;
+            line_to(&c, base + 2 * depth);
+            break;
+        case '}':
+        case ']':
+            depth -= depth > 0;
+            line_to(&c, base + 2 * depth);
+            room_for(&c, 1);
+            *c.o++ = *p;
+            break;
+        case ',':
+            room_for(&c, 1);
+            *c.o++ = ',';
+            line_to(&c, base + 2 * depth);
+            break;
+        case ':':
+            room_for(&c, 2);
+            *c.o++ = ':';
+            *c.o++ = ' ';
+            break;
+        default:                        /* a number, true, false, null */
+            q = p;
+            room_for(&c, 32);
+            while (q < end && *q != ',' && *q != '}' && *q != ']') {
+                if (q - p == 32) {      /* a long number: more room */
+                    c.b->len = (size_t)(c.o - c.b->data);
+                    room_for(&c, (size_t)(end - p));
+                }
+                *c.o++ = *q++;
+            }
+            p = q;
+            continue;
+        }
+        p++;
+    }
+    room_for(&c, 1);
+    if (final)
+        *c.o++ = '\n';
+    out->len = (size_t)(c.o - out->data);
+    out->data[out->len] = '\0';
+    return out->len - mark;
 }
 
 /* ---- the page envelope ---- */

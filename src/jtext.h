@@ -68,6 +68,16 @@ struct jtext_sizes {
 int jtext_pretty_fields(const char *text, size_t len, struct buf *out,
                         struct jtext_field *fields, size_t n, struct jtext_sizes *sizes);
 
+/* jtext_pretty for compact JSON that is known to be valid (a record as the
+ * store keeps it): the same bytes, at about three times the speed, without
+ * validating. With `base`, every line break is followed by base more spaces
+ * (a record spliced into a change entry at that depth), and final says
+ * whether the final newline is written. Input that is not valid compact JSON
+ * gives some other text, never a read outside json[0..len): callers compare
+ * the length with the one they stored. Returns the bytes appended. */
+size_t jtext_indent_compact(const char *json, size_t len, size_t base, int final,
+                            struct buf *out);
+
 /* A Kombo list response: {"status":"success","data":{"next":…,"results":[…]}} */
 struct jtext_page {
     char *next;                 /* decoded cursor, NULL when next is null or "" */

@@ -145,7 +145,7 @@ static const char *const rsql[R_NSTMT] = {
     [R_META] = "SELECT id, remote_id, changed_at FROM records WHERE ino = ?1",
     [R_CH_ATTR] = "SELECT size, at FROM changes WHERE seq = ?1",
     [R_CH_LIST] = "SELECT seq, size, at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    [R_CH_BODY] = "SELECT c.body, c.split, r.body, r.zdict FROM changes c"
+    [R_CH_BODY] = "SELECT c.body, c.split, r.body, r.zdict, c.size FROM changes c"
                   " LEFT JOIN records r ON r.ino = c.rec"
                   " WHERE c.seq = ?1",
     [R_CH_AHEAD] = "SELECT c.body, c.split, r.body, r.zdict, c.seq, c.size, c.at FROM changes c"
@@ -291,14 +291,10 @@ static int body_bytes(struct dict_cache *dc, sqlite3_stmt *get, sqlite3_stmt *s,
     }
     buf_reset(&dc->file);
     dc->file_node = 0;
-    if (jtext_pretty(dc->json.data, dc->json.len, &dc->file) < 0) {
-        log_warnx("cache: a record packed with dictionary %lld is not valid JSON",
-                  (long long)id);
-        return -1;
-    }
+    jtext_indent_compact(dc->json.data, dc->json.len, 0, 1, &dc->file);
     *out = dc->file.data;
     *len = dc->file.len;
-    return 0;
+    return 0;         /* (callers compare the length with the stored size) */
 }
 
 struct tl_readers;
@@ -1269,9 +1265,13 @@ static int borrowed_text(struct dict_cache *dc, sqlite3_stmt *get, sqlite3_stmt 
     }
     const void *rec;
     size_t rlen;
-    if (body_bytes(dc, get, s, col + 2, zcol, AS_FILE, &rec, &rlen, NULL) < 0)
+    int compact;
+    if (body_bytes(dc, get, s, col + 2, zcol, AS_JSON, &rec, &rlen, &compact) < 0)
         return -1;
-    entry_splice(entry ? entry : "", elen, (size_t)split, rec, rlen, out);
+    if (compact)    /* the record's file re-indented in place, in one pass */
+        entry_splice_json(entry ? entry : "", elen, (size_t)split, rec, rlen, out);
+    else
+        entry_splice(entry ? entry : "", elen, (size_t)split, rec, rlen, out);
     return 0;
 }
 
@@ -1999,8 +1999,8 @@ int store_read_change_list(struct store_reader *r, int64_t after, int max,
  * col + 2 (the record's body) of the current row: its own bytes, or spliced
  * into *text when it borrows its record. *out is valid until the row moves
  * or text changes. 0, or -1 when the record it borrows is missing. */
-static int entry_bytes(struct store_reader *r, sqlite3_stmt *s, int col, int64_t seq,
-                       struct buf *text, const void **out, size_t *len)
+static int entry_bytes(struct store_reader *r, sqlite3_stmt *s, int col, int size_col,
+                       int64_t seq, struct buf *text, const void **out, size_t *len)
 {
     if (sqlite3_column_type(s, col + 1) == SQLITE_NULL) {
         *out = sqlite3_column_blob(s, col);
@@ -2010,6 +2010,10 @@ static int entry_bytes(struct store_reader *r, sqlite3_stmt *s, int col, int64_t
     text->len = 0;
     if (borrowed_text(&r->dc, r->st[R_DICT], s, col, col + 3, seq, text) != 0)
         return -1;
+    if (text->len != (size_t)sqlite3_column_int64(s, size_col)) {
+        log_warnx("cache: change entry %lld: its record does not make its size", (long long)seq);
+        return -1;
+    }
     *out = text->data;
     *len = text->len;
     return 0;
@@ -2030,7 +2034,7 @@ long store_read_change_body(struct store_reader *r, int64_t seq, char *dst,
     struct buf text = BUF_INIT;
     const void *body;
     size_t len;
-    if (entry_bytes(r, s, 0, seq, &text, &body, &len) == 0)
+    if (entry_bytes(r, s, 0, 4, seq, &text, &body, &len) == 0)
         copied = copy_slice(body, len, dst, off, n);
     buf_free(&text);
     sqlite3_reset(s);
@@ -2055,7 +2059,7 @@ int store_read_change_ahead(struct store_reader *r, int64_t after, int max, stor
         entry_name(seq, name);
         const void *body;
         size_t len;
-        if (entry_bytes(r, s, 0, seq, &text, &body, &len) != 0)
+        if (entry_bytes(r, s, 0, 5, seq, &text, &body, &len) != 0)
             continue;           /* left to the reader's READ, which says so */
         n++;
         if (fn(ctx, name, &a, body, len))

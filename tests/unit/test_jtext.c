@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "entry.h"
 #include "export.h"
 #include "jtext.h"
 #include "tap.h"
@@ -264,8 +265,90 @@ static void test_string_words(void)
        cases);
 }
 
+/* A random JSON text from a seed: nested containers, strings with escapes
+ * and UTF-8, numbers, literals, empty containers. */
+static unsigned rnd(unsigned *x)
+{
+    *x = *x * 1103515245u + 12345u;
+    return *x >> 16;
+}
+
+static void gen(unsigned *x, int depth, struct buf *b)
+{
+    static const char *const strs[] = { "\"\"", "\"a\"", "\"x y,z\"", "\"\\\"q\\\\\"",
+                                        "\"\\u00f6\\n\"", "\"\xc3\xb6/\"", "\"[{:,}]\"" };
+    static const char *const scal[] = { "0", "-1.5e+3", "123456789012345678901234567890", "true",
+                                        "false", "null", "0.10" };
+    unsigned k = rnd(x) % (depth > 6 ? 2 : 5);
+    if (k == 0) {
+        buf_adds(b, strs[rnd(x) % 7]);
+    } else if (k == 1) {
+        buf_adds(b, scal[rnd(x) % 7]);
+    } else {
+        int obj = k == 2, n = (int)(rnd(x) % 4);
+        buf_addc(b, obj ? '{' : '[');
+        for (int i = 0; i < n; i++) {
+            if (i)
+                buf_addc(b, ',');
+            if (obj) {
+                buf_adds(b, strs[rnd(x) % 7]);
+                buf_addc(b, ':');
+            }
+            gen(x, depth + 1, b);
+        }
+        buf_addc(b, obj ? '}' : ']');
+    }
+}
+
+/* jtext_indent_compact is jtext_pretty of compact JSON, and at a base depth
+ * what entry_splice makes of it (every line break followed by base spaces, no
+ * final newline). */
+static void test_indent_compact(void)
+{
+    unsigned x = 7;
+    int bad = 0, n = 0;
+    for (int t = 0; t < 3000; t++) {
+        struct buf doc = BUF_INIT, want = BUF_INIT, got = BUF_INIT, spl = BUF_INIT,
+                   gb = BUF_INIT;
+        gen(&x, 0, &doc);
+        if (jtext_pretty(doc.data, doc.len, &want) < 0) {
+            diag("generated invalid JSON: %s", doc.data);
+            bad++;
+        }
+        size_t k = jtext_indent_compact(doc.data, doc.len, 0, 1, &got);
+        entry_splice("<", 1, 1, want.data, want.len, &spl);    /* "<" then the record */
+        buf_adds(&gb, "<");
+        jtext_indent_compact(doc.data, doc.len, 0 /* "<" is at column 0 */, 0, &gb);
+        struct buf sp4 = BUF_INIT, g4 = BUF_INIT;
+        entry_splice("    x", 5, 5, want.data, want.len, &sp4);
+        buf_adds(&g4, "    x");
+        jtext_indent_compact(doc.data, doc.len, 4, 0, &g4);
+        if (k != want.len || got.len != want.len || memcmp(got.data, want.data, got.len) != 0 ||
+            gb.len != spl.len || memcmp(gb.data, spl.data, gb.len) != 0 || g4.len != sp4.len ||
+            memcmp(g4.data, sp4.data, g4.len) != 0) {
+            if (bad++ < 3)
+                diag("differs for %s", doc.data);
+        }
+        n++;
+        buf_free(&doc);
+        buf_free(&want);
+        buf_free(&got);
+        buf_free(&spl);
+        buf_free(&gb);
+        buf_free(&sp4);
+        buf_free(&g4);
+    }
+    ok(bad == 0, "re-indenting compact JSON without validating: jtext_pretty's bytes, and the "
+                 "splice's at a depth (%d random texts)", n);
+    struct buf b = BUF_INIT;
+    ok(jtext_indent_compact("{\"a\":\"unterminated", 18, 2, 1, &b) == b.len && b.len > 0,
+       "text that is not valid stays within its bytes");
+    buf_free(&b);
+}
+
 int main(void)
 {
+    test_indent_compact();
     test_string_words();
     test_pretty_fields();
     test_fields();
