@@ -47,8 +47,9 @@ struct kombo;
 struct kombo *kombo_new(const char *api_url, const char *api_key,
                         const char *integration);
 void kombo_free(struct kombo *k);
-/* Close the connection and the handle until the next request (multi mode,
- * between batches: open sockets do not grow with the integrations). */
+/* Close the connection and the handle, and free the page buffers, until the
+ * next request (multi mode, between batches: open sockets and memory do not
+ * grow with the integrations). */
 void kombo_release(struct kombo *k);
 void kombo_set_retry(struct kombo *k, const struct kombo_retry *r);
 /* Waits and retries stop early once *flag becomes non-zero. */

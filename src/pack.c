@@ -31,11 +31,13 @@ void pack_ctx_free(struct pack_ctx *ctx)
 
 int pack_train(const char *const *samples, const size_t *lens, size_t n, struct buf *out)
 {
-    size_t total = 0, used = 0;
+    size_t all_bytes = 0, total = 0, used = 0;
+    for (size_t i = 0; i < n; i++)
+        all_bytes += lens[i];
+    if (n < PACK_TRAIN_MIN_SAMPLES || all_bytes < PACK_TRAIN_MIN_BYTES)
+        return -1;
     while (used < n && total < PACK_TRAIN_MAX_BYTES)
         total += lens[used++];
-    if (used < PACK_TRAIN_MIN_SAMPLES || total < PACK_TRAIN_MIN_BYTES)
-        return -1;
     /* ZDICT wants the samples back to back. */
     char *all = malloc(total);
     if (!all)

@@ -131,7 +131,10 @@ def test_files_are_stored_packed_and_read_back_exactly(fixed_server, kombofs):
     exact bytes: a READ, a scan (read ahead), a created entry that splices it, the JSONL
     export; after a restart too, and for a record that changed since."""
     import sqlite3
-    recs = [employee(i) for i in range(300)]
+    # large enough that the first page trains a dictionary (pack.h: 128 records, 256 KB)
+    recs = [employee(i, history=[{"at": f"2025-{1 + k % 12:02d}-01", "what": f"review {k} of {i}",
+                                  "score": (i * k) % 7} for k in range(16)])
+            for i in range(300)]
     FixedPages.pages["employees"] = [page(recs[:250], "1"), page(recs[250:])]
     fs = kombofs(fixed_server, "--models=employees")
     db = sqlite3.connect(fs.cache)

@@ -16,9 +16,15 @@ static void record(int i, struct buf *out)
                "  \"employments\": [\n    {\n      \"id\": \"job%d\",\n      \"job_title\": "
                "\"Title %d\",\n      \"pay_rate\": %d.%02d,\n      \"changed_at\": "
                "\"2026-01-%02dT10:00:00.000Z\"\n    }\n  ],\n  \"custom_fields\": {\n"
-               "    \"cost_center\": \"CC-%03d\",\n    \"remote\": %s\n  }\n}\n",
+               "    \"cost_center\": \"CC-%03d\",\n    \"remote\": %s\n  },\n  \"notes\": [\n",
                i, 10000 + i, i * 7, i * 13, i, i, i % 17, 1000 + i, i % 100, 1 + i % 28, i % 50,
                i % 2 ? "true" : "false");
+    /* about 1.2 KB more each, so that 200 records make the bytes a dictionary needs */
+    for (int k = 0; k < 24; k++)
+        buf_printf(out, "    \"%s note %d of record %d, day %d\"%s\n",
+                   k % 3 ? "A follow-up" : "The first review", k, i, (i * 7 + k) % 31,
+                   k < 23 ? "," : "");
+    buf_adds(out, "  ]\n}\n");
 }
 
 int main(void)
@@ -94,17 +100,17 @@ int main(void)
 
     /* Another dictionary (other samples) cannot decode it. */
     struct buf other = BUF_INIT;
-    struct buf orecs[64];
-    const char *os[64];
-    size_t ol[64];
-    for (int i = 0; i < 64; i++) {
+    struct buf orecs[150];
+    const char *os[150];
+    size_t ol[150];
+    for (int i = 0; i < 150; i++) {
         orecs[i] = (struct buf)BUF_INIT;
-        for (int k = 0; k < 40; k++)
+        for (int k = 0; k < 80; k++)
             buf_printf(&orecs[i], "{\"other\": %d, \"shape\": [%d, %d]}\n", i * k, k, i);
         os[i] = orecs[i].data;
         ol[i] = orecs[i].len;
     }
-    ok(pack_train(os, ol, 64, &other) == 0, "a second dictionary");
+    ok(pack_train(os, ol, 150, &other) == 0, "a second dictionary");
     struct pack_ddict *dd2 = pack_ddict_new(other.data, other.len);
     ok(dd2 && pack_decompress(&d, dd2, z.data, n, &back) < 0,
        "a frame of another dictionary: refused");
@@ -118,7 +124,7 @@ int main(void)
     pack_ctx_free(&d);          /* twice is harmless */
     for (int i = 0; i < 200; i++)
         buf_free(&recs[i]);
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < 150; i++)
         buf_free(&orecs[i]);
     buf_free(&dict);
     buf_free(&other);
