@@ -508,9 +508,8 @@ static void prepare_record(const char *page, size_t off, size_t len, struct rec 
     int valid = jtext_pretty_fields(text, len, NULL, r->fl, F_COUNT, &sz) == 0;
     /* Not valid (a page's envelope validated it, so only beyond
      * JTEXT_MAX_DEPTH): its fields, to say which record is skipped. */
-    if (!valid && jtext_fields(text, len, r->fl, F_COUNT) < 0)
-        r->status = REC_NO_ID;
-    else if (r->fl[F_ID].type != JTEXT_STRING || r->fl[F_ID].len == 0)
+    if ((!valid && jtext_fields(text, len, r->fl, F_COUNT) < 0) ||
+        r->fl[F_ID].type != JTEXT_STRING || r->fl[F_ID].len == 0)
         r->status = REC_NO_ID;
     else if (!valid)
         r->status = REC_INVALID;

@@ -556,7 +556,7 @@ static void *download(void *arg)
         if (!k->body.data && p->nspare)
             k->body = p->spare[--p->nspare];
         pthread_mutex_unlock(&p->mu);
-        struct jtext_page page;
+        struct jtext_page page = { 0 };
         res = get_page(k, url.data, p->path, &page, &p->err);
         if (res != KOMBO_OK)
             break;
@@ -646,7 +646,7 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
      * helper for it alone would cost a thread's start and two hand-overs
      * before the callback sees it. The helper takes the second page on. */
     struct buf url = BUF_INIT;
-    struct jtext_page page;
+    struct jtext_page page = { 0 };
     page_url(k, path, query, NULL, &url);
     enum kombo_result res = get_page(k, url.data, path, &page, err);
     buf_free(&url);
@@ -764,7 +764,7 @@ enum kombo_result kombo_list(struct kombo *k, const char *path,
     memset(err, 0, sizeof *err);
     for (;;) {
         page_url(k, path, query, cursor, &url);
-        struct jtext_page page;
+        struct jtext_page page = { 0 };
         res = get_page(k, url.data, path, &page, err);
         if (res != KOMBO_OK)
             break;

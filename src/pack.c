@@ -123,8 +123,7 @@ size_t pack_compress(struct pack_ctx *ctx, const struct pack_cdict *cd, const vo
     size_t z = ZSTD_compress2(c, out->data + out->len, bound, src, len);
     if (ZSTD_isError(z) || z >= len) {
         ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
-        if (out->data)
-            out->data[out->len] = '\0';
+        out->data[out->len] = '\0';     /* (reserved above: never NULL) */
         return 0;
     }
     out->len += z;

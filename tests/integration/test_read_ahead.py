@@ -7,6 +7,7 @@ Every mount here is fresh, so the kernel's page cache holds none of its files (c
 import json
 import os
 import shutil
+import time
 
 import pytest
 
@@ -116,6 +117,11 @@ def test_a_change_during_a_scan_is_never_hidden(sandbox, kombofs, tmp_path):
     target = names[60]
     with open(m.path("employees", target), "rb") as f:   # pushed or not, in the cache now
         old = json.loads(f.read())
+    # the pusher is a thread of its own: on a loaded machine its first batch may still be
+    # on its way (a full suite run once read 0 here)
+    deadline = time.monotonic() + 10
+    while status(m)["read_ahead"]["files"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert status(m)["read_ahead"]["files"] > 0
     sandbox.update_employee(old["id"], job_title="Changed Mid-Scan")
     assert m.control("sync employees") == 0
