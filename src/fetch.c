@@ -581,9 +581,12 @@ static struct store_body stored(struct fetch *f, const struct prepared *p, const
         return b;
     }
     if (jtext_pretty(json, r->json_len, &f->zbuf) < 0 || f->zbuf.len != r->size)
-        abort();        /* it was validated and measured: cannot happen */
+        log_warnx("%s: a record's file is not the size its JSON measured (%zu, %zu bytes)",
+                  f->m->dir, f->zbuf.len, r->size);     /* (it was validated and measured) */
     b.bytes = f->zbuf.data;
     b.len = f->zbuf.len;
+    b.size = f->zbuf.len;       /* the file as it is, whatever was measured */
+    b.lines = 0;
     return b;
 }
 

@@ -35,6 +35,7 @@
 
 #include "buf.h"
 #include "fuzz.h"
+#include "export.h"
 #include "jtext.h"
 
 static const char *const field_keys[] = { "id", "changed_at", "remote_id",
@@ -170,6 +171,24 @@ static void check_text(const char *t, size_t n)
     FUZZ_CHECK(jtext_pretty(pr, pn, &again) == 0, "pretty text refused by pretty");
     FUZZ_CHECK(again.len == pn && memcmp(again.data, pr, pn) == 0,
                "pretty(pretty(x)) != pretty(x):\n%s\n----\n%s", pr, again.data);
+
+    /* The store's path (schema version 4): a record is measured without output and
+     * kept compact; its file is the compact JSON re-indented without validating. */
+    struct jtext_sizes sz = { 0, 0, 0 };
+    FUZZ_CHECK(jtext_pretty_fields(t, n, NULL, NULL, 0, &sz) == 0, "measuring refused it");
+    size_t nl = 0;
+    for (size_t i = 0; i < pn; i++)
+        nl += pr[i] == '\n';
+    FUZZ_CHECK(sz.pretty == pn && sz.lines == nl && sz.compact == export_compact_size(t, n),
+               "measured %zu/%zu/%zu, rendered %zu bytes, %zu lines, compact %zu", sz.pretty,
+               sz.lines, sz.compact, pn, nl, export_compact_size(t, n));
+    struct buf compact = BUF_INIT, fast = BUF_INIT;
+    export_compact(t, n, &compact);
+    size_t k = jtext_indent_compact(compact.data, compact.len, 0, 1, &fast);
+    FUZZ_CHECK(k == pn && fast.len == pn && memcmp(fast.data, pr, pn) == 0,
+               "indent_compact(compact(x)) != pretty(x):\n%s\n----\n%s", pr, fast.data);
+    buf_free(&compact);
+    buf_free(&fast);
 
     if (!a) {
         FUZZ_CHECK(known_divergence(&e) && !fuzz_strict(),
