@@ -45,8 +45,9 @@ struct fetch {
     struct touched *touched;    /* files changed by the current transaction */
     size_t ntouched, captouched;
     int exports_touched;        /* the transaction changed a record: exports/ moves */
-    /* Bodies are stored packed (pack.h) with the model's dictionary, which the
-     * first page with enough records trains when the model has none. The
+    /* With --compress, bodies are stored packed (pack.h) with the model's
+     * dictionary, which the first page with enough records trains when the
+     * model has none. The
      * download thread (prepare_page, one page after another) owns cd, tried
      * and new_dict; the worker owns dict_id, pk_ctx and zbuf, and packs with
      * the dictionary a prepared page names. Packing on the worker measured
@@ -567,8 +568,8 @@ static void release_page(void *ctx, void *prepared)
     free(p);
 }
 
-/* How a record is stored: its JSON packed, or else its file as it is (no
- * dictionary, or too small to gain): rendered now. */
+/* How a record is stored: its compact JSON, packed with --compress when the
+ * model has a dictionary (and the frame is smaller), else as it is. */
 static struct store_body stored(struct fetch *f, const struct prepared *p, const char *json,
                                 const struct rec *r)
 {
@@ -580,13 +581,9 @@ static struct store_body stored(struct fetch *f, const struct prepared *p, const
         b.bytes = f->zbuf.data;
         return b;
     }
-    if (jtext_pretty(json, r->json_len, &f->zbuf) < 0 || f->zbuf.len != r->size)
-        log_warnx("%s: a record's file is not the size its JSON measured (%zu, %zu bytes)",
-                  f->m->dir, f->zbuf.len, r->size);     /* (it was validated and measured) */
-    b.bytes = f->zbuf.data;
-    b.len = f->zbuf.len;
-    b.size = f->zbuf.len;       /* the file as it is, whatever was measured */
-    b.lines = 0;
+    b.dict = STORE_COMPACT;
+    b.bytes = json;
+    b.len = r->json_len;
     return b;
 }
 
@@ -743,9 +740,15 @@ static void fetch_free(struct fetch *f)
     buf_free(&f->zbuf);
 }
 
-/* The model's dictionary, if it has one; whether the fetch fills an empty model. */
+/* The model's dictionary, if it has one (and --compress); whether the fetch
+ * fills an empty model. */
 static void packer_init(struct fetch *f)
 {
+    f->fresh = f->kind == SYNC_FULL && store_model_empty(f->st, f->m->index) == 1;
+    if (!f->job->pack) {
+        f->tried = 1;           /* no dictionary: records stored compact as they are */
+        return;
+    }
     struct buf d = BUF_INIT;
     int64_t id = store_dict_latest(f->st, f->m->index, &d);
     if (id > 0 && (f->cd = pack_cdict_new(d.data, d.len))) {
@@ -756,7 +759,6 @@ static void packer_init(struct fetch *f)
                   (long long)id);
     }
     buf_free(&d);
-    f->fresh = f->kind == SYNC_FULL && store_model_empty(f->st, f->m->index) == 1;
 }
 
 int fetch_prune_changes(struct store *st, int64_t before_ns,

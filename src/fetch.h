@@ -36,6 +36,7 @@ struct fetch_job {
     int64_t gen;                /* full: this fetch's generation; delta: the current one */
     fetch_changed_fn changed;   /* may be NULL */
     void *ctx;
+    int pack;                   /* --compress: records packed with a trained dictionary */
 };
 
 struct fetch_result {

@@ -43,6 +43,8 @@ const char options_usage[] =
     "  --check                     check options, key, cache and API access, then exit\n"
     "  --no-kernel-notify          never invalidate the kernel's cache (for tests: stale reads)\n"
     "  --no-read-ahead             never push the next files of a scan into the page cache\n"
+    "  --compress                  store records zstd-compressed (a cache about a third the\n"
+    "                              size; every cold read decodes)\n"
     "  -f                          stay in the foreground\n"
     "  -d                          debug output, also of every FUSE request (implies -f)\n"
     "  -v, --verbose               more log lines (debug); -q, --quiet: fewer (warnings\n"
@@ -97,6 +99,7 @@ static const struct optdef optdefs[] = {
     { "check", FLAG, OFF(check), 0, 0 },
     { "no-kernel-notify", FLAG, OFF(no_kernel_notify), 0, 0 },
     { "no-read-ahead", FLAG, OFF(no_read_ahead), 0, 0 },
+    { "compress", FLAG, OFF(compress), 0, 0 },
     { "integrations-file", STR, OFF(integrations_file), 0, 0 },
     { "cache-dir", STR, OFF(cache_dir), 0, 0 },
     { "discover", FLAG, OFF(discover), 0, 0 },

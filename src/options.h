@@ -44,6 +44,7 @@ struct options {
     int kernel_notify;          /* 0: --no-kernel-notify (tests of the mechanism) */
     int no_kernel_notify;
     int no_read_ahead;          /* --no-read-ahead: never push files into the page cache */
+    int compress;               /* --compress: records packed with zstd (pack.h) */
     int foreground;
     int debug;
     int verbosity;              /* -v/--verbose adds 1, -q/--quiet takes 1 away */

@@ -276,22 +276,28 @@ static int body_bytes(struct dict_cache *dc, sqlite3_stmt *get, sqlite3_stmt *s,
         return 0;
     }
     int64_t id = sqlite3_column_int64(s, zcol);
-    const struct pack_ddict *dd = dict_find(dc, get, id);
-    if (!dd || pack_decompress(&dc->ctx, dd, b, n, &dc->json) < 0) {
-        log_warnx("cache: a record packed with dictionary %lld cannot be decoded%s",
-                  (long long)id, dd ? "" : " (the dictionary is missing)");
-        return -1;
+    const char *json = b ? b : "";
+    size_t jlen = n;
+    if (id != 0) {              /* packed; 0 is compact JSON as it is */
+        const struct pack_ddict *dd = dict_find(dc, get, id);
+        if (!dd || pack_decompress(&dc->ctx, dd, b, n, &dc->json) < 0) {
+            log_warnx("cache: a record packed with dictionary %lld cannot be decoded%s",
+                      (long long)id, dd ? "" : " (the dictionary is missing)");
+            return -1;
+        }
+        json = dc->json.data;
+        jlen = dc->json.len;
     }
     if (as == AS_JSON) {
-        *out = dc->json.data;
-        *len = dc->json.len;
+        *out = json;
+        *len = jlen;
         if (compact)
             *compact = 1;
         return 0;
     }
     buf_reset(&dc->file);
     dc->file_node = 0;
-    jtext_indent_compact(dc->json.data, dc->json.len, 0, 1, &dc->file);
+    jtext_indent_compact(json, jlen, 0, 1, &dc->file);
     *out = dc->file.data;
     *len = dc->file.len;
     return 0;         /* (callers compare the length with the stored size) */
@@ -1147,6 +1153,8 @@ static void bind_content(sqlite3_stmt *s, int first, int zcol, const struct stor
     sqlite3_bind_blob(s, first, b->bytes, (int)b->len, SQLITE_STATIC);
     if (b->dict > 0)
         sqlite3_bind_int64(s, zcol, b->dict);
+    else if (b->dict == STORE_COMPACT)
+        sqlite3_bind_int64(s, zcol, 0);
     sqlite3_bind_int64(s, first + 1, (sqlite3_int64)b->size);
     if (changed_at)
         sqlite3_bind_text(s, first + 2, changed_at, -1, SQLITE_STATIC);
@@ -1350,7 +1358,7 @@ static int insert_change(struct store *st, int64_t seq, int64_t at_ns, const cha
 static size_t created_size(const char *entry, size_t elen, size_t split,
                            const struct store_body *b)
 {
-    if (b->dict > 0)            /* jtext_pretty output: its last byte is a newline */
+    if (b->dict > 0 || b->dict == STORE_COMPACT)    /* jtext_pretty output ends in '\n' */
         return entry_splice_size_lines(entry, elen, split, (size_t)b->size, (size_t)b->lines);
     const char *file = b->bytes;
     if (b->lines && b->len && file[b->len - 1] == '\n')

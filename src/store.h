@@ -121,6 +121,8 @@ struct store_body {
     const void *bytes;
     size_t len;
 };
+/* store_body.dict: bytes is the record's compact JSON as it is (not packed) */
+#define STORE_COMPACT (-1)
 
 /* The dictionaries bodies are packed with: add one for `model` (its id, or
  * -1), and the latest of a model (its bytes appended to out; its id, 0 when

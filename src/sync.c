@@ -248,7 +248,7 @@ static int fetch_model(struct sync *s, const struct model *m, enum sync_kind kin
     /* Before the mount (no listener yet) the kernel holds nothing to invalidate. */
     struct fetch_job job = { s->st, s->k, m, kind, kind == SYNC_DELTA ? since : NULL,
                              kind == SYNC_FULL ? ep.gen + 1 : ep.gen,
-                             s->listener ? changed : NULL, s };
+                             s->listener ? changed : NULL, s, s->o->compress };
     struct fetch_result fr = { 0 };
     int rc = kind == SYNC_FULL ? store_endpoint_set_gen(s->st, m->index, job.gen) : 0;
     if (rc == 0)

@@ -84,6 +84,14 @@ static void test_good(void)
     ok(rc == 0 && strcmp(o.integration, "personio:abc") == 0, "SOURCE is the integration");
     ok(rc == 0 && strcmp(o.api_key, "secret-key") == 0, "key read from file, newline stripped");
     ok(rc == 0 && strcmp(o.cache, "/tmp/x.db") == 0 && o.overlap == 300, "-o name=value");
+    ok(rc == 0 && !o.compress, "records are not packed unless asked");
+    struct options c1, c2;
+    ok(parse(&c1, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile, "--compress")) == 0 &&
+       c1.compress && parse(&c2, ARGS("personio:abc", "/tmp", "--api-key-file", keyfile,
+                                      "-o", "compress")) == 0 && c2.compress &&
+       !has_fuse_opt(&c2, "compress"), "--compress and -o compress (ours, not FUSE's)");
+    options_free(&c1);
+    options_free(&c2);
     ok(rc == 0 && o.allow_other && has_fuse_opt(&o, "allow_other"), "allow_other passed to FUSE");
     ok(rc == 0 && o.uid_set && o.uid == 7 && o.umask == 027 && !has_fuse_opt(&o, "uid="),
        "uid and umask are ours");
