@@ -1,10 +1,12 @@
 /*
  * fetch.c — one fetch: pages, records, change-log entries, the sweep.
  *
- * Each page is one transaction: every record is rendered (jtext_pretty),
- * compared byte for byte with its stored file, and written with a change-log
- * entry only if it differs. jansson parses a record only when it changed
- * (for the diff); new and unchanged records are handled from their text.
+ * Each page is one transaction. Every record is scanned once, on the download
+ * thread (jtext_pretty_fields measures its file and reads its fields; nothing
+ * is rendered), then compared byte for byte as compact JSON with the stored
+ * one and written with a change-log entry only if it differs. jansson parses
+ * a record only when it changed (for the diff); new and unchanged records are
+ * handled from their text.
  */
 #include "fetch.h"
 

@@ -1,8 +1,11 @@
 /*
  * jtext.c — a small recursive-descent JSON scanner over raw bytes.
  *
- * One scanner serves three jobs: validate, re-indent (copying every scalar
- * token verbatim) and locate the elements of a page's data.results.
+ * One scanner validates, measures or writes the re-indented form (copying
+ * every scalar token verbatim), reads a record's top-level fields in the same
+ * pass, and locates the elements of a page's data.results. A second, faster
+ * re-indenter (jtext_indent_compact) trusts its input: compact JSON this
+ * program stored after validating it.
  */
 #include "jtext.h"
 
@@ -35,7 +38,7 @@ static void skip_ws(struct scan *s)
 }
 
 /* Output goes straight into the buffer: the scan is the hot path of a full
- * fetch (every record is scanned three times). buf_reserve() keeps room
+ * fetch (every record is scanned once, most without output). buf_reserve() keeps room
  * for the NUL that buf's contract wants, written once at the end. */
 static inline void emit(struct scan *s, const char *p, size_t n)
 {
@@ -82,23 +85,35 @@ static int hexval(char c)
     return -1;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define JTEXT_SWAR 1
+/* The bytes of the word v (eight bytes read little-endian) that are '"' or
+ * '\\', and with ctl also those below 0x20, flagged by their high bits: a
+ * byte b is flagged in (x - 0x01..) & ~x & 0x80.. when x = b ^ c is zero, and
+ * in (b - 0x20..) & ~b & 0x80.. when b < 0x20. A borrow can flag bytes after
+ * a true match, never before, so the lowest flag is the first match. */
+static inline uint64_t special_bytes(uint64_t v, int ctl)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b);
+    if (ctl)
+        hit |= (v - ones * 0x20) & ~v;
+    return hit & high;
+}
+#endif
+
 /* The first byte at or after p that a string does not hold as it is ('"',
- * '\\', a control character), or end. Eight bytes at a time where the machine
- * reads words little-endian (the string scan was the largest part of a first
- * fetch's JSON work): a byte b is flagged in (x - 0x01..) & ~x & 0x80.. when
- * x = b ^ c is zero, and in (b - 0x20..) & ~b & 0x80.. when b < 0x20; a borrow
- * can flag bytes after a true match, never before, so the lowest flag is the
- * first match. */
+ * '\\', a control character), or end; eight bytes at a time where the
+ * machine reads words little-endian (the string scan was the largest part of
+ * a first fetch's JSON work). */
 static inline const char *skip_plain(const char *p, const char *end)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+#ifdef JTEXT_SWAR
     while (end - p >= 8) {
-        uint64_t v, q, b;
+        uint64_t v;
         memcpy(&v, p, 8);
-        q = v ^ (ones * '"');
-        b = v ^ (ones * '\\');
-        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v)) & high;
+        uint64_t hit = special_bytes(v, 1);
         if (hit)
             return p + (__builtin_ctzll(hit) >> 3);
         p += 8;
@@ -347,17 +362,14 @@ size_t jtext_indent_compact(const char *json, size_t len, size_t base, int final
             room_for(&c, (size_t)(end - p));
             *c.o++ = *p++;
             for (;;) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#ifdef JTEXT_SWAR
                 /* eight bytes copied and searched at a time; past the quote
                  * they land in the room and are overwritten */
                 while (end - p >= 8) {
-                    const uint64_t ones = 0x0101010101010101ULL;
-                    uint64_t v, x, y;
+                    uint64_t v;
                     memcpy(&v, p, 8);
                     memcpy(c.o, &v, 8);
-                    x = v ^ (ones * '"');
-                    y = v ^ (ones * '\\');
-                    uint64_t hit = (((x - ones) & ~x) | ((y - ones) & ~y)) & 0x8080808080808080ULL;
+                    uint64_t hit = special_bytes(v, 0);
                     if (hit) {
                         size_t k = (size_t)__builtin_ctzll(hit) >> 3;
                         p += k;
@@ -410,15 +422,11 @@ size_t jtext_indent_compact(const char *json, size_t len, size_t base, int final
             break;
         default:                        /* a number, true, false, null */
             q = p;
-            room_for(&c, 32);
-            while (q < end && *q != ',' && *q != '}' && *q != ']') {
-                if (q - p == 32) {      /* a long number: more room */
-                    c.b->len = (size_t)(c.o - c.b->data);
-                    room_for(&c, (size_t)(end - p));
-                }
-                *c.o++ = *q++;
-            }
-            p = q;
+            while (q < end && *q != ',' && *q != '}' && *q != ']')
+                q++;
+            room_for(&c, (size_t)(q - p));
+            while (p < q)
+                *c.o++ = *p++;
             continue;
         }
         p++;

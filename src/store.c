@@ -258,11 +258,11 @@ static const struct pack_ddict *dict_find(struct dict_cache *dc, sqlite3_stmt *g
  * want it compact). */
 enum body_as { AS_FILE, AS_JSON };
 
-/* The body in column col of s's current row, packed with the dictionary in
- * column zcol (NULL: the file as it is). *out is valid until the row moves
- * or the connection decodes again; *compact (may be NULL) says whether it is
- * compact JSON (a packed body given AS_JSON). 0, or -1 (logged) when a
- * packed body cannot be decoded. */
+/* The body in column col of s's current row, as column zcol says: NULL, the
+ * file as it is; 0, compact JSON; N > 0, packed with dictionary N. *out is
+ * valid until the row moves or the connection decodes again; *compact (may
+ * be NULL) says whether it is compact JSON (a body of zdict 0 or N given
+ * AS_JSON). 0, or -1 (logged) when a packed body cannot be decoded. */
 static int body_bytes(struct dict_cache *dc, sqlite3_stmt *get, sqlite3_stmt *s, int col,
                       int zcol, enum body_as as, const void **out, size_t *len, int *compact)
 {

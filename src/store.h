@@ -110,11 +110,13 @@ struct store_derived {
 };
 
 /* A record's content as the writer hands it over (schema version 4). Its
- * file is `size` bytes with `lines` line breaks (0: not known, the store
- * counts them). It is stored packed when dict > 0: bytes[0..len) is a zstd
- * frame (pack.h) of dictionary `dict` holding the record's compact JSON,
- * whose jtext_pretty() is the file; with dict 0, bytes[0..len) is the file
- * itself (len == size). */
+ * file is `size` bytes with `lines` line breaks. With dict > 0, bytes[0..len)
+ * is a zstd frame (pack.h) of dictionary `dict` holding the record's compact
+ * JSON, whose jtext_pretty() is the file; with dict STORE_COMPACT, it is that
+ * compact JSON as it is. In both, size and lines must be given (the file is
+ * not there to count: the change-log entry's size is computed from them).
+ * With dict 0, bytes[0..len) is the file itself (len == size; lines 0: the
+ * store counts them). */
 struct store_body {
     uint64_t size, lines;
     int64_t dict;
