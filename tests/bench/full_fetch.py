@@ -3,7 +3,9 @@
 only if it measures faster, against the build before it, in the same run): N employees,
 --models=employees (or all nine endpoints with --all), R rounds of [A, B] with the order
 swapped every round; prints each sample (.status last_full of employees, and exec -> mount)
-and the medians. Root; run from the source tree.
+and the medians. Without --all each round also times the row's baseline (SPEC §8): one curl
+process downloading the same pages over one kept-alive connection. Root; run from the
+source tree.
 
     /usr/bin/python3 tests/bench/full_fetch.py --a OLD --b NEW [--employees N] [--reps R] [--all]
 
@@ -18,7 +20,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Bench, BenchError, Mount, Sandbox, log, run_duration  # noqa: E402
+from bench import (Bench, BenchError, Mount, Sandbox, curl_config, curl_pass, log,  # noqa: E402
+                   run_duration)
 
 
 def main():
@@ -43,10 +46,21 @@ def main():
                  "B": Mount(other, "b", sb, os.path.join(tmp, "b.db"), models=models)}
         for name in ("A", "B"):                  # warm-up: the sandbox's pages, the binaries
             m = sides[name]
+            sb.reset_stats()                     # the URLs of the last one (for curl)
             m.fresh_cache()
             m.start()
             m.stop()
+        cfg = None
+        if not a.all:
+            urls = sb.page_urls("employees")
+            if len(urls) != len(set(urls)):
+                raise BenchError("the sandbox logged a page twice in one fetch")
+            cfg = curl_config(tmp, "pages.curl", urls)
+            curl_pass(cfg, len(urls))            # warm-up for curl
+            res["curl"] = []
         for rep in range(a.reps):
+            if cfg:
+                res["curl"].append(curl_pass(cfg, len(urls)))
             for name in (("A", "B") if rep % 2 == 0 else ("B", "A")):
                 m = sides[name]
                 m.fresh_cache()
@@ -69,6 +83,10 @@ def main():
     print(f"B / A: {statistics.median(res['B']) / statistics.median(res['A']):.3f} "
           f"(fetch), {statistics.median(res['B mount']) / statistics.median(res['A mount']):.3f} "
           f"(exec -> mount); load {open('/proc/loadavg').read().split()[0]}")
+    if "curl" in res:
+        c = statistics.median(res["curl"])
+        print(f"A / curl: {statistics.median(res['A']) / c:.3f}, "
+              f"B / curl: {statistics.median(res['B']) / c:.3f} (fetch)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The figure scripts that docs/performance.md cites (tests/bench/full_fetch.py,
-webhook_trace.py, read_ahead.py), run as it says, from the source tree, at the smallest
-sizes: each must finish, clean up after itself and print its figures. Their figures are
+webhook_trace.py, read_ahead.py, cold_scan.py), run as it says, from the source tree, at
+the smallest sizes: each must finish, clean up after itself and print its figures. Their figures are
 not checked (benchmarks, not timed tests)."""
 import glob
 import os
@@ -35,6 +35,8 @@ def test_full_fetch_compares_two_builds():
               conftest.KOMBOFS, "--employees", "300", "--reps", "2")
     assert re.search(r"^A: median \d+\.\d+ s, all \S+ \S+$", out, re.M), out
     assert re.search(r"^B / A: \d+\.\d+ \(fetch\)", out, re.M), out
+    assert re.search(r"^curl: median \d+\.\d+ s", out, re.M), out
+    assert re.search(r"^A / curl: \d+\.\d+, B / curl: \d+\.\d+ \(fetch\)$", out, re.M), out
     no_leftovers("kombofs-ff.")
 
 
@@ -54,3 +56,14 @@ def test_read_ahead_compares_with_and_without():
     for side in ("kombofs", "no-read-ahead", "tmpfs"):
         assert f"('cat', '{side}', 'cold')" in out, out
     no_leftovers("kombofs-ra.")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="cold_scan.py mounts a tmpfs")
+def test_cold_scan_compares_builds():
+    out = run(os.path.join(BENCH, "cold_scan.py"), "--pretouch", "8", "200", "2",
+              f"a={conftest.KOMBOFS}", f"b={conftest.KOMBOFS}")
+    for label in ("a", "b"):
+        for what in ("cold", "warm", "tmpfs", "cold read", "warm getattr", "cold, pre-touched",
+                     "tmpfs, pre-touched"):
+            assert re.search(rf"^\('{label}', '{what}'\) median \S+ all", out, re.M), out
+    no_leftovers("kombofs-cs.")
