@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "ahead.h"
+#include "buf.h"
 #include "control.h"
 #include "entry.h"
 #include "log.h"
@@ -732,6 +733,36 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 /* ---- directories ---- */
 
+/*
+ * A listing is one reader waiting for one READDIRPLUS after another, and the
+ * kernel takes each reply in (an inode and a dentry per entry) while the
+ * daemon waits for the next request. So each open directory's handle keeps
+ * the entries that follow the last reply, read from the cache right after it
+ * was sent: the next request finds them ready and the two sides work at the
+ * same time. Prepared entries are given out only while no write was made
+ * visible since they were read (store_commits), and only from the offset
+ * they follow; anything else is listed as it is now.
+ */
+#define PREP_MAX 1024           /* entries prepared at most */
+
+struct prep_entry {
+    size_t name;                /* offset in the handle's names */
+    uint64_t node;
+    struct stat st;
+    off_t off;
+};
+
+struct dirh {
+    pthread_mutex_t mu;         /* one listing step at a time */
+    uint64_t commits;           /* store_commits() before they were read */
+    off_t from;                 /* they follow the entry at this offset */
+    int n, used;                /* prepared, given out */
+    int end;                    /* the listing ends after them */
+    int cap;
+    struct prep_entry *e;
+    struct buf names;
+};
+
 struct dirbuf {
     fuse_req_t req;
     struct fs *fs;
@@ -741,13 +772,45 @@ struct dirbuf {
     off_t last;         /* offset of the last entry added */
     int full;
     enum store_view view;   /* link listings */
+    struct dirh *prep;  /* preparing: entries go there, up to max */
+    int max;
+    int added;          /* entries added */
 };
+
+static void prep_add(struct dirh *h, const char *name, uint64_t node, const struct stat *st,
+                     off_t off)
+{
+    if (h->n == h->cap) {
+        int cap = h->cap ? 2 * h->cap : 64;
+        struct prep_entry *e = realloc(h->e, (size_t)cap * sizeof *e);
+        if (!e)
+            abort();
+        h->e = e;
+        h->cap = cap;
+    }
+    struct prep_entry *e = &h->e[h->n++];
+    e->name = h->names.len;
+    buf_add(&h->names, name, strlen(name) + 1);
+    e->node = node;
+    e->st = *st;
+    e->off = off;
+}
 
 /* Add one entry; returns 1 when the buffer is full (entry not added). */
 static int dir_add(struct dirbuf *d, const char *name, uint64_t node, const struct stat *st,
                    off_t off)
 {
     size_t need;
+    if (d->prep) {
+        if (d->added == d->max) {
+            d->full = 1;
+            return 1;
+        }
+        prep_add(d->prep, name, node, st, off);
+        d->added++;
+        d->last = off;
+        return 0;
+    }
     if (d->plus) {
         struct fuse_entry_param e;
         fill_entry(node, st, &e);
@@ -762,7 +825,18 @@ static int dir_add(struct dirbuf *d, const char *name, uint64_t node, const stru
     }
     d->used += need;
     d->last = off;
+    d->added++;
     return 0;
+}
+
+static void dirh_free(struct dirh *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_destroy(&h->mu);
+    free(h->e);
+    buf_free(&h->names);
+    free(h);
 }
 
 /* "." (offset 1), ".." (2), and for a directory row its child rows (3..). */
@@ -871,10 +945,74 @@ static int list_batch(struct dirbuf *d, struct store_reader *r, const struct ns_
     }
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+/* The entries of dir after offset d->last, into d until it is full. */
+static int dir_fill(struct dirbuf *d, const struct ns_row *dir)
+{
+    int rc = 0;
+    if (!dir_fixed(d, dir, d->last) && dir->type != NS_DIR && dir->type != NS_ORIGIN) {
+        struct store_reader *r = store_reader(d->fs->st);
+        while (r && !d->full && rc >= 0) {
+            uint64_t after = d->last > 2 ? (uint64_t)d->last : 0;
+            rc = list_batch(d, r, dir, after);
+            if (rc < 64)
+                break;
+        }
+        if (!r)
+            rc = -1;
+    }
+    return rc;
+}
+
+static int dynamic(const struct ns_row *dir)
+{
+    return dir->type == NS_RECORDS || dir->type == NS_CHANGES || dir->type == NS_EMAIL ||
+           dir->type == NS_RID;
+}
+
+/* After a reply that ended at offset `after`: have h hold `want` entries
+ * that follow it, keeping those still there from before when nothing was
+ * written since they were read. With h->mu held. */
+static void dir_prepare(struct dirh *h, struct fs *fs, const struct ns_row *dir, off_t after,
+                        int want)
+{
+    uint64_t now = store_commits(fs->st);
+    int left = h->n - h->used;
+    off_t from = after;
+    if (left > 0 && h->commits == now && h->from == after) {
+        struct buf names = BUF_INIT;
+        for (int i = 0; i < left; i++) {
+            h->e[i] = h->e[h->used + i];
+            const char *nm = h->names.data + h->e[i].name;
+            h->e[i].name = names.len;
+            buf_add(&names, nm, strlen(nm) + 1);
+        }
+        buf_free(&h->names);
+        h->names = names;
+        h->n = left;
+        h->used = 0;
+        if (h->end || left >= want)
+            return;
+        from = h->e[left - 1].off;
+    } else {
+        h->n = h->used = 0;
+        buf_reset(&h->names);
+        h->commits = now;
+        h->from = after;
+        left = 0;
+    }
+    struct dirbuf d = { NULL, fs, NULL, 0, 0, 1, from, 0, STORE_VIEW_EMAIL, h, want - left, 0 };
+    if (dir_fill(&d, dir) < 0) {
+        h->n = h->used = 0;
+        return;
+    }
+    h->end = !d.full;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus,
+                       struct fuse_file_info *fi)
 {
     struct fs *fs = counted(tree(req, ino), plus ? C_READDIRPLUS : C_READDIR);
-    struct dirbuf d = { req, fs, NULL, size, 0, plus, off, 0, STORE_VIEW_EMAIL };
+    struct dirbuf d = { req, fs, NULL, size, 0, plus, off, 0, STORE_VIEW_EMAIL, NULL, 0, 0 };
     const struct ns_row *dir = fs ? row_of(fs, ino) : NULL;
     if (!dir || dir->type == NS_CONTROL || dir->type == NS_STATUS || dir->type == NS_EXPORT) {
         fuse_reply_err(req, ENOTDIR);
@@ -885,39 +1023,48 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    int rc = 0;
-    if (!dir_fixed(&d, dir, off) && dir->type != NS_DIR && dir->type != NS_ORIGIN) {
-        struct store_reader *r = store_reader(fs->st);
-        while (r && !d.full && rc >= 0) {
-            uint64_t after = d.last > 2 ? (uint64_t)d.last : 0;
-            rc = list_batch(&d, r, dir, after);
-            if (rc < 64)
+    struct dirh *h = fi && dynamic(dir) ? (struct dirh *)(uintptr_t)fi->fh : NULL;
+    if (h)
+        pthread_mutex_lock(&h->mu);
+    int rc = 0, done = 0;
+    if (h && h->used < h->n && h->from == off && h->commits == store_commits(fs->st)) {
+        for (; h->used < h->n && !d.full; h->used++) {
+            const struct prep_entry *e = &h->e[h->used];
+            if (dir_add(&d, h->names.data + e->name, e->node, &e->st, e->off))
                 break;
         }
-        if (!r)
-            rc = -1;
+        h->from = d.last;
+        done = d.full || (h->used == h->n && h->end);
     }
+    if (!done)
+        rc = dir_fill(&d, dir);
     if (rc < 0 && d.used == 0)
         fuse_reply_err(req, EIO);
     else
         fuse_reply_buf(req, d.buf, d.used);
     free(d.buf);
+    /* The reply is on its way: what follows it, while the kernel takes it in
+     * (a little more than this reply held, so that the next is all there). */
+    if (h && rc >= 0 && d.full && h->n - h->used < d.added) {
+        int want = d.added + d.added / 4;
+        dir_prepare(h, fs, dir, d.last, want < 32 ? 32 : want > PREP_MAX ? PREP_MAX : want);
+    }
+    if (h)
+        pthread_mutex_unlock(&h->mu);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     metrics_fuse_request(ino_slot(ino), METRICS_FUSE_READDIR);
-    (void)fi;
-    do_readdir(req, ino, size, off, 0);
+    do_readdir(req, ino, size, off, 0, fi);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                            struct fuse_file_info *fi)
 {
     metrics_fuse_request(ino_slot(ino), METRICS_FUSE_READDIRPLUS);
-    (void)fi;
-    do_readdir(req, ino, size, off, 1);
+    do_readdir(req, ino, size, off, 1, fi);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -936,7 +1083,29 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     }
     fi->cache_readdir = 1;  /* the notifier invalidates the listing on change */
     fi->keep_cache = 1;
-    fuse_reply_open(req, fi);
+    struct dirh *h = calloc(1, sizeof *h);
+    if (!h) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    fi->fh = (uint64_t)(uintptr_t)h;
+    if (fuse_reply_open(req, fi) != 0)     /* the kernel will not release it */
+        dirh_free(h);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+    if (h) {
+        /* The last step's reply may have let the reader close the directory
+         * while its request thread still prepares what follows it. */
+        pthread_mutex_lock(&h->mu);
+        pthread_mutex_unlock(&h->mu);
+    }
+    dirh_free(h);
+    fuse_reply_err(req, 0);
 }
 
 /* ---- files ---- */
@@ -1339,6 +1508,7 @@ static const struct fuse_lowlevel_ops ops = {
     .read = op_read,
     .write = op_write,
     .opendir = op_opendir,
+    .releasedir = op_releasedir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,
     .statfs = op_statfs,

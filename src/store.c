@@ -22,6 +22,7 @@
 #endif
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,6 +344,7 @@ struct store {
     struct buf keyset;          /* the last keyset looked up, and its id */
     int64_t keyset_id;
     int64_t seq_next;           /* the change log's next number, 0 = ask SQLite */
+    _Atomic uint64_t commits;   /* writes made visible to readers (store_commits) */
     pthread_mutex_t pins_lock;  /* the export pins (see "exports" below) */
     struct pin *pins;
 };
@@ -1023,7 +1025,14 @@ static int done(struct store *st, sqlite3_stmt *s, const char *what)
         log_warnx("cache: %s: %s", what, sqlite3_errmsg(st->db));
         return -1;
     }
+    if (sqlite3_get_autocommit(st->db))     /* a COMMIT, or a statement of its own */
+        atomic_fetch_add(&st->commits, 1);
     return 0;
+}
+
+uint64_t store_commits(struct store *st)
+{
+    return atomic_load(&st->commits);
 }
 
 static char *col_strdup(sqlite3_stmt *s, int i)

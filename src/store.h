@@ -264,6 +264,11 @@ struct store_attr {
 };
 
 struct store_reader *store_reader(struct store *st);
+/* A count that moves with every write the writer made visible to readers (a
+ * commit, or a statement outside a transaction), read from any thread:
+ * something read from a reader after it was taken is current while it has
+ * not moved. */
+uint64_t store_commits(struct store *st);
 /* How many read connections of st are open (threads that read it and are
  * still alive; for tests). */
 int store_reader_count(struct store *st);

@@ -1,7 +1,7 @@
 """The figure scripts that docs/performance.md cites (tests/bench/full_fetch.py,
-webhook_trace.py, read_ahead.py, cold_scan.py), run as it says, from the source tree, at
-the smallest sizes: each must finish, clean up after itself and print its figures. Their figures are
-not checked (benchmarks, not timed tests)."""
+webhook_trace.py, read_ahead.py, cold_scan.py, delta_scaling.py), run as it says, from the
+source tree, at the smallest sizes: each must finish, clean up after itself and print its
+figures. Their figures are not checked (benchmarks, not timed tests)."""
 import glob
 import os
 import re
@@ -67,3 +67,12 @@ def test_cold_scan_compares_builds():
                      "tmpfs, pre-touched"):
             assert re.search(rf"^\('{label}', '{what}'\) median \S+ all", out, re.M), out
     no_leftovers("kombofs-cs.")
+
+
+def test_delta_scaling_compares_two_mirror_sizes():
+    out = run(os.path.join(BENCH, "delta_scaling.py"), "--kombofs", conftest.KOMBOFS,
+              "--employees", "1000", "--reps", "2")
+    assert re.search(r"^1000 mirror: median \d+\.\d ms, all \S+ \S+$", out, re.M), out
+    assert re.search(r"^100 mirror: median \d+\.\d ms, all \S+ \S+$", out, re.M), out
+    assert re.search(r"^1000 / 100: \d+\.\d+;", out, re.M), out
+    no_leftovers("kombofs-ds.")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import read_dir
+from conftest import escape, read_dir
 
 NOBODY = 65534
 
@@ -270,3 +270,63 @@ def test_offline_serves_the_cache_and_refuses_control(sandbox, kombofs, tmp_path
     assert fs2.status()["state"] == "offline"
     assert fs2.control("sync") == errno.EIO
     assert sandbox.stats()["total"] == 0
+
+
+def scan(path):
+    """(name, st_ino, st_size) of every entry, as a scanning reader sees them: the
+    attributes are those the listing's READDIRPLUS replies gave (no LOOKUP)."""
+    with os.scandir(path) as it:
+        return [(e.name, e.inode(), e.stat(follow_symlinks=False).st_size) for e in it]
+
+
+@pytest.mark.sandbox(employees=3000)
+@pytest.mark.timeout(300)
+def test_a_long_listing_prepared_ahead_is_whole_and_exact(sandbox, kombofs):
+    """Each open directory's next listing step is read while the kernel takes in the one
+    before (fs.c, struct dirh): no entry may be lost, doubled or given stale
+    attributes across the steps, in a record, a change-log and a link directory."""
+    fs = kombofs(sandbox)
+    before = requests(fs)
+    emp = scan(fs.path("employees"))
+    assert requests(fs)["readdirplus"] - before["readdirplus"] >= 8   # many steps
+    want = {escape(r["id"]) + ".json" for r in sandbox.visible("employees")}
+    assert len(emp) == len(want) and {n for n, _, _ in emp} == want
+    for name, ino, size in emp[::97]:
+        st = os.lstat(fs.path("employees", name))
+        assert (st.st_ino, st.st_size) == (ino, size)
+        assert len(cat(fs.path("employees", name))) == size
+    ch = scan(fs.path("changes"))
+    last = fs.status()["changes"]["last_seq"]
+    assert [n for n, _, _ in ch] == ["%012d.json" % s for s in range(1, last + 1)]
+    links = scan(fs.path("by-email"))
+    assert len(links) == len({n for n, _, _ in links}) > 2000
+    for name, _, size in links[::101]:
+        assert len(os.readlink(fs.path("by-email", name))) == size
+
+
+TITLE = "Listed As It Is Now " + "x" * 60
+
+
+@pytest.mark.sandbox(employees=3000)
+@pytest.mark.timeout(300)
+def test_a_change_between_two_listing_steps_is_listed_as_it_is_now(sandbox, kombofs):
+    """A listing step prepared before a sync committed must not be given out after it:
+    its entries for changed records would name the old versions, with their old sizes.
+    Every employee changes between the first steps and the rest, so the prepared step
+    holds changed records wherever it lies."""
+    fs = kombofs(sandbox, "--models=employees")
+    before = requests(fs)["readdirplus"]
+    with os.scandir(fs.path("employees")) as it:
+        first = {next(it).name for _ in range(5)}   # steps given out, the next prepared
+        assert requests(fs)["readdirplus"] > before
+        for e in sandbox.visible("employees"):
+            sandbox.update_employee(e["id"], job_title=TITLE)
+        assert fs.control("sync employees") == 0
+        rest = {e.name: e.stat(follow_symlinks=False).st_size for e in it}
+    assert len(rest) == 3000 - 5 and not first & set(rest)
+    stale = []
+    for n, size in rest.items():
+        body = cat(fs.path("employees", n))     # through the dentry the listing made
+        if json.loads(body)["job_title"] != TITLE or size != len(body):
+            stale.append(n)
+    assert not stale, f"{len(stale)} entries came from a step prepared before the commit"
