@@ -903,5 +903,6 @@ int main(void)
     test_packed();
     remove_db();
     test_reader_threads();
+    remove_db();
     return tap_done_testing();
 }
