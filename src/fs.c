@@ -807,11 +807,8 @@ static int dir_add(struct dirbuf *d, const char *name, uint64_t node, const stru
             return 1;
         }
         prep_add(d->prep, name, node, st, off);
-        d->added++;
-        d->last = off;
-        return 0;
-    }
-    if (d->plus) {
+        need = 0;
+    } else if (d->plus) {
         struct fuse_entry_param e;
         fill_entry(node, st, &e);
         need = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used,
@@ -1000,7 +997,8 @@ static void dir_prepare(struct dirh *h, struct fs *fs, const struct ns_row *dir,
         h->from = after;
         left = 0;
     }
-    struct dirbuf d = { NULL, fs, NULL, 0, 0, 1, from, 0, STORE_VIEW_EMAIL, h, want - left, 0 };
+    struct dirbuf d = { .fs = fs, .plus = 1, .last = from, .view = STORE_VIEW_EMAIL, .prep = h,
+                        .max = want - left };
     if (dir_fill(&d, dir) < 0) {
         h->n = h->used = 0;
         return;
@@ -1012,7 +1010,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
                        struct fuse_file_info *fi)
 {
     struct fs *fs = counted(tree(req, ino), plus ? C_READDIRPLUS : C_READDIR);
-    struct dirbuf d = { req, fs, NULL, size, 0, plus, off, 0, STORE_VIEW_EMAIL, NULL, 0, 0 };
+    struct dirbuf d = { .req = req, .fs = fs, .size = size, .plus = plus, .last = off,
+                        .view = STORE_VIEW_EMAIL };
     const struct ns_row *dir = fs ? row_of(fs, ino) : NULL;
     if (!dir || dir->type == NS_CONTROL || dir->type == NS_STATUS || dir->type == NS_EXPORT) {
         fuse_reply_err(req, ENOTDIR);
