@@ -1,7 +1,7 @@
 """The figure scripts that docs/performance.md cites (tests/bench/full_fetch.py,
-webhook_trace.py, read_ahead.py, cold_scan.py, delta_scaling.py), run as it says, from the
-source tree, at the smallest sizes: each must finish, clean up after itself and print its
-figures. Their figures are not checked (benchmarks, not timed tests)."""
+webhook_trace.py, read_ahead.py, cold_scan.py, export_read.py, warm_floor.py,
+delta_scaling.py), run as it says, from the source tree, at the smallest sizes: each must
+finish, clean up after itself and print its figures. Their figures are not checked (benchmarks, not timed tests)."""
 import glob
 import os
 import re
@@ -67,6 +67,28 @@ def test_cold_scan_compares_builds():
                      "tmpfs, pre-touched"):
             assert re.search(rf"^\('{label}', '{what}'\) median \S+ all", out, re.M), out
     no_leftovers("kombofs-cs.")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="export_read.py mounts a tmpfs")
+def test_export_read_compares_option_sets():
+    out = run(os.path.join(BENCH, "export_read.py"), "300", "2", f"a={conftest.KOMBOFS}",
+              f"b={conftest.KOMBOFS},--no-read-ahead")
+    assert re.search(r"^exports/employees.jsonl: \d+ bytes$", out, re.M), out
+    for label in ("a", "b"):
+        for what in ("cold", "warm", "tmpfs", "cold read"):
+            assert re.search(rf"^\('{label}', '{what}'\) median \S+ all", out, re.M), out
+    no_leftovers("kombofs-ex.")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="warm_floor.py mounts a tmpfs")
+def test_warm_floor_compares_kombofs_the_floor_and_tmpfs():
+    floor = os.path.join(os.path.dirname(conftest.KOMBOFS), "kombofs-floor")
+    out = run(os.path.join(BENCH, "warm_floor.py"), "200", "2", conftest.KOMBOFS, floor)
+    for name in ("cat", "grep -r"):
+        for side in ("kombofs", "floor", "tmpfs"):
+            assert re.search(rf"^\('{name}', '{side}'\) median \S+ all", out, re.M), out
+        assert re.search(rf"^{name}: kombofs \d+\.\d+x tmpfs, \d+\.\d+x the floor", out, re.M), out
+    no_leftovers("kombofs-wf.")
 
 
 def test_delta_scaling_compares_two_mirror_sizes():

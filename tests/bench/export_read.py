@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""Cold and warm `wc -l exports/employees.jsonl` (SPEC §10's row) for several kombofs
+builds or option sets against a tmpfs copy of the file, R repetitions alternating,
+medians. Each LABEL mirrors the sandbox into a cache of its own, then serves it
+--offline; cold = a fresh mount (the kernel holds nothing of the file), warm = the
+second read of that mount. The READs of the cold read come from .status. Root; run from
+the source tree.
+
+    /usr/bin/python3 tests/bench/export_read.py [--floor FLOOR] N R LABEL=BINARY[,OPTION...] [...]
+
+For example `ra=build/kombofs no-ra=build/kombofs,--no-read-ahead`. --floor
+build/kombofs-floor adds the FUSE floor (tests/bench/floor.c) serving the tmpfs copy,
+unmounted from outside and mounted again (-r) for each cold read. A figure script,
+not a test (the full table is tests/bench/run.sh)."""
+import sys, os, subprocess, time, json, statistics, tempfile, shutil
+sys.path.insert(0, "tests/integration")
+from conftest import API_KEY, is_mounted
+sys.path.insert(1, "tests/sandbox")
+from kombo_sandbox import Sandbox
+
+args = sys.argv[1:]
+FLOOR = None
+if args[:1] == ["--floor"]:
+    FLOOR = args[1]; args = args[2:]
+N = int(args[0]); REPS = int(args[1])
+BUILDS = []
+for a in args[2:]:
+    label, spec = a.split("=", 1)
+    path, *opts = spec.split(",")
+    BUILDS.append((label, path, opts))
+INTEGRATION = "personio:8sDjyw1Nqf6Xk2LmPq4Rt7Ua"
+T = tempfile.mkdtemp(prefix="kombofs-ex.")
+sb = Sandbox(employees=N, api_key=API_KEY, integration_id=INTEGRATION)
+FILE = "exports/employees.jsonl"
+
+
+def mount(label, extra):
+    p = subprocess.Popen([T + "/kombofs." + label, INTEGRATION, T + "/mnt", "-f",
+                          "--cache=%s/%s.db" % (T, label), "--api-key-file=" + T + "/key",
+                          "--api-url=" + sb.url] + extra, stderr=open(T + "/log." + label, "a"))
+    t = time.monotonic()
+    while not is_mounted(T + "/mnt"):
+        if p.poll() is not None or time.monotonic() - t > 600:
+            raise SystemExit("%s did not mount; see %s/log.%s" % (label, T, label))
+        time.sleep(0.05)
+    return p
+
+
+def umount(p):
+    subprocess.run(["fusermount3", "-u", T + "/mnt"]); p.wait()
+
+
+def status():
+    return json.load(open(T + "/mnt/.status"))
+
+
+def timed(path):
+    t = time.monotonic()
+    out = subprocess.run(["wc", "-l", path], capture_output=True, text=True, check=True).stdout
+    return time.monotonic() - t, int(out.split()[0])
+
+
+try:
+    sb.start()
+    open(T + "/key", "w").write(API_KEY + "\n")
+    os.makedirs(T + "/mnt"); os.makedirs(T + "/tmpfs")
+    for label, path, _ in BUILDS:
+        shutil.copy2(path, T + "/kombofs." + label)
+        p = mount(label, ["--models=employees"])
+        while (status()["endpoints"]["employees"].get("last_full") or {}).get("result") in (None, "running"):
+            time.sleep(0.2)
+        umount(p)
+    subprocess.run("mount -t tmpfs tmpfs " + T + "/tmpfs", shell=True, check=True)
+    p = mount(BUILDS[0][0], ["--offline"])
+    shutil.copyfile(T + "/mnt/" + FILE, T + "/tmpfs/e.jsonl")
+    umount(p)
+    size = os.path.getsize(T + "/tmpfs/e.jsonl")
+    print("%s: %d bytes" % (FILE, size), flush=True)
+    res = {}
+    floor = None
+    if FLOOR:
+        os.makedirs(T + "/floor")
+        floor = subprocess.Popen([FLOOR, T + "/tmpfs", T + "/floor", "-f", "-r"],
+                                 stdout=subprocess.DEVNULL, stderr=open(T + "/log.floor", "a"))
+        while not is_mounted(T + "/floor"):
+            if floor.poll() is not None:
+                raise SystemExit("the floor did not mount; see %s/log.floor" % T)
+            time.sleep(0.01)
+    for rep in range(REPS):
+        order = BUILDS[rep % len(BUILDS):] + BUILDS[:rep % len(BUILDS)]
+        for label, _, opts in order:
+            p = mount(label, ["--offline"] + opts)
+            time.sleep(1)
+            s0 = status()
+            dt, lines = timed(T + "/mnt/" + FILE)
+            s1 = status()
+            wt, _ = timed(T + "/mnt/" + FILE)
+            umount(p)
+            tt, tlines = timed(T + "/tmpfs/e.jsonl")
+            if lines != N or tlines != N:
+                raise SystemExit("%s: %d lines, tmpfs %d, expected %d" % (label, lines, tlines, N))
+            res.setdefault((label, "cold"), []).append(dt)
+            res.setdefault((label, "warm"), []).append(wt)
+            res.setdefault((label, "tmpfs"), []).append(tt)
+            res.setdefault((label, "cold read"), []).append(s1["requests"]["read"] - s0["requests"]["read"])
+            if floor:
+                subprocess.run(["fusermount3", "-u", T + "/floor"], check=True)
+                while not is_mounted(T + "/floor"):
+                    time.sleep(0.005)
+                time.sleep(1)
+                ft, flines = timed(T + "/floor/e.jsonl")
+                fw, _ = timed(T + "/floor/e.jsonl")
+                if flines != N:
+                    raise SystemExit("floor: %d lines, expected %d" % (flines, N))
+                res.setdefault(("floor", "cold"), []).append(ft)
+                res.setdefault(("floor", "warm"), []).append(fw)
+    for k, v in sorted(res.items()):
+        print(k, "median %.4g" % statistics.median(v), "all", ["%.4g" % x for x in v])
+    print("load", open("/proc/loadavg").read().strip())
+finally:
+    if FLOOR and floor:
+        floor.terminate(); floor.wait()
+    subprocess.run("fusermount3 -u %s/mnt 2>/dev/null; fusermount3 -u %s/floor 2>/dev/null; "
+                   "umount %s/tmpfs 2>/dev/null" % (T, T, T), shell=True)
+    sb.stop()
+    shutil.rmtree(T, ignore_errors=True)

@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""Warm `cat` of every file and warm `grep -r` of the whole tree (all nine endpoints and
+changes/), kombofs against the FUSE floor (tests/bench/floor.c) serving a tmpfs copy
+against that tmpfs copy, R repetitions, medians, and the FUSE requests each timed pass
+sent. Before a FUSE side's timed pass the clean page cache is dropped and two untimed
+passes read the files in again, as tests/bench/run.sh does. Root; run from the source
+tree.
+
+    /usr/bin/python3 tests/bench/warm_floor.py N R KOMBOFS FLOOR
+
+A figure script, not a test: it shows whether a warm row's "÷ floor" is kombofs's or the
+page cache's (evicted pages and readdir caches make requests on either side)."""
+import sys, os, subprocess, time, json, statistics, tempfile, shutil, signal
+sys.path.insert(0, "tests/integration")
+from conftest import API_KEY, is_mounted
+sys.path.insert(1, "tests/sandbox")
+from kombo_sandbox import Sandbox
+
+N = int(sys.argv[1]); REPS = int(sys.argv[2])
+INTEGRATION = "personio:8sDjyw1Nqf6Xk2LmPq4Rt7Ua"
+T = tempfile.mkdtemp(prefix="kombofs-wf.")
+BIN, FLOOR = T + "/kombofs", T + "/floor-bin"
+shutil.copy2(sys.argv[3], BIN); shutil.copy2(sys.argv[4], FLOOR)
+sb = Sandbox(employees=N, api_key=API_KEY, integration_id=INTEGRATION)
+fl = None
+
+
+def mount(extra):
+    p = subprocess.Popen([BIN, INTEGRATION, T + "/mnt", "-f", "--cache=%s/c.db" % T,
+                          "--api-key-file=" + T + "/key", "--api-url=" + sb.url] + extra,
+                         stderr=open(T + "/log", "a"))
+    t = time.monotonic()
+    while not is_mounted(T + "/mnt"):
+        if p.poll() is not None or time.monotonic() - t > 600:
+            raise SystemExit("kombofs did not mount; see %s/log" % T)
+        time.sleep(0.05)
+    return p
+
+
+def status():
+    return json.load(open(T + "/mnt/.status"))
+
+
+def timed(cmd, d):
+    t = time.monotonic(); subprocess.run(cmd, shell=True, cwd=d); return time.monotonic() - t
+
+
+def floor_requests():
+    """The floor's counts so far (-c FILE, written on SIGUSR1)."""
+    path = T + "/counts"
+    before = open(path).read() if os.path.exists(path) else ""
+    fl.send_signal(signal.SIGUSR1)
+    t = time.monotonic()
+    while time.monotonic() - t < 30:
+        time.sleep(0.005)
+        now = open(path).read() if os.path.exists(path) else ""
+        if now != before:
+            return dict((k, int(v)) for k, v in (line.split() for line in now.splitlines() if line.strip()))
+    raise SystemExit("the floor wrote no counts")
+
+
+def requests(side):
+    if side == "kombofs":
+        return {k: v for k, v in status()["requests"].items() if isinstance(v, int)}
+    return floor_requests() if side == "floor" else {}
+
+
+try:
+    sb.start()
+    open(T + "/key", "w").write(API_KEY + "\n")
+    for d in ("mnt", "tmpfs", "floor"):
+        os.makedirs(T + "/" + d)
+    p = mount([])
+    while not all((e.get("last_full") or {}).get("result") not in (None, "running")
+                  for e in status()["endpoints"].values()):
+        time.sleep(0.2)
+    subprocess.run(["fusermount3", "-u", T + "/mnt"]); p.wait()
+    subprocess.run("mount -t tmpfs tmpfs " + T + "/tmpfs", shell=True, check=True)
+    p = mount(["--offline"])
+    subprocess.run("cd %s/mnt && tar cf - $(ls) | tar xf - -C %s/tmpfs" % (T, T), shell=True, check=True)
+    fl = subprocess.Popen([FLOOR, T + "/tmpfs", T + "/floor", "-f", "-c", T + "/counts"],
+                          stdout=subprocess.DEVNULL, stderr=open(T + "/log.floor", "a"))
+    while not is_mounted(T + "/floor"):
+        if fl.poll() is not None:
+            raise SystemExit("the floor did not mount; see %s/log.floor" % T)
+        time.sleep(0.05)
+    cmds = {"cat": "find . -type f -exec cat {} + >/dev/null",
+            "grep -r": "grep -r -F NO-MATCH . >/dev/null; true"}
+    dirs = {"kombofs": T + "/mnt", "floor": T + "/floor", "tmpfs": T + "/tmpfs"}
+    for side in ("kombofs", "floor"):
+        timed(cmds["cat"], dirs[side]); timed("find . -printf %s >/dev/null", dirs[side])
+    res = {}
+    for rep in range(REPS):
+        sides = ["kombofs", "floor", "tmpfs"]
+        sides = sides[rep % 3:] + sides[:rep % 3]
+        for name, cmd in cmds.items():
+            for side in sides:
+                if side != "tmpfs":
+                    subprocess.run("sync; echo 1 > /proc/sys/vm/drop_caches", shell=True)
+                    timed(cmd, dirs[side]); timed(cmd, dirs[side])
+                r0 = requests(side)
+                dt = timed(cmd, dirs[side])
+                r1 = requests(side)
+                sent = {k: r1[k] - r0.get(k, 0) for k in r1 if k != "dump" and r1[k] != r0.get(k, 0)}
+                res.setdefault((name, side), []).append(dt)
+                print(rep, name, side, "%.3f s" % dt, "requests", sent, flush=True)
+    for k, v in sorted(res.items()):
+        print(k, "median %.4g" % statistics.median(v), "all", ["%.4g" % x for x in v])
+    for name in cmds:
+        k, f, t = (statistics.median(res[(name, s)]) for s in ("kombofs", "floor", "tmpfs"))
+        print("%s: kombofs %.2fx tmpfs, %.2fx the floor; the floor %.2fx tmpfs" % (name, k / t, k / f, f / t))
+    print("load", open("/proc/loadavg").read().strip(), "kernel", os.uname().release)
+finally:
+    subprocess.run(["fusermount3", "-u", T + "/mnt"], stderr=subprocess.DEVNULL)
+    if fl:
+        fl.terminate(); fl.wait()
+    subprocess.run(["fusermount3", "-u", T + "/floor"], stderr=subprocess.DEVNULL)
+    subprocess.run(["umount", T + "/tmpfs"], stderr=subprocess.DEVNULL)
+    sb.stop()
+    shutil.rmtree(T, ignore_errors=True)
