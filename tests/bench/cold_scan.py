@@ -16,11 +16,12 @@ that, a tmpfs copy made earlier does not. The pre-touched pass shows the pass wi
 
 A figure script, not a test: it separates what a build costs from what the kernel costs
 (issue 15 §5; the full table is tests/bench/run.sh)."""
-import sys, os, subprocess, time, json, statistics, tempfile, shutil
+import sys, os, subprocess, time, statistics, tempfile, shutil
 sys.path.insert(0, "tests/integration")
-from conftest import API_KEY, is_mounted
+from conftest import API_KEY
 sys.path.insert(1, "tests/sandbox")
 from kombo_sandbox import Sandbox
+import figlib
 
 args = sys.argv[1:]
 PRETOUCH = 0
@@ -28,30 +29,23 @@ if args[:1] == ["--pretouch"]:
     PRETOUCH = int(args[1]); args = args[2:]
 N = int(args[0]); REPS = int(args[1])
 BUILDS = [a.split("=", 1) for a in args[2:]]
-INTEGRATION = "personio:8sDjyw1Nqf6Xk2LmPq4Rt7Ua"
+INTEGRATION = figlib.INTEGRATION
 T = tempfile.mkdtemp(prefix="kombofs-cs.")
 sb = Sandbox(employees=N, api_key=API_KEY, integration_id=INTEGRATION)
 bins = {}
 
 
 def mount(label, extra):
-    p = subprocess.Popen([bins[label], INTEGRATION, T + "/mnt", "-f", "--cache=%s/%s.db" % (T, label),
-                          "--api-key-file=" + T + "/key", "--api-url=" + sb.url] + extra,
-                         stderr=open(T + "/log." + label, "a"))
-    t = time.monotonic()
-    while not is_mounted(T + "/mnt"):
-        if p.poll() is not None or time.monotonic() - t > 600:
-            raise SystemExit("%s did not mount; see %s/log.%s" % (label, T, label))
-        time.sleep(0.05)
-    return p
+    return figlib.mount(bins[label], T + "/mnt", "%s/%s.db" % (T, label), T + "/key", sb.url,
+                        T + "/log." + label, extra)
 
 
 def umount(p):
-    subprocess.run(["fusermount3", "-u", T + "/mnt"]); p.wait()
+    figlib.umount(p, T + "/mnt")
 
 
 def status():
-    return json.load(open(T + "/mnt/.status"))
+    return figlib.status(T + "/mnt")
 
 
 try:
@@ -63,9 +57,7 @@ try:
         shutil.copy2(path, bins[label])
     for label, _ in BUILDS:             # each build's own mirror, a full fetch
         t = time.monotonic(); p = mount(label, [])
-        while not all((e.get("last_full") or {}).get("result") not in (None, "running")
-                      for e in status()["endpoints"].values()):
-            time.sleep(0.2)
+        figlib.wait_full(T + "/mnt")
         print("%s mirrored in %.1f s" % (label, time.monotonic() - t), flush=True)
         umount(p)
     subprocess.run("mount -t tmpfs tmpfs " + T + "/tmpfs", shell=True, check=True)

@@ -12,11 +12,12 @@ For example `ra=build/kombofs no-ra=build/kombofs,--no-read-ahead`. --floor
 build/kombofs-floor adds the FUSE floor (tests/bench/floor.c) serving the tmpfs copy,
 unmounted from outside and mounted again (-r) for each cold read. A figure script,
 not a test (the full table is tests/bench/run.sh)."""
-import sys, os, subprocess, time, json, statistics, tempfile, shutil
+import sys, os, subprocess, time, statistics, tempfile, shutil
 sys.path.insert(0, "tests/integration")
 from conftest import API_KEY, is_mounted
 sys.path.insert(1, "tests/sandbox")
 from kombo_sandbox import Sandbox
+import figlib
 
 args = sys.argv[1:]
 FLOOR = None
@@ -28,30 +29,24 @@ for a in args[2:]:
     label, spec = a.split("=", 1)
     path, *opts = spec.split(",")
     BUILDS.append((label, path, opts))
-INTEGRATION = "personio:8sDjyw1Nqf6Xk2LmPq4Rt7Ua"
+INTEGRATION = figlib.INTEGRATION
 T = tempfile.mkdtemp(prefix="kombofs-ex.")
 sb = Sandbox(employees=N, api_key=API_KEY, integration_id=INTEGRATION)
 FILE = "exports/employees.jsonl"
+floor = None
 
 
 def mount(label, extra):
-    p = subprocess.Popen([T + "/kombofs." + label, INTEGRATION, T + "/mnt", "-f",
-                          "--cache=%s/%s.db" % (T, label), "--api-key-file=" + T + "/key",
-                          "--api-url=" + sb.url] + extra, stderr=open(T + "/log." + label, "a"))
-    t = time.monotonic()
-    while not is_mounted(T + "/mnt"):
-        if p.poll() is not None or time.monotonic() - t > 600:
-            raise SystemExit("%s did not mount; see %s/log.%s" % (label, T, label))
-        time.sleep(0.05)
-    return p
+    return figlib.mount(T + "/kombofs." + label, T + "/mnt", "%s/%s.db" % (T, label), T + "/key",
+                        sb.url, T + "/log." + label, extra)
 
 
 def umount(p):
-    subprocess.run(["fusermount3", "-u", T + "/mnt"]); p.wait()
+    figlib.umount(p, T + "/mnt")
 
 
 def status():
-    return json.load(open(T + "/mnt/.status"))
+    return figlib.status(T + "/mnt")
 
 
 def timed(path):
@@ -67,8 +62,7 @@ try:
     for label, path, _ in BUILDS:
         shutil.copy2(path, T + "/kombofs." + label)
         p = mount(label, ["--models=employees"])
-        while (status()["endpoints"]["employees"].get("last_full") or {}).get("result") in (None, "running"):
-            time.sleep(0.2)
+        figlib.wait_full(T + "/mnt", ["employees"])
         umount(p)
     subprocess.run("mount -t tmpfs tmpfs " + T + "/tmpfs", shell=True, check=True)
     p = mount(BUILDS[0][0], ["--offline"])
@@ -77,7 +71,6 @@ try:
     size = os.path.getsize(T + "/tmpfs/e.jsonl")
     print("%s: %d bytes" % (FILE, size), flush=True)
     res = {}
-    floor = None
     if FLOOR:
         os.makedirs(T + "/floor")
         floor = subprocess.Popen([FLOOR, T + "/tmpfs", T + "/floor", "-f", "-r"],
@@ -118,7 +111,7 @@ try:
         print(k, "median %.4g" % statistics.median(v), "all", ["%.4g" % x for x in v])
     print("load", open("/proc/loadavg").read().strip())
 finally:
-    if FLOOR and floor:
+    if floor:
         floor.terminate(); floor.wait()
     subprocess.run("fusermount3 -u %s/mnt 2>/dev/null; fusermount3 -u %s/floor 2>/dev/null; "
                    "umount %s/tmpfs 2>/dev/null" % (T, T, T), shell=True)

@@ -10,14 +10,15 @@ tree.
 
 A figure script, not a test: it shows whether a warm row's "÷ floor" is kombofs's or the
 page cache's (evicted pages and readdir caches make requests on either side)."""
-import sys, os, subprocess, time, json, statistics, tempfile, shutil, signal
+import sys, os, subprocess, time, statistics, tempfile, shutil, signal
 sys.path.insert(0, "tests/integration")
 from conftest import API_KEY, is_mounted
 sys.path.insert(1, "tests/sandbox")
 from kombo_sandbox import Sandbox
+import figlib
 
 N = int(sys.argv[1]); REPS = int(sys.argv[2])
-INTEGRATION = "personio:8sDjyw1Nqf6Xk2LmPq4Rt7Ua"
+INTEGRATION = figlib.INTEGRATION
 T = tempfile.mkdtemp(prefix="kombofs-wf.")
 BIN, FLOOR = T + "/kombofs", T + "/floor-bin"
 shutil.copy2(sys.argv[3], BIN); shutil.copy2(sys.argv[4], FLOOR)
@@ -26,19 +27,11 @@ fl = None
 
 
 def mount(extra):
-    p = subprocess.Popen([BIN, INTEGRATION, T + "/mnt", "-f", "--cache=%s/c.db" % T,
-                          "--api-key-file=" + T + "/key", "--api-url=" + sb.url] + extra,
-                         stderr=open(T + "/log", "a"))
-    t = time.monotonic()
-    while not is_mounted(T + "/mnt"):
-        if p.poll() is not None or time.monotonic() - t > 600:
-            raise SystemExit("kombofs did not mount; see %s/log" % T)
-        time.sleep(0.05)
-    return p
+    return figlib.mount(BIN, T + "/mnt", T + "/c.db", T + "/key", sb.url, T + "/log", extra)
 
 
 def status():
-    return json.load(open(T + "/mnt/.status"))
+    return figlib.status(T + "/mnt")
 
 
 def timed(cmd, d):
@@ -71,10 +64,8 @@ try:
     for d in ("mnt", "tmpfs", "floor"):
         os.makedirs(T + "/" + d)
     p = mount([])
-    while not all((e.get("last_full") or {}).get("result") not in (None, "running")
-                  for e in status()["endpoints"].values()):
-        time.sleep(0.2)
-    subprocess.run(["fusermount3", "-u", T + "/mnt"]); p.wait()
+    figlib.wait_full(T + "/mnt")
+    figlib.umount(p, T + "/mnt")
     subprocess.run("mount -t tmpfs tmpfs " + T + "/tmpfs", shell=True, check=True)
     p = mount(["--offline"])
     subprocess.run("cd %s/mnt && tar cf - $(ls) | tar xf - -C %s/tmpfs" % (T, T), shell=True, check=True)
