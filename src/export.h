@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "jtext.h"
 
 /* ---- JSONL ---- */
 
@@ -77,6 +78,15 @@ size_t export_csv_cells_size(const char *text, size_t len);
  * keys are appended to keys as export_csv_keys() appends them, and *nkeys is
  * what it returns (-1: not an object, nothing appended, 0 returned). */
 size_t export_csv_derive(const char *text, size_t len, struct buf *keys, int *nkeys);
+
+/* export_csv_derive() of a record whose top-level members jtext_page_parse()
+ * located, without scanning it again: text is the record's first byte,
+ * mem[0..n) its members (spans from text). The text must be valid JSON, as
+ * jtext validated it; compact says it has no white space outside strings
+ * (its jtext_sizes.compact is its length), which lets an object or array
+ * member's cell be measured from its bytes alone. */
+size_t export_csv_derive_members(const char *text, const struct jtext_member *mem, size_t n,
+                                 int compact, struct buf *keys, int *nkeys);
 
 /* Append the record's row for the columns cols[0..ncols). The members are
  * scanned once; a record whose keys come in the order of the columns is

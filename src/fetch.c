@@ -2,11 +2,12 @@
  * fetch.c — one fetch: pages, records, change-log entries, the sweep.
  *
  * Each page is one transaction. Every record is scanned once, on the download
- * thread (jtext_pretty_fields measures its file and reads its fields; nothing
- * is rendered), then compared byte for byte as compact JSON with the stored
- * one and written with a change-log entry only if it differs. jansson parses
- * a record only when it changed (for the diff); new and unchanged records are
- * handled from their text.
+ * thread, by the page parse (jtext_page_parse validates it, measures its file
+ * and locates its top-level members; its fields and its CSV cells are read
+ * from those; nothing is rendered), then compared byte for byte as compact
+ * JSON with the stored one and written with a change-log entry only if it
+ * differs. jansson parses a record only when it changed (for the diff); new
+ * and unchanged records are handled from their text.
  */
 #include "fetch.h"
 
@@ -354,10 +355,13 @@ static size_t view_name(const char *s, size_t n, int lower, struct buf *arena)
     return off;
 }
 
-/* text: the record (any JSON layout); fl: its fields as read by jtext_fields;
- * jsize: the length of its compact form. */
-static void derive(int model, const char *text, size_t len, const struct jtext_field *fl,
-                   size_t jsize, struct buf *arena, struct derived *d)
+/* text: the record (any JSON layout); mem[0..nmem): its top-level members as
+ * jtext_page_parse located them, or NULL (then the text is scanned again);
+ * fl: its fields as read by jtext_fields; jsize: the length of its compact
+ * form. */
+static void derive(int model, const char *text, size_t len, const struct jtext_member *mem,
+                   size_t nmem, const struct jtext_field *fl, size_t jsize, struct buf *arena,
+                   struct derived *d)
 {
     const struct jtext_field *email = &fl[F_WORK_EMAIL], *rid = &fl[F_REMOTE_ID];
     d->ename_off = model == 0 && email->type == JTEXT_STRING
@@ -371,7 +375,8 @@ static void derive(int model, const char *text, size_t len, const struct jtext_f
     if (model == 0) {       /* the one CSV export: employees.csv */
         int nkeys;
         d->keys_off = arena->len;
-        d->csize = export_csv_derive(text, len, arena, &nkeys);
+        d->csize = mem ? export_csv_derive_members(text, mem, nmem, jsize == len, arena, &nkeys)
+                       : export_csv_derive(text, len, arena, &nkeys);
         if (nkeys < 0)
             d->keys_off = SIZE_MAX;
         else
@@ -418,7 +423,7 @@ static int backfill_one(void *ctx, int model, const char *body, size_t size,
         d.ename_off = d.rname_off = d.keys_off = SIZE_MAX;
         d.jsize = export_compact_size(body, size);
     } else {
-        derive(model, body, size, fl, export_compact_size(body, size), &b->arena, &d);
+        derive(model, body, size, NULL, 0, fl, export_compact_size(body, size), &b->arena, &d);
     }
     jtext_fields_free(fl, F_COUNT);
     *out = derived_of(&d, &b->arena);
@@ -439,7 +444,7 @@ long fetch_backfill(struct store *st)
  * compares and stores them on the worker: measured at 100,000 employees,
  * a full fetch went from 3.26 s to 2.94 s (medians of five).
  */
-enum rec_status { REC_OK, REC_NO_ID, REC_INVALID };
+enum rec_status { REC_OK, REC_NO_ID };
 
 struct rec {
     enum rec_status status;
@@ -498,24 +503,22 @@ static void train(struct fetch *f, struct prepared *p, const char *page)
     free(lens);
 }
 
-/* One pass over the record validates it, reads its fields and measures its
- * file (nothing is rendered: the store keeps the compact JSON, and its file
- * is rendered when read); then its name, and what its views need. The API
+/* The page scan validated the record, measured its file and located its
+ * members (jtext_page_parse); from those, its fields, its name and what its
+ * views need, without reading the record again (nothing is rendered: the
+ * store keeps the compact JSON, and its file is rendered when read). The API
  * sends compact JSON, which is then used where it lies in the page. */
-static void prepare_record(const char *page, size_t off, size_t len, struct rec *r,
-                           struct buf *arena)
+static void prepare_record(const char *body, const struct jtext_page *page, size_t i,
+                           struct rec *r, struct buf *arena)
 {
-    const char *text = page + off;
+    size_t off = page->results[i].off, len = page->results[i].len;
+    const struct jtext_result *info = &page->info[i];
+    const struct jtext_member *mem = page->members + info->first;
+    const char *text = body + off;
     fields_init(r->fl);
-    struct jtext_sizes sz = { 0, 0, 0 };
-    int valid = jtext_pretty_fields(text, len, NULL, r->fl, F_COUNT, &sz) == 0;
-    /* Not valid (a page's envelope validated it, so only beyond
-     * JTEXT_MAX_DEPTH): its fields, to say which record is skipped. */
-    if ((!valid && jtext_fields(text, len, r->fl, F_COUNT) < 0) ||
-        r->fl[F_ID].type != JTEXT_STRING || r->fl[F_ID].len == 0)
+    jtext_member_fields(text, mem, info->nmembers, r->fl, F_COUNT);
+    if (r->fl[F_ID].type != JTEXT_STRING || r->fl[F_ID].len == 0)
         r->status = REC_NO_ID;
-    else if (!valid)
-        r->status = REC_INVALID;
     r->deleted = r->fl[F_DELETED_AT].type == JTEXT_STRING ||
                  r->fl[F_DELETED_AT].type == JTEXT_OTHER;
     if (r->status == REC_NO_ID)
@@ -523,19 +526,20 @@ static void prepare_record(const char *page, size_t off, size_t len, struct rec 
     r->name_off = arena->len;
     fsname_escape(r->fl[F_ID].str, r->fl[F_ID].len, arena);
     buf_add(arena, ".json", sizeof ".json");    /* with its NUL */
-    if (r->status != REC_OK || r->deleted)
+    if (r->deleted)
         return;
-    r->size = sz.pretty;
-    r->lines = sz.lines;
-    r->json_len = sz.compact;
-    if (sz.compact == len) {
+    r->size = info->sizes.pretty;
+    r->lines = info->sizes.lines;
+    r->json_len = info->sizes.compact;
+    if (info->sizes.compact == len) {
         r->json_in_page = 1;
         r->json_off = off;
     } else {
         r->json_off = arena->len;
         export_compact(text, len, arena);
     }
-    derive(r->model, text, len, r->fl, sz.compact, arena, &r->d);
+    derive(r->model, text, len, mem, info->nmembers, r->fl, info->sizes.compact, arena,
+           &r->d);
 }
 
 static void *prepare_page(void *ctx, const char *body, const struct jtext_page *page)
@@ -550,8 +554,7 @@ static void *prepare_page(void *ctx, const char *body, const struct jtext_page *
         abort();
     for (size_t i = 0; i < p->n; i++) {
         p->recs[i].model = f->m->index;
-        prepare_record(body, page->results[i].off, page->results[i].len, &p->recs[i],
-                       &p->arena);
+        prepare_record(body, page, i, &p->recs[i], &p->arena);
     }
     if (!f->tried)
         train(f, p, body);
@@ -618,11 +621,6 @@ static int apply_record(struct fetch *f, const char *page, size_t off, size_t le
         if (found)
             rc = record_deleted(f, id, id_json, id_len, old.ino, old.node, name, old.ename,
                                 old.rname, 1);
-        goto out;
-    }
-    if (r->status == REC_INVALID) {
-        f->skipped++;
-        log_warnx("%s: skipped a record that is not valid JSON", f->m->dir);
         goto out;
     }
     if (found && old.size == r->json_len && memcmp(old.body, json, r->json_len) == 0) {

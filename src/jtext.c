@@ -28,6 +28,13 @@ struct scan {
     const char *base;
     struct jtext_field *fields;
     size_t nfields;
+    /* jtext_page_parse: every top-level member of the element (offsets from base) */
+    struct members *ml;
+};
+
+struct members {
+    struct jtext_member *v;
+    size_t n, cap;
 };
 
 static void skip_ws(struct scan *s)
@@ -215,6 +222,20 @@ static int scan_literal(struct scan *s, const char *lit)
 static int scan_value(struct scan *s);
 static void capture(struct scan *s, const char *k, size_t klen, const char *v);
 
+static void member_add(struct scan *s, const char *k, size_t klen, const char *v)
+{
+    struct members *ml = s->ml;
+    if (ml->n == ml->cap) {
+        ml->cap = ml->cap ? ml->cap * 2 : 1024;
+        void *p = realloc(ml->v, ml->cap * sizeof *ml->v);
+        if (!p)
+            abort();
+        ml->v = p;
+    }
+    ml->v[ml->n++] = (struct jtext_member){
+        { (size_t)(k - s->base), klen }, { (size_t)(v - s->base), (size_t)(s->p - v) } };
+}
+
 /* Shared by objects and arrays: `close` is '}' or ']'. */
 static int scan_container(struct scan *s, char close)
 {
@@ -252,8 +273,12 @@ static int scan_container(struct scan *s, char close)
         }
         if (scan_value(s) < 0)
             return -1;
-        if (s->fields && is_obj && s->depth == 1)
-            capture(s, key, klen, val);
+        if (is_obj && s->depth == 1) {
+            if (s->fields)
+                capture(s, key, klen, val);
+            if (s->ml)
+                member_add(s, key, klen, val);
+        }
         skip_ws(s);
         if (s->p >= s->end)
             return -1;
@@ -306,7 +331,7 @@ static int scan_whole(struct scan *s)
 
 int jtext_validate(const char *text, size_t len)
 {
-    struct scan s = { text, text + len, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 };
+    struct scan s = { .p = text, .end = text + len };
     return scan_whole(&s);
 }
 
@@ -581,6 +606,7 @@ struct page_ctx {
     int have_next;
     int have_results;
     const char *msg;
+    struct members ml;
 };
 
 static int key_is(const char *k, size_t klen, const char *want)
@@ -588,8 +614,12 @@ static int key_is(const char *k, size_t klen, const char *want)
     return klen == strlen(want) && memcmp(k, want, klen) == 0;
 }
 
+/* The elements of data.results, each validated, measured (the counters of
+ * the re-indented form are kept by every scan: their growth over one element
+ * is its size) and its top-level members located, in one pass. */
 static int scan_results(struct scan *s, struct page_ctx *c)
 {
+    struct jtext_page *pg = c->page;
     size_t cap = 0;
     if (s->p >= s->end || *s->p != '[') {
         c->msg = "data.results is not an array";
@@ -603,19 +633,34 @@ static int scan_results(struct scan *s, struct page_ctx *c)
     }
     for (;;) {
         skip_ws(s);
-        const char *start = s->p;
-        if (scan_value(s) < 0)
-            return -1;
-        if (c->page->nresults == cap) {
+        if (pg->nresults == cap) {
             cap = cap ? cap * 2 : 64;
-            void *p = realloc(c->page->results, cap * sizeof *c->page->results);
-            if (!p)
+            void *p = realloc(pg->results, cap * sizeof *pg->results);
+            void *q = realloc(pg->info, cap * sizeof *pg->info);
+            if (!p || !q)
                 abort();
-            c->page->results = p;
+            pg->results = p;
+            pg->info = q;
         }
-        c->page->results[c->page->nresults].off = (size_t)(start - c->body);
-        c->page->results[c->page->nresults].len = (size_t)(s->p - start);
-        c->page->nresults++;
+        const char *start = s->p;
+        size_t emitted = s->emitted, added = s->added, lines = s->lines;
+        size_t first = c->ml.n;
+        s->base = start;
+        s->ml = &c->ml;
+        int rc = scan_value(s);
+        s->ml = NULL;
+        pg->members = c->ml.v;          /* freed with the page, even on failure */
+        if (rc < 0)
+            return -1;
+        struct jtext_result *r = &pg->info[pg->nresults];
+        r->sizes.pretty = s->emitted - emitted + 1;
+        r->sizes.compact = (s->emitted - emitted) - (s->added - added);
+        r->sizes.lines = s->lines - lines + 1;
+        r->first = first;
+        r->nmembers = c->ml.n - first;
+        pg->results[pg->nresults].off = (size_t)(start - c->body);
+        pg->results[pg->nresults].len = (size_t)(s->p - start);
+        pg->nresults++;
         skip_ws(s);
         if (s->p < s->end && *s->p == ',') {
             s->p++;
@@ -684,8 +729,8 @@ static int top_member(struct scan *s, const char *k, size_t klen, void *ctx)
 int jtext_page_parse(const char *body, size_t len, struct jtext_page *page,
                      const char **msg)
 {
-    struct scan s = { body, body + len, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 };
-    struct page_ctx c = { page, body, 0, 0, 0, 0, NULL };
+    struct scan s = { .p = body, .end = body + len };
+    struct page_ctx c = { .page = page, .body = body };
     memset(page, 0, sizeof *page);
     int rc = each_member(&s, top_member, &c);
     if (rc == 0) {
@@ -711,6 +756,8 @@ void jtext_page_free(struct jtext_page *page)
 {
     free(page->next);
     free(page->results);
+    free(page->info);
+    free(page->members);
     memset(page, 0, sizeof *page);
 }
 
@@ -769,7 +816,7 @@ static int field_member(struct scan *s, const char *k, size_t klen, void *ctx)
 int jtext_fields(const char *text, size_t len, struct jtext_field *fields,
                  size_t n)
 {
-    struct scan s = { text, text + len, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 };
+    struct scan s = { .p = text, .end = text + len };
     struct fields_ctx c = { text, fields, n };
     fields_clear(fields, n);
     if (each_member(&s, field_member, &c) < 0) {
@@ -808,7 +855,7 @@ static void resolve_field(const char *text, struct jtext_field *f)
 {
     const char *v = text + f->raw.off;
     if (*v == '"') {
-        struct scan t = { v, v + f->raw.len, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 };
+        struct scan t = { .p = v, .end = v + f->raw.len };
         f->str = take_string(&t, &f->len);
         f->type = f->str ? JTEXT_STRING : JTEXT_OTHER;     /* NUL inside: other */
     } else if (*v == 'n') {
@@ -820,7 +867,8 @@ int jtext_pretty_fields(const char *text, size_t len, struct buf *out,
                         struct jtext_field *fields, size_t n, struct jtext_sizes *sizes)
 {
     size_t mark = out ? out->len : 0;
-    struct scan s = { text, text + len, 0, out, 0, 0, 0, 0, text, n ? fields : NULL, n };
+    struct scan s = { .p = text, .end = text + len, .out = out, .base = text,
+                      .fields = n ? fields : NULL, .nfields = n };
     fields_clear(fields, n);
     if (scan_whole(&s) < 0) {
         if (out) {
@@ -842,4 +890,26 @@ int jtext_pretty_fields(const char *text, size_t len, struct buf *out,
         sizes->lines = s.lines + 1;
     }
     return 0;
+}
+
+void jtext_member_fields(const char *text, const struct jtext_member *m, size_t n,
+                         struct jtext_field *fields, size_t nf)
+{
+    size_t left = nf;
+    fields_clear(fields, nf);
+    for (size_t j = 0; j < n && left; j++) {
+        const char *k = text + m[j].key.off;
+        size_t len = m[j].key.len;
+        for (size_t i = 0; i < nf; i++) {
+            struct jtext_field *f = &fields[i];
+            if (f->type != JTEXT_ABSENT || strncmp(f->key, k, len) != 0 ||
+                f->key[len] != '\0')
+                continue;
+            f->type = JTEXT_OTHER;
+            f->raw = m[j].value;
+            resolve_field(text, f);
+            left--;
+            break;
+        }
+    }
 }

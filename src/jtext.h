@@ -78,17 +78,45 @@ int jtext_pretty_fields(const char *text, size_t len, struct buf *out,
 size_t jtext_indent_compact(const char *json, size_t len, size_t base, int final,
                             struct buf *out);
 
+/* A top-level member of an object: its key's bytes between the quotes (as
+ * sent, escapes included) and its value's bytes, as offsets into the object's
+ * text. */
+struct jtext_member {
+    struct jtext_span key;
+    struct jtext_span value;
+};
+
+/* What the page scan learned of one element of data.results, in the same
+ * pass that validated it. */
+struct jtext_result {
+    struct jtext_sizes sizes;   /* as jtext_pretty_fields measures the element */
+    size_t first, nmembers;     /* an object's top-level members, in document order:
+                                 * page->members[first .. first + nmembers); 0 for
+                                 * any other value */
+};
+
 /* A Kombo list response: {"status":"success","data":{"next":…,"results":[…]}} */
 struct jtext_page {
     char *next;                 /* decoded cursor, NULL when next is null or "" */
     struct jtext_span *results; /* byte range of each element of data.results */
+    struct jtext_result *info;  /* per element, as results */
+    struct jtext_member *members;   /* spans relative to their element's first byte */
     size_t nresults;
 };
 
 /* Parse a list response. Returns 0 on success; -1 if the body is not valid
- * JSON or not the success envelope (then *msg says why, a static string). */
+ * JSON or not the success envelope (then *msg says why, a static string).
+ * Each element is scanned once: validated, measured and its members located
+ * (every element of a page that parses is one valid JSON value). */
 int jtext_page_parse(const char *body, size_t len, struct jtext_page *page,
                      const char **msg);
 void jtext_page_free(struct jtext_page *page);
+
+/* The fields of an object from its members (text: the object's first byte,
+ * m[0..n) as jtext_page_parse located them), as jtext_fields reads them: the
+ * first member of each name, a string decoded. Free the strings with
+ * jtext_fields_free(). */
+void jtext_member_fields(const char *text, const struct jtext_member *m, size_t n,
+                         struct jtext_field *fields, size_t nf);
 
 #endif

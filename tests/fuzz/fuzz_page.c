@@ -25,6 +25,9 @@
  *    accepted exactly when jansson sees it, with the same number of results,
  *    each json_equal to jansson's element, and the same cursor (NULL for
  *    null and "").
+ *  - what the page scan learned of each result (its sizes, its members,
+ *    the fields and CSV cells read from them) is what reading it alone
+ *    gives (check_members).
  * For jtext_fields (id, changed_at, remote_id, remote_deleted_at, ""):
  *  - a valid object gives 0; each field's type, decoded string and raw
  *    span agree with jansson's member (a string holding \u0000 is OTHER);
@@ -280,6 +283,62 @@ static int jansson_page(json_t *root, json_t **results, const char **next)
     return json_is_string(nx) && strlen(*next ? *next : "") != json_string_length(nx) ? 2 : 1;
 }
 
+/* What the page scan learned of result i (jtext_page_parse's info and
+ * members) is what reading the record alone gives: jtext_pretty_fields'
+ * sizes, jtext_fields' fields (same type, span and string), and
+ * export_csv_derive's keys and cells' size from export_csv_derive_members,
+ * told it is compact when it is, and not. */
+static void check_members(const char *body, const struct jtext_page *page, size_t i)
+{
+    const char *t = body + page->results[i].off;
+    size_t n = page->results[i].len;
+    const struct jtext_result *in = &page->info[i];
+    const struct jtext_member *m = page->members + in->first;
+    struct jtext_sizes sz;
+    FUZZ_CHECK(jtext_pretty_fields(t, n, NULL, NULL, 0, &sz) == 0, "result %zu refused", i);
+    FUZZ_CHECK(sz.pretty == in->sizes.pretty && sz.compact == in->sizes.compact &&
+                   sz.lines == in->sizes.lines,
+               "result %zu: page sizes %zu/%zu/%zu, alone %zu/%zu/%zu", i, in->sizes.pretty,
+               in->sizes.compact, in->sizes.lines, sz.pretty, sz.compact, sz.lines);
+    FUZZ_CHECK(t[0] == '{' || in->nmembers == 0, "result %zu: members of a non-object", i);
+    struct jtext_field a[NFIELDS], b[NFIELDS];
+    for (size_t k = 0; k < NFIELDS; k++) {
+        memset(&a[k], 0x5a, sizeof a[k]);
+        memset(&b[k], 0x5a, sizeof b[k]);
+        a[k].key = b[k].key = field_keys[k];
+    }
+    int obj = jtext_fields(t, n, a, NFIELDS) == 0;
+    jtext_member_fields(t, m, in->nmembers, b, NFIELDS);
+    for (size_t k = 0; k < NFIELDS; k++) {
+        enum jtext_type want = obj ? a[k].type : JTEXT_ABSENT;
+        FUZZ_CHECK(b[k].type == want, "result %zu field '%s': type %d, alone %d", i,
+                   b[k].key, (int)b[k].type, (int)want);
+        if (want != JTEXT_ABSENT)
+            FUZZ_CHECK(b[k].raw.off == a[k].raw.off && b[k].raw.len == a[k].raw.len,
+                       "result %zu field '%s': span differs", i, b[k].key);
+        if (want == JTEXT_STRING)
+            FUZZ_CHECK(b[k].len == a[k].len && memcmp(b[k].str, a[k].str, a[k].len) == 0,
+                       "result %zu field '%s': string differs", i, b[k].key);
+        else
+            FUZZ_CHECK(b[k].str == NULL, "result %zu field '%s': a string", i, b[k].key);
+    }
+    jtext_fields_free(a, NFIELDS);
+    jtext_fields_free(b, NFIELDS);
+    struct buf want = BUF_INIT, got = BUF_INIT;
+    int wn, gn;
+    size_t ws = export_csv_derive(t, n, &want, &wn);
+    for (int compact = 0; compact <= (in->sizes.compact == n); compact++) {
+        buf_reset(&got);
+        size_t gs = export_csv_derive_members(t, m, in->nmembers, compact, &got, &gn);
+        FUZZ_CHECK(gs == ws && gn == wn && got.len == want.len &&
+                       (!got.len || memcmp(got.data, want.data, got.len) == 0),
+                   "result %zu, compact %d: derived from members %zu/%d, alone %zu/%d", i,
+                   compact, gs, gn, ws, wn);
+    }
+    buf_free(&want);
+    buf_free(&got);
+}
+
 static void check_page(const char *body, size_t len)
 {
     struct jtext_page page;
@@ -300,6 +359,7 @@ static void check_page(const char *body, size_t len)
             FUZZ_CHECK(jtext_validate(body + r->off, r->len) == 0, "result %zu invalid", i);
             check_text(body + r->off, r->len);
             check_fields(body + r->off, r->len);
+            check_members(body, &page, i);
         }
     }
 

@@ -107,6 +107,59 @@ static int row_is(const char *text, const char *const *cols, size_t ncols,
            sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *), \
            want, sizeof(want) - 1)
 
+/* text (valid JSON) as an element of a page: jtext_page_parse locates its
+ * members, and export_csv_derive_members on them appends the keys and returns
+ * the size export_csv_derive does, told it is compact (when it is) or not.
+ * The element's span, measured sizes and members are checked on the way. */
+static int members_agree(const char *text, size_t len)
+{
+    struct buf body = BUF_INIT, want = BUF_INIT, got = BUF_INIT;
+    buf_adds(&body, "{\"status\":\"success\",\"data\":{\"next\":null,\"results\":[ 7 ,\n");
+    size_t off = body.len;
+    buf_add(&body, text, len);
+    buf_adds(&body, " , {\"id\":\"after\"}]}}");
+    struct jtext_page pg;
+    const char *msg = NULL;
+    int r = jtext_page_parse(body.data, body.len, &pg, &msg) == 0 && pg.nresults == 3;
+    if (!r) {
+        diag("the page does not parse: %s", msg ? msg : "?");
+        goto out;
+    }
+    /* text may start or end with white space: the span is the value's */
+    const char *t = body.data + pg.results[1].off;
+    size_t tl = pg.results[1].len;
+    const struct jtext_result *in = &pg.info[1];
+    struct jtext_sizes sz;
+    r = pg.results[1].off >= off && pg.results[1].off + tl <= off + len &&
+        jtext_pretty_fields(t, tl, NULL, NULL, 0, &sz) == 0 && sz.pretty == in->sizes.pretty &&
+        sz.compact == in->sizes.compact && sz.lines == in->sizes.lines &&
+        pg.info[0].nmembers == 0 && pg.info[2].nmembers == 1;
+    if (!r) {
+        diag("span or sizes differ");
+        goto out;
+    }
+    int wn, gn;
+    size_t ws = export_csv_derive(t, tl, &want, &wn);
+    for (int compact = 0; compact <= (in->sizes.compact == tl); compact++) {
+        buf_reset(&got);
+        buf_adds(&got, "k");
+        size_t gs = export_csv_derive_members(t, pg.members + in->first, in->nmembers, compact,
+                                              &got, &gn);
+        if (gs != ws || gn != wn || !bytes_eq("member keys", got.data + 1, got.len - 1,
+                                              want.data ? want.data : "", want.len)) {
+            diag("compact %d: size %zu/%zu, keys %d/%d", compact, gs, ws, gn, wn);
+            show("text", t, tl);
+            r = 0;
+        }
+    }
+out:
+    jtext_page_free(&pg);
+    buf_free(&body);
+    buf_free(&want);
+    buf_free(&got);
+    return r;
+}
+
 /* The cell of one value: row of {"k": value} for column k is want + CRLF,
  * and export_csv_cells_size() is the cell's length. */
 static int cell_is(const char *value, const char *want, size_t wn)
@@ -125,6 +178,8 @@ static int cell_is(const char *value, const char *want, size_t wn)
         diag("cells_size %zu, derive %zu (%d keys), want %zu", cs, ds, nkeys, wn);
         r = 0;
     }
+    if (jtext_validate(rec.data, rec.len) == 0 && !members_agree(rec.data, rec.len))
+        r = 0;
     buf_free(&keys);
     buf_free(&rec);
     buf_free(&exp);
@@ -153,6 +208,8 @@ static int keys_are(const char *text, int n, const char *want, size_t wn)
         diag("export_csv_derive: %d keys, size %zu", dn, size);
         r = 0;
     }
+    if (jtext_validate(text, strlen(text)) == 0 && !members_agree(text, strlen(text)))
+        r = 0;
     buf_free(&d);
     buf_free(&b);
     return r;
@@ -754,7 +811,8 @@ static uint64_t test_seed(void)
 
 enum {
     F_VALID, F_COMPACT, F_COMPACT_SIZE, F_COMPACT_PRETTY, F_KEYS, F_ROW, F_ROW_SPACED,
-    F_ROW_PRETTY, F_SIZE, F_EXTRA, F_EXTRA_SIZE, F_SHUFFLED, F_UNION, F_UNION_SIZE, F_COUNT
+    F_ROW_PRETTY, F_SIZE, F_EXTRA, F_EXTRA_SIZE, F_SHUFFLED, F_UNION, F_UNION_SIZE, F_MEMBERS,
+    F_COUNT
 };
 
 static const char *const FNAMES[F_COUNT] = {
@@ -772,6 +830,7 @@ static const char *const FNAMES[F_COUNT] = {
     "row with shuffled columns equals the oracle",
     "rows over the union of all keys (SPEC order) equal the oracle",
     "row size == cells_size + ncols + 1 over the union of all keys",
+    "export_csv_derive_members on the page's spans == export_csv_derive (3 layouts)",
 };
 
 #define NREC 400
@@ -850,6 +909,9 @@ static void test_generated(void)
             FAIL(F_SIZE, show("record", ct, cl));
         if (export_csv_cells_size(p.data, p.len) != cs || export_csv_cells_size(ct, cl) != cs)
             FAIL(F_SIZE, diag("cells size differs between pretty, compact and spaced"));
+
+        if (!members_agree(ct, cl) || !members_agree(st, sl) || !members_agree(p.data, p.len))
+            FAIL(F_MEMBERS, show("record", ct, cl));
 
         /* extra columns the record lacks, at random positions */
         const char *ext[100];

@@ -185,6 +185,46 @@ static void test_pretty_fields(void)
                    (want != JTEXT_STRING ||
                     (b[i].len == a[i].len && memcmp(b[i].str, a[i].str, a[i].len) == 0));
         }
+        /* the same text as an element of a page: the page scan measures it
+         * alike, and its members give the same fields */
+        struct buf body = BUF_INIT;
+        buf_adds(&body, "{\"data\":{\"results\":[{\"id\":\"before\"}, ");
+        size_t at_in = body.len;
+        buf_add(&body, in, len);
+        buf_adds(&body, "\t],\"next\":null},\"status\":\"success\"}");
+        struct jtext_page pg;
+        const char *msg;
+        if (same && jtext_page_parse(body.data, body.len, &pg, &msg) == 0 && pg.nresults == 2) {
+            const struct jtext_result *r = &pg.info[1];
+            const struct jtext_member *m = pg.members + r->first;
+            const char *el = body.data + pg.results[1].off;
+            size_t lead = pg.results[1].off - at_in;     /* white space before it */
+            struct jtext_field d[4] = { { .key = "id" }, { .key = "changed_at" },
+                                        { .key = "remote_deleted_at" }, { .key = "missing" } };
+            jtext_member_fields(el, m, r->nmembers, d, 4);
+            same = r->sizes.pretty == sz.pretty && r->sizes.compact == sz.compact &&
+                   r->sizes.lines == sz.lines && pg.info[0].nmembers == 1 &&
+                   (el[0] == '{' || r->nmembers == 0);
+            for (int i = 0; i < 4 && same; i++)
+                same = d[i].type == b[i].type &&
+                       (d[i].type == JTEXT_ABSENT || d[i].raw.off + lead == b[i].raw.off) &&
+                       d[i].raw.len == b[i].raw.len &&
+                       (d[i].type != JTEXT_STRING || strcmp(d[i].str, b[i].str) == 0);
+            /* in order, each key between its quotes, each value one valid value */
+            size_t at = 0;
+            for (size_t j = 0; j < r->nmembers && same; j++) {
+                same = m[j].key.off > at && el[m[j].key.off - 1] == '"' &&
+                       el[m[j].key.off + m[j].key.len] == '"' &&
+                       m[j].value.off > m[j].key.off + m[j].key.len &&
+                       jtext_validate(el + m[j].value.off, m[j].value.len) == 0;
+                at = m[j].value.off + m[j].value.len;
+            }
+            jtext_fields_free(d, 4);
+            jtext_page_free(&pg);
+        } else {
+            same = 0;
+        }
+        buf_free(&body);
         if (!same) {
             diag("text %zu differs: rc %d/%d, compact %zu/%zu, lines %zu/%zu", t, ra, rb,
                  sz.compact, export_compact_size(in, len), sz.lines, nl);
@@ -195,7 +235,8 @@ static void test_pretty_fields(void)
         buf_free(&pa);
         buf_free(&pb);
     }
-    ok(bad == 0, "pretty + fields + sizes in one pass agree with each alone (%zu texts)",
+    ok(bad == 0, "pretty + fields + sizes in one pass agree with each alone, and with the "
+                 "page scan's sizes and members (%zu texts)",
        sizeof texts / sizeof *texts);
     struct jtext_field f = { .key = "id" };
     struct buf b = BUF_INIT;
