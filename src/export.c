@@ -795,7 +795,6 @@ size_t export_csv_derive_members(const char *text, const struct jtext_member *me
             m->voff = mem[j].value.off;
             m->vlen = mem[j].value.len;
             m->quote = (unsigned char)(nq || comma);
-            m->vesc = 0;
             m->cell = m->vlen + (m->quote ? nq + 2 : 0);
         } else if (scan_value(&r, v, vend, m) != vend) {
             goto out;

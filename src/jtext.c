@@ -898,12 +898,9 @@ void jtext_member_fields(const char *text, const struct jtext_member *m, size_t 
     size_t left = nf;
     fields_clear(fields, nf);
     for (size_t j = 0; j < n && left; j++) {
-        const char *k = text + m[j].key.off;
-        size_t len = m[j].key.len;
         for (size_t i = 0; i < nf; i++) {
             struct jtext_field *f = &fields[i];
-            if (f->type != JTEXT_ABSENT || strncmp(f->key, k, len) != 0 ||
-                f->key[len] != '\0')
+            if (f->type != JTEXT_ABSENT || !key_is(text + m[j].key.off, m[j].key.len, f->key))
                 continue;
             f->type = JTEXT_OTHER;
             f->raw = m[j].value;
