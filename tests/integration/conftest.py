@@ -118,6 +118,20 @@ class Mount:
         return self.proc.returncode
 
 
+def pages_reclaimed():
+    """Pages of files the kernel has dropped from any page cache since boot (/proc/vmstat:
+    LRU reclaim and inodes pruned with their pages). A test that expects its files to stay
+    cached may see a READ again only for a page the kernel dropped: on a VM whose host
+    takes memory back (virtio balloon), reclaim runs with most of the memory free."""
+    n = 0
+    with open("/proc/vmstat", encoding="ascii") as f:
+        for line in f:
+            key, _, value = line.partition(" ")
+            if key in ("pgsteal_file", "pginodesteal", "kswapd_inodesteal"):
+                n += int(value)
+    return n
+
+
 def escape(rid):
     """SPEC §2 file-name escaping (mirror of src/fsname.c)."""
     out = []

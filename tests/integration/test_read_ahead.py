@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import escape
+from conftest import escape, pages_reclaimed
 
 N = 1500
 
@@ -47,6 +47,7 @@ def test_a_cold_scan_sends_few_reads_and_reads_the_same_bytes(sandbox, kombofs, 
     m = kombofs(sandbox, "--offline", cache=cache)
     names = os.listdir(m.path("employees"))         # listing order, as grep -r walks it
     before = status(m)["requests"]["read"]
+    reclaimed_from = pages_reclaimed()
     pushed = read_all(m, names)
     st = status(m)
     reads = st["requests"]["read"] - before
@@ -59,10 +60,13 @@ def test_a_cold_scan_sends_few_reads_and_reads_the_same_bytes(sandbox, kombofs, 
     # The second pass is the page cache's: no READ, and no GETATTR per file. (A file
     # whose READ came short of a whole page has its block count invalidated by the
     # kernel, so its next fstat is a GETATTR; pushed files had no READ.)
+    # A READ now means the kernel dropped a page since the first pass: each such READ
+    # has a page of its own that /proc/vmstat counts as reclaimed (CI saw 9 of 1500).
     before = st["requests"]
     again = read_all(m, names)
     after = status(m)["requests"]
-    assert after["read"] == before["read"]
+    dropped = pages_reclaimed() - reclaimed_from
+    assert after["read"] - before["read"] <= dropped, (after["read"], before["read"], dropped)
     assert after["getattr"] - before["getattr"] <= reads, (after, before, reads)
     assert again == pushed
     m.stop()
