@@ -346,6 +346,7 @@ struct store {
     int64_t seq_next;           /* the change log's next number, 0 = ask SQLite */
     _Atomic uint64_t commits;   /* writes made visible to readers (store_commits) */
     pthread_mutex_t pins_lock;  /* the export pins (see "exports" below) */
+    pthread_cond_t pins_free;   /* a pin stopped being busy */
     struct pin *pins;
 };
 
@@ -769,6 +770,7 @@ static struct store *open_store(const char *path, int verify, int build, char *e
     st->path = strdup(path);
     st->serial = ++store_serials;
     pthread_mutex_init(&st->pins_lock, NULL);
+    pthread_cond_init(&st->pins_free, NULL);
     pthread_mutex_lock(&create_lock);
     int rc = build ? prepare_build(path, err, errlen) : 0;
     if (rc >= 0) {
@@ -838,6 +840,7 @@ struct store *store_open_lazy(const char *path, char *err, size_t errlen)
     st->serial = ++store_serials;
     st->unborn = 1;
     pthread_mutex_init(&st->pins_lock, NULL);
+    pthread_cond_init(&st->pins_free, NULL);
     return st;
 }
 
@@ -987,6 +990,7 @@ void store_close(struct store *st)
     pins_close(st);
     close_conn(st);
     pthread_mutex_destroy(&st->pins_lock);
+    pthread_cond_destroy(&st->pins_free);
     buf_free(&st->keyset);
     free(st->path);
     free(st);
@@ -2343,7 +2347,15 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
  * must not keep the WAL from being reset for long), or when all PINS are in
  * use and another version is asked for. Its per-row offsets are built on the
  * first read, from the covering index records_sizes (8 bytes per row and
- * export). One mutex per store serialises export reads.
+ * export; the CSV's only when a CSV read needs them).
+ *
+ * A pin serves one read at a time (a SQLite connection serves one thread)
+ * and a version has one pin, so its offsets are built once: a read of a
+ * version whose pin is busy waits for it, while reads of other exports, or
+ * of the same export at another version, run on their own pins in
+ * parallel. Before, one mutex serialised every export read of the store.
+ * pins_lock guards only the slots (busy, in_txn, model, ver, used_ns); a busy
+ * pin's other fields belong to the thread that marked it busy.
  */
 #define PINS 4
 #define PIN_IDLE_NS (30 * 1000000000LL)
@@ -2375,7 +2387,8 @@ struct pin {
     const char **colv;
     size_t ncols;
     struct buf header;
-    int have_offsets;
+    int busy;                   /* a thread is reading from it (under pins_lock) */
+    int have_offsets, have_coff;
     size_t nrows;
     uint64_t *rowid, *joff, *coff;  /* nrows + 1 starts each (the last = the size) */
     int have_last;              /* the last record rendered */
@@ -2398,7 +2411,7 @@ static void pin_reset(struct pin *p)
     free(p->coff);
     p->colv = NULL;
     p->rowid = p->joff = p->coff = NULL;
-    p->have_cols = p->have_offsets = p->have_last = 0;
+    p->have_cols = p->have_offsets = p->have_coff = p->have_last = 0;
     p->ncols = p->nrows = 0;
 }
 
@@ -2426,7 +2439,7 @@ static void pins_expire(struct store *st, int64_t now)
     if (!st->pins || pthread_mutex_trylock(&st->pins_lock) != 0)
         return;
     for (int i = 0; i < PINS; i++)
-        if (st->pins[i].in_txn && now - st->pins[i].used_ns > PIN_IDLE_NS)
+        if (!st->pins[i].busy && st->pins[i].in_txn && now - st->pins[i].used_ns > PIN_IDLE_NS)
             pin_reset(&st->pins[i]);
     pthread_mutex_unlock(&st->pins_lock);
 }
@@ -2486,48 +2499,80 @@ static int pin_begin(struct pin *p, int model)
     return 0;
 }
 
-/* The pin of version ver of `model` (0: the current one). Under pins_lock.
- * Returns it, or NULL with *err = ESTALE or EIO. */
+/* The pin of version ver of `model` (0: the current one), marked busy for
+ * the caller, who gives it back with pin_put(). Under pins_lock, which it
+ * releases while it waits for a busy pin. Returns it, or NULL with *err =
+ * ESTALE (that version is no longer current and no pin holds it) or EIO. */
 static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
 {
-    int64_t now = clock_now_ns();
     *err = EIO;
     if (!st->pins && !(st->pins = calloc(PINS, sizeof *st->pins)))
         abort();
-    for (int i = 0; i < PINS; i++) {
-        struct pin *p = &st->pins[i];
-        if (p->in_txn && now - p->used_ns > PIN_IDLE_NS)
-            pin_reset(p);
-        else if (ver && p->in_txn && p->model == model && p->ver == ver)
-            return p->used_ns = now, p;
-    }
-    struct pin *p = NULL;
-    for (int i = 0; i < PINS; i++) {
-        struct pin *q = &st->pins[i];
-        if (!q->in_txn) {
-            p = q;
-            break;
+    for (;;) {
+        int64_t now = clock_now_ns();
+        int held = 0;               /* the version asked for is busy */
+        for (int i = 0; i < PINS; i++) {
+            struct pin *p = &st->pins[i];
+            int match = ver && p->in_txn && p->model == model && p->ver == ver;
+            if (p->busy) {
+                held |= match;
+            } else if (p->in_txn && now - p->used_ns > PIN_IDLE_NS) {
+                pin_reset(p);
+            } else if (match) {
+                p->busy = 1;
+                p->used_ns = now;
+                return p;
+            }
         }
-        if (!p || q->used_ns < p->used_ns)
-            p = q;
-    }
-    pin_reset(p);
-    if (pin_prepare(st, p) < 0 || pin_begin(p, model) < 0)
-        return NULL;
-    if (ver && p->ver != ver) {
+        struct pin *p = NULL;       /* a free slot, else the least recently used idle one */
+        for (int i = 0; !held && i < PINS; i++) {
+            struct pin *q = &st->pins[i];
+            if (q->busy)
+                continue;
+            if (!q->in_txn) {
+                p = q;
+                break;
+            }
+            if (!p || q->used_ns < p->used_ns)
+                p = q;
+        }
+        if (!p) {                   /* wait for the version's pin, or for any pin */
+            pthread_cond_wait(&st->pins_free, &st->pins_lock);
+            continue;
+        }
         pin_reset(p);
-        *err = ESTALE;
-        return NULL;
-    }
-    for (int i = 0; i < PINS; i++) {
-        struct pin *q = &st->pins[i];
-        if (q != p && q->in_txn && q->model == model && q->ver == p->ver) {
+        if (pin_prepare(st, p) < 0 || pin_begin(p, model) < 0)
+            return NULL;
+        if (ver && p->ver != ver) {
             pin_reset(p);
-            return q->used_ns = now, q;
+            *err = ESTALE;
+            return NULL;
         }
+        struct pin *q = NULL;       /* another pin of the version just seen */
+        for (int i = 0; i < PINS && !q; i++)
+            if (&st->pins[i] != p && st->pins[i].in_txn && st->pins[i].model == model &&
+                st->pins[i].ver == p->ver)
+                q = &st->pins[i];
+        if (q) {
+            pin_reset(p);
+            if (q->busy) {          /* wait for it: its offsets are built already */
+                pthread_cond_wait(&st->pins_free, &st->pins_lock);
+                continue;
+            }
+            p = q;
+        }
+        p->busy = 1;
+        p->used_ns = now;
+        return p;
     }
-    p->used_ns = now;
-    return p;
+}
+
+/* Give back a pin that pin_get() returned. Under pins_lock. */
+static void pin_put(struct store *st, struct pin *p)
+{
+    p->busy = 0;
+    p->used_ns = clock_now_ns();
+    pthread_cond_broadcast(&st->pins_free);
 }
 
 /* The CSV columns: every keyset's keys, in the order of the first row that
@@ -2597,45 +2642,64 @@ static uint64_t pin_size(struct pin *p, unsigned which)
     return p->header.len + p->csv_cells + p->n * (p->ncols + 1);
 }
 
-/* Row offsets of both exports, checked against the totals. */
-static int pin_offsets(struct pin *p)
+/* The row offsets export `which` needs, checked against the totals: one
+ * scan of records_sizes gives the rows, the JSONL's offsets and each row's
+ * CSV cells (kept in coff until the CSV needs its offsets, which count the
+ * columns: a JSONL read never reads them). */
+static int pin_offsets(struct pin *p, unsigned which)
 {
-    if (p->have_offsets)
-        return 0;
-    if (p->model == 0 && pin_cols(p) < 0)     /* the CSV offsets count the columns */
-        return -1;
-    size_t cap = p->n + 1;
-    p->rowid = malloc(cap * sizeof *p->rowid);
-    p->joff = malloc(cap * sizeof *p->joff);
-    p->coff = malloc(cap * sizeof *p->coff);
-    if (!p->rowid || !p->joff || !p->coff)
-        abort();
-    sqlite3_stmt *s = p->st[P_SIZES];
-    sqlite3_reset(s);
-    sqlite3_bind_int(s, 1, p->model);
-    uint64_t j = 0, c = p->header.len;
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < p->n) {
-        p->rowid[n] = (uint64_t)sqlite3_column_int64(s, 0);
+    if (!p->have_offsets) {
+        size_t cap = p->n + 1;
+        free(p->rowid);
+        free(p->joff);
+        free(p->coff);
+        p->rowid = malloc(cap * sizeof *p->rowid);
+        p->joff = malloc(cap * sizeof *p->joff);
+        p->coff = malloc(cap * sizeof *p->coff);
+        if (!p->rowid || !p->joff || !p->coff)
+            abort();
+        sqlite3_stmt *s = p->st[P_SIZES];
+        sqlite3_reset(s);
+        sqlite3_bind_int(s, 1, p->model);
+        uint64_t j = 0;
+        size_t n = 0;
+        int rc;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < p->n) {
+            p->rowid[n] = (uint64_t)sqlite3_column_int64(s, 0);
+            p->joff[n] = j;
+            p->coff[n] = (uint64_t)sqlite3_column_int64(s, 2);
+            j += (uint64_t)sqlite3_column_int64(s, 1) + 1;
+            n++;
+        }
+        sqlite3_reset(s);
+        p->rowid[n] = 0;
         p->joff[n] = j;
-        p->coff[n] = c;
-        j += (uint64_t)sqlite3_column_int64(s, 1) + 1;
-        c += (uint64_t)sqlite3_column_int64(s, 2) + p->ncols + 1;
-        n++;
+        p->coff[n] = 0;
+        p->nrows = n;
+        p->have_coff = 0;
+        if ((rc != SQLITE_DONE && rc != SQLITE_ROW) || n != p->n || j != p->jsonl) {
+            log_warnx("cache: model %d: export sizes do not add up (%zu rows of %llu)", p->model,
+                      n, (unsigned long long)p->n);
+            return -1;
+        }
+        p->have_offsets = 1;
     }
-    sqlite3_reset(s);
-    p->rowid[n] = 0;
-    p->joff[n] = j;
-    p->coff[n] = c;
-    p->nrows = n;
-    if ((rc != SQLITE_DONE && rc != SQLITE_ROW) || n != p->n || j != p->jsonl ||
-        (p->ncols && c != pin_size(p, INO_EXPORT_CSV))) {
-        log_warnx("cache: model %d: export sizes do not add up (%zu rows of %llu)", p->model, n,
-                  (unsigned long long)p->n);
+    if (which != INO_EXPORT_CSV || p->have_coff)
+        return 0;
+    if (pin_cols(p) < 0)
+        return -1;
+    uint64_t c = p->header.len;
+    for (size_t i = 0; i <= p->nrows; i++) {
+        uint64_t cells = p->coff[i];
+        p->coff[i] = c;
+        c += cells + p->ncols + 1;
+    }
+    if (p->ncols && p->coff[p->nrows] != pin_size(p, INO_EXPORT_CSV)) {
+        log_warnx("cache: model %d: export sizes do not add up (CSV)", p->model);
+        p->have_offsets = 0;        /* coff no longer holds the cells: scan again next time */
         return -1;
     }
-    p->have_offsets = 1;
+    p->have_coff = 1;
     return 0;
 }
 
@@ -2681,7 +2745,7 @@ static long pin_read(struct pin *p, unsigned which, char *dst, size_t off, size_
     }
     if (got == n)
         return (long)got;
-    if (pin_offsets(p) < 0)
+    if (pin_offsets(p, which) < 0)
         return -EIO;
     const uint64_t *start = which == INO_EXPORT_CSV ? p->coff : p->joff;
     size_t lo = 0, hi = p->nrows;       /* the last row that starts at or before off */
@@ -2735,15 +2799,18 @@ int store_export_stat(struct store *st, unsigned which, uint64_t *ver, uint64_t 
     int err, rc = 0;
     pthread_mutex_lock(&st->pins_lock);
     struct pin *p = pin_get(st, export_model(which), *ver, &err);
-    if (!p) {
-        rc = -err;
-    } else if (which == INO_EXPORT_CSV && pin_cols(p) < 0) {
+    pthread_mutex_unlock(&st->pins_lock);
+    if (!p)
+        return -err;
+    if (which == INO_EXPORT_CSV && pin_cols(p) < 0) {
         rc = -EIO;
     } else {
         *ver = p->ver;
         *size = pin_size(p, which);
         *mtime_ns = p->mtime_ns;
     }
+    pthread_mutex_lock(&st->pins_lock);
+    pin_put(st, p);
     pthread_mutex_unlock(&st->pins_lock);
     return rc;
 }
@@ -2755,12 +2822,15 @@ long store_export_read(struct store *st, unsigned which, uint64_t ver, char *dst
     long rc;
     pthread_mutex_lock(&st->pins_lock);
     struct pin *p = pin_get(st, export_model(which), ver, &err);
+    pthread_mutex_unlock(&st->pins_lock);
     if (!p)
-        rc = -err;
-    else if (which == INO_EXPORT_CSV && pin_cols(p) < 0)
+        return -err;
+    if (which == INO_EXPORT_CSV && pin_cols(p) < 0)
         rc = -EIO;
     else
         rc = pin_read(p, which, dst, off, n);
+    pthread_mutex_lock(&st->pins_lock);
+    pin_put(st, p);
     pthread_mutex_unlock(&st->pins_lock);
     return rc;
 }

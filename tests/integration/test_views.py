@@ -220,6 +220,79 @@ def test_an_export_never_mixes_two_versions(sandbox, kombofs):
     assert not errors, errors[:5]
 
 
+@pytest.mark.sandbox(employees=300)
+def test_concurrent_readers_of_the_exports(sandbox, kombofs):
+    """Several readers of the same export and of others at once, while syncs change it: each
+    read gets one version's exact bytes (a version's pin serves one read at a time, other
+    exports' pins read in parallel). Each reader drops the file's pages after reading it, so
+    every pass asks the daemon again instead of the page cache."""
+    fs = kombofs(sandbox, "--models=employees,groups")
+    emps = sandbox.visible("employees")
+    ids = {e["id"] for e in emps[:60]}
+    for e in emps[:60]:
+        sandbox.update_employee(e["id"], job_title="Title start")
+    assert fs.control("sync employees") == 0
+    stop = threading.Event()
+    errors, passes = [], []
+
+    def titles_jsonl(data):
+        recs = [json.loads(x) for x in data.decode("utf-8").split("\n")[:-1]]
+        return {r.get("job_title") for r in recs if r["id"] in ids}, len(recs)
+
+    def titles_csv(data):
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+        col = rows[0].index("job_title")
+        return {r[col] for r in rows[1:] if r[0] in ids}, len(rows) - 1
+
+    def reader(name, parse):
+        p = fs.path("exports", name)
+        while not stop.is_set():
+            try:
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    size = os.fstat(fd).st_size
+                    chunks = []
+                    while True:
+                        b = os.read(fd, 65536)
+                        if not b:
+                            break
+                        chunks.append(b)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+                data = b"".join(chunks)
+                if len(data) != size:
+                    errors.append("%s: %d bytes of %d" % (name, len(data), size))
+                    continue
+                if parse:
+                    titles, n = parse(data)
+                    if len(titles) != 1 or n != len(emps):
+                        errors.append("%s: mixed or short: %s, %d rows" % (name, titles, n))
+                passes.append(name)
+            except (OSError, ValueError) as e:
+                errors.append("%s: %r" % (name, e))
+
+    threads = [threading.Thread(target=reader, args=a) for a in
+               [("employees.jsonl", titles_jsonl)] * 2 + [("employees.csv", titles_csv)] * 2 +
+               [("groups.jsonl", None)]]
+    for t in threads:
+        t.start()
+    try:
+        for round_ in range(5):
+            for e in emps[:60]:
+                sandbox.update_employee(e["id"], job_title="Title %d" % round_)
+            assert fs.control("sync employees") == 0
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors[:5]
+    for name in ("employees.jsonl", "employees.csv", "groups.jsonl"):
+        assert passes.count(name) >= 2, (name, passes.count(name))
+    check_jsonl(fs, "employees")
+    check_csv(fs)
+
+
 @pytest.mark.sandbox(employees=40)
 def test_tools_over_the_views(sandbox, kombofs, tmp_path):
     fs = kombofs(sandbox)
