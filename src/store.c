@@ -2354,11 +2354,17 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
  * version whose pin is busy waits for it, while reads of other exports, or
  * of the same export at another version, run on their own pins in
  * parallel. Before, one mutex serialised every export read of the store.
- * pins_lock guards only the slots (busy, in_txn, model, ver, used_ns); a busy
- * pin's other fields belong to the thread that marked it busy.
+ * With more versions read at once than PINS, readers take turns: a pin read
+ * within PIN_KEEP_NS stays its reader's until another has waited PIN_WAIT_NS
+ * (taking it at once rebuilt some reader's offsets at nearly every READ).
+ * pins_lock guards the slots (busy, in_txn, model, ver, used_ns), and is held
+ * while a slot's transaction begins or ends; a busy pin's other fields belong
+ * to the thread that marked it busy.
  */
 #define PINS 4
 #define PIN_IDLE_NS (30 * 1000000000LL)
+#define PIN_KEEP_NS (200 * 1000000LL)
+#define PIN_WAIT_NS (500 * 1000000LL)
 
 enum { P_VIEW, P_SIZES, P_COLS, P_ROWS, P_DICT, P_NSTMT };
 
@@ -2499,15 +2505,32 @@ static int pin_begin(struct pin *p, int model)
     return 0;
 }
 
+/* Wait on pins_free, until deadline_ns (CLOCK_REALTIME, as clock_now_ns) if not 0. */
+static void pins_wait(struct store *st, int64_t deadline_ns)
+{
+    if (!deadline_ns) {
+        pthread_cond_wait(&st->pins_free, &st->pins_lock);
+        return;
+    }
+    struct timespec ts = { (time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000) };
+    pthread_cond_timedwait(&st->pins_free, &st->pins_lock, &ts);
+}
+
 /* The pin of version ver of `model` (0: the current one), marked busy for
  * the caller, who gives it back with pin_put(). Under pins_lock, which it
  * releases while it waits for a busy pin. Returns it, or NULL with *err =
- * ESTALE (that version is no longer current and no pin holds it) or EIO. */
+ * ESTALE (that version is no longer current and no pin holds it) or EIO.
+ *
+ * A pin read from within PIN_KEEP_NS is its reader's between two READs: it
+ * is taken for another version only after the caller waited PIN_WAIT_NS, so
+ * more readers of different versions than PINS take turns on the pins
+ * instead of rebuilding each other's offsets at every READ. */
 static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
 {
     *err = EIO;
     if (!st->pins && !(st->pins = calloc(PINS, sizeof *st->pins)))
         abort();
+    int64_t since = clock_now_ns();
     for (;;) {
         int64_t now = clock_now_ns();
         int held = 0;               /* the version asked for is busy */
@@ -2524,8 +2547,16 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
                 return p;
             }
         }
-        struct pin *p = NULL;       /* a free slot, else the least recently used idle one */
-        for (int i = 0; !held && i < PINS; i++) {
+        if (held) {                 /* its offsets are built already: wait for it */
+            pins_wait(st, 0);
+            continue;
+        }
+        /* A free slot, else the least recently used idle one that its reader
+         * has left (or any, once the caller has waited long enough). */
+        int patient = now - since < PIN_WAIT_NS;
+        struct pin *p = NULL;
+        int64_t kept = 0;           /* the earliest a kept pin may be taken */
+        for (int i = 0; i < PINS; i++) {
             struct pin *q = &st->pins[i];
             if (q->busy)
                 continue;
@@ -2533,11 +2564,18 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
                 p = q;
                 break;
             }
+            if (patient && now - q->used_ns < PIN_KEEP_NS) {
+                if (!kept || q->used_ns + PIN_KEEP_NS < kept)
+                    kept = q->used_ns + PIN_KEEP_NS;
+                continue;
+            }
             if (!p || q->used_ns < p->used_ns)
                 p = q;
         }
-        if (!p) {                   /* wait for the version's pin, or for any pin */
-            pthread_cond_wait(&st->pins_free, &st->pins_lock);
+        if (!p) {                   /* every pin is busy or kept: wait */
+            if (kept && since + PIN_WAIT_NS < kept)
+                kept = since + PIN_WAIT_NS;
+            pins_wait(st, kept);
             continue;
         }
         pin_reset(p);
@@ -2556,7 +2594,7 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
         if (q) {
             pin_reset(p);
             if (q->busy) {          /* wait for it: its offsets are built already */
-                pthread_cond_wait(&st->pins_free, &st->pins_lock);
+                pins_wait(st, 0);
                 continue;
             }
             p = q;
@@ -2683,6 +2721,8 @@ static int pin_offsets(struct pin *p, unsigned which)
             return -1;
         }
         p->have_offsets = 1;
+        log_debug("cache: model %d, version %llu: export offsets of %zu rows built", p->model,
+                  (unsigned long long)p->ver, n);
     }
     if (which != INO_EXPORT_CSV || p->have_coff)
         return 0;

@@ -7,6 +7,7 @@ import os
 import subprocess
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -291,6 +292,58 @@ def test_concurrent_readers_of_the_exports(sandbox, kombofs):
         assert passes.count(name) >= 2, (name, passes.count(name))
     check_jsonl(fs, "employees")
     check_csv(fs)
+
+
+@pytest.mark.sandbox(employees=1500)
+def test_more_readers_than_pins_take_turns(sandbox, kombofs):
+    """Six readers of six exports at once, more versions than the daemon's four pins: a pin its
+    reader is using between two READs is not taken from it before another reader has waited
+    for it, so each export's offsets are built a few times, not at every READ (as they were:
+    each READ of the fifth reader took a pin from one of the four, whose next READ took
+    another). Every pass gets the export's exact bytes."""
+    fs = kombofs(sandbox, "-v")
+    names = sorted((os.path.getsize(fs.path("exports", d + ".jsonl")), d + ".jsonl")
+                   for d in DIRS)[-6:]
+    want, errors, reads = {}, [], [0]   # reads: of 16 KiB
+    for _, name in names:
+        with open(fs.path("exports", name), "rb") as f:
+            want[name] = f.read()
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    built_before = fs.log_text().count("export offsets of")
+    start = threading.Barrier(len(names))
+    PASSES = 12
+
+    def reader(name):
+        start.wait()
+        for _ in range(PASSES):
+            fd = os.open(fs.path("exports", name), os.O_RDONLY)
+            try:
+                chunks = []
+                while True:
+                    b = os.read(fd, 16384)
+                    if not b:
+                        break
+                    chunks.append(b)
+                    reads[0] += 1
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+            if b"".join(chunks) != want[name]:
+                errors.append(name)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=reader, args=(n,)) for _, n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    elapsed = time.monotonic() - t0
+    assert not errors, errors
+    built = fs.log_text().count("export offsets of") - built_before
+    # Six builds at most for the first passes (four pins were built by the reads above);
+    # then a pin is taken from its reader only by one of the two readers left waiting
+    # PIN_WAIT_NS (0.5 s), at most 4 a second, or when its reader is done with it.
+    assert built <= 6 + 4 * elapsed, (built, elapsed, reads[0])
 
 
 @pytest.mark.sandbox(employees=40)
