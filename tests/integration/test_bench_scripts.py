@@ -1,6 +1,6 @@
 """The figure scripts that docs/performance.md cites (tests/bench/full_fetch.py,
-webhook_trace.py, read_ahead.py, cold_scan.py, export_read.py, warm_floor.py,
-delta_scaling.py), run as it says, from the source tree, at the smallest sizes: each must
+webhook_trace.py, read_ahead.py, cold_scan.py, export_read.py, export_parallel.py,
+warm_floor.py, delta_scaling.py), run as it says, from the source tree, at the smallest sizes: each must
 finish, clean up after itself and print its figures. Their figures are not checked (benchmarks, not timed tests)."""
 import glob
 import os
@@ -79,6 +79,16 @@ def test_export_read_compares_option_sets():
         for what in ("cold", "warm", "tmpfs", "cold read"):
             assert re.search(rf"^\('{label}', '{what}'\) median \S+ all", out, re.M), out
     no_leftovers("kombofs-ex.")
+
+
+def test_export_parallel_compares_builds():
+    out = run(os.path.join(BENCH, "export_parallel.py"), "300", "2",
+              f"a={conftest.KOMBOFS}", f"b={conftest.KOMBOFS}")
+    assert re.search(r"^exports: \d+ bytes in (\S+\.jsonl(, )?){6}$", out, re.M), out
+    assert len(re.findall(r"^round [12]: [ab] \d+\.\d+ s, \d+ READs$", out, re.M)) == 4, out
+    for label in ("a", "b"):
+        assert re.search(rf"^{label}: median \d+\.\d+ s, all \S+ \S+$", out, re.M), out
+    no_leftovers("kombofs-xp.")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="warm_floor.py mounts a tmpfs")
