@@ -105,6 +105,11 @@ struct fs {
     char name[768];             /* an integration's directory name */
     char origin[768];           /* its by-origin/ name, "" if none (under set->lock) */
     _Atomic int visible;        /* listed in the root: its first full fetch is done */
+    /* Directory handles given out and not released yet: a RELEASEDIR queued
+     * when the file system is unmounted never comes (the kernel drops what
+     * the daemon has not read), so fs_free() frees what is left. */
+    pthread_mutex_t dirs_lock;
+    struct dirh *dirs;
     pthread_mutex_t lanes_lock; /* export READs (see export_read) */
     struct lane {
         fuse_ino_t ino;         /* the export node it serves, while busy */
@@ -271,15 +276,20 @@ struct fs *fs_new(struct store *st, struct sync *sync, struct notify *nt,
         atomic_store(&fs->dir_mtime[i], fs->mount_ns);
     build_namespace(fs);
     fs->status = snaps_new(status_text, fs);
+    pthread_mutex_init(&fs->dirs_lock, NULL);
     pthread_mutex_init(&fs->lanes_lock, NULL);
     return fs;
 }
+
+static void dirs_free(struct fs *fs);
 
 void fs_free(struct fs *fs)
 {
     if (!fs)
         return;
     snaps_free(fs->status);
+    dirs_free(fs);
+    pthread_mutex_destroy(&fs->dirs_lock);
     pthread_mutex_destroy(&fs->lanes_lock);
     free(fs);
 }
@@ -315,6 +325,7 @@ struct fs *fs_new_root(const struct options *o, struct notify *nt, fs_control_fn
     add_row(fs, INO_CONTROL, INO_ROOT, NS_CONTROL, -1, 0, "%s", ".control");
     add_row(fs, INO_STATUS, INO_ROOT, NS_STATUS, -1, 0, "%s", ".status");
     fs->status = snaps_new(root_status_text, fs);
+    pthread_mutex_init(&fs->dirs_lock, NULL);
     pthread_mutex_init(&fs->lanes_lock, NULL);
     return fs;
 }
@@ -772,6 +783,8 @@ struct prep_entry {
 };
 
 struct dirh {
+    struct fs *fs;              /* whose list it is in */
+    struct dirh *prev, *next;   /* in fs->dirs */
     pthread_mutex_t mu;         /* one listing step at a time */
     uint64_t commits;           /* store_commits() before they were read */
     off_t from;                 /* they follow the entry at this offset */
@@ -853,6 +866,36 @@ static void dirh_free(struct dirh *h)
     free(h->e);
     buf_free(&h->names);
     free(h);
+}
+
+/* Unlink a handle from fs->dirs and free it. */
+static void dirh_release(struct dirh *h)
+{
+    struct fs *fs = h->fs;
+    pthread_mutex_lock(&fs->dirs_lock);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        fs->dirs = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    pthread_mutex_unlock(&fs->dirs_lock);
+    dirh_free(h);
+}
+
+/* At the end: the handles whose RELEASEDIR never came. */
+static void dirs_free(struct fs *fs)
+{
+    int left = 0;
+    while (fs->dirs) {
+        struct dirh *h = fs->dirs;
+        fs->dirs = h->next;
+        dirh_free(h);
+        left++;
+    }
+    if (left)
+        log_debug("%s%s%d directory handle(s) the kernel did not release, freed", fs->name,
+                  fs->name[0] ? ": " : "", left);
 }
 
 /* "." (offset 1), ".." (2), and for a directory row its child rows (3..). */
@@ -1107,9 +1150,16 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         return;
     }
     pthread_mutex_init(&h->mu, NULL);
+    h->fs = fs;
+    pthread_mutex_lock(&fs->dirs_lock);
+    h->next = fs->dirs;
+    if (fs->dirs)
+        fs->dirs->prev = h;
+    fs->dirs = h;
+    pthread_mutex_unlock(&fs->dirs_lock);
     fi->fh = (uint64_t)(uintptr_t)h;
     if (fuse_reply_open(req, fi) != 0)     /* the kernel will not release it */
-        dirh_free(h);
+        dirh_release(h);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1121,8 +1171,8 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
          * while its request thread still prepares what follows it. */
         pthread_mutex_lock(&h->mu);
         pthread_mutex_unlock(&h->mu);
+        dirh_release(h);
     }
-    dirh_free(h);
     fuse_reply_err(req, 0);
 }
 

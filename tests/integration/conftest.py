@@ -31,6 +31,18 @@ INTEGRATION = "personio:Q4vX8kLm2PzR7tYb3NcW9sHd"
 BAD_LOG = ("fatal:", "AddressSanitizer", "runtime error:", "LeakSanitizer", "Segmentation")
 
 
+def log_errors(text, context=60):
+    """The BAD_LOG lines of a daemon log, each with up to `context` lines after it
+    (a sanitizer's report: its stacks follow the line that names it); "" if none."""
+    lines = text.splitlines()
+    out, shown = [], -1
+    for i, ln in enumerate(lines):
+        if i > shown and any(b in ln for b in BAD_LOG):
+            shown = min(len(lines) - 1, i + context)
+            out.extend(lines[i:shown + 1])
+    return "\n".join(out)
+
+
 def is_mounted(path):
     path = os.path.realpath(path)
     with open("/proc/self/mounts", encoding="utf-8") as f:
@@ -207,9 +219,8 @@ def kombofs(request, tmp_path):
         assert API_KEY not in m.log_text(), f"the API key appears in {m.log}"
     if not allow_errors:
         for m in mounts:
-            text = m.log_text()
-            bad = [ln for ln in text.splitlines() if any(b in ln for b in BAD_LOG)]
-            assert not bad, f"errors in the daemon log {m.log}:\n" + "\n".join(bad)
+            bad = log_errors(m.log_text())
+            assert not bad, f"errors in the daemon log {m.log}:\n" + bad
 
 
 def normalize(records):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import API_KEY, BAD_LOG, free_port, wait_for, escape, is_mounted
+from conftest import API_KEY, log_errors, free_port, wait_for, escape, is_mounted
 from kombo_sandbox import Sandbox
 
 A = "personio:AAAAaaaaAAAAaaaaAAAA0001"
@@ -94,8 +94,8 @@ def multi(tmp_path):
             subprocess.run(["fusermount3", "-u", "-z", m.mnt], stderr=subprocess.DEVNULL)
         text = m.log_text()
         assert API_KEY not in text
-        bad = [ln for ln in text.splitlines() if any(b in ln for b in BAD_LOG)]
-        assert not bad, "\n".join(bad)
+        bad = log_errors(text)
+        assert not bad, bad
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import urllib.request
 
 import pytest
 
-from conftest import API_KEY, BAD_LOG, ROOT, free_port, wait_for, escape, is_mounted
+from conftest import API_KEY, ROOT, log_errors, free_port, wait_for, escape, is_mounted
 from kombo_sandbox import Sandbox
 
 A = "personio:AAAAaaaaAAAAaaaaAAAA0001"
@@ -292,8 +292,8 @@ def shards(tmp_path):
     for s in started:
         text = s.log_text()
         assert API_KEY not in text, f"the API key appears in {s.log}"
-        bad = [ln for ln in text.splitlines() if any(b in ln for b in BAD_LOG)]
-        assert not bad, f"errors in {s.log}:\n" + "\n".join(bad)
+        bad = log_errors(text)
+        assert not bad, f"errors in {s.log}:\n" + bad
 
 
 def both_ready(st):
