@@ -2355,8 +2355,11 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
  * of the same export at another version, run on their own pins in
  * parallel. Before, one mutex serialised every export read of the store.
  * With more versions read at once than PINS, readers take turns: a pin read
- * within PIN_KEEP_NS stays its reader's until another has waited PIN_WAIT_NS
- * (taking it at once rebuilt some reader's offsets at nearly every READ).
+ * within PIN_KEEP_NS stays its reader's until another has waited what taking
+ * it would cost, PIN_HOLD_X times its offsets' build time, at most PIN_WAIT_NS
+ * (store_pin_kept_until). Taking it at once rebuilt some reader's offsets at
+ * nearly every READ; always waiting PIN_WAIT_NS made small exports, whose
+ * offsets are built in a millisecond, wait for nothing.
  * pins_lock guards the slots (busy, in_txn, model, ver, used_ns), and is held
  * while a slot's transaction begins or ends; a busy pin's other fields belong
  * to the thread that marked it busy.
@@ -2365,6 +2368,7 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
 #define PIN_IDLE_NS (30 * 1000000000LL)
 #define PIN_KEEP_NS (200 * 1000000LL)
 #define PIN_WAIT_NS (500 * 1000000LL)
+#define PIN_HOLD_X 10
 
 enum { P_VIEW, P_SIZES, P_COLS, P_ROWS, P_DICT, P_NSTMT };
 
@@ -2395,6 +2399,7 @@ struct pin {
     struct buf header;
     int busy;                   /* a thread is reading from it (under pins_lock) */
     int have_offsets, have_coff;
+    int64_t build_ns;           /* spent building its offsets and CSV columns */
     size_t nrows;
     uint64_t *rowid, *joff, *coff;  /* nrows + 1 starts each (the last = the size) */
     int have_last;              /* the last record rendered */
@@ -2419,6 +2424,7 @@ static void pin_reset(struct pin *p)
     p->rowid = p->joff = p->coff = NULL;
     p->have_cols = p->have_offsets = p->have_coff = p->have_last = 0;
     p->ncols = p->nrows = 0;
+    p->build_ns = 0;
 }
 
 static void pins_close(struct store *st)
@@ -2516,14 +2522,23 @@ static void pins_wait(struct store *st, int64_t deadline_ns)
     pthread_cond_timedwait(&st->pins_free, &st->pins_lock, &ts);
 }
 
+int64_t store_pin_kept_until(int64_t used_ns, int64_t build_ns, int64_t since_ns)
+{
+    int64_t hold = build_ns > PIN_WAIT_NS / PIN_HOLD_X ? PIN_WAIT_NS : PIN_HOLD_X * build_ns;
+    if (hold < 0)
+        hold = 0;
+    int64_t keep = used_ns + PIN_KEEP_NS, wait = since_ns + hold;
+    return keep < wait ? keep : wait;
+}
+
 /* The pin of version ver of `model` (0: the current one), marked busy for
  * the caller, who gives it back with pin_put(). Under pins_lock, which it
  * releases while it waits for a busy pin. Returns it, or NULL with *err =
  * ESTALE (that version is no longer current and no pin holds it) or EIO.
  *
  * A pin read from within PIN_KEEP_NS is its reader's between two READs: it
- * is taken for another version only after the caller waited PIN_WAIT_NS, so
- * more readers of different versions than PINS take turns on the pins
+ * is taken for another version only once store_pin_kept_until() has passed,
+ * so more readers of different versions than PINS take turns on the pins
  * instead of rebuilding each other's offsets at every READ. */
 static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
 {
@@ -2553,7 +2568,6 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
         }
         /* A free slot, else the least recently used idle one that its reader
          * has left (or any, once the caller has waited long enough). */
-        int patient = now - since < PIN_WAIT_NS;
         struct pin *p = NULL;
         int64_t kept = 0;           /* the earliest a kept pin may be taken */
         for (int i = 0; i < PINS; i++) {
@@ -2564,20 +2578,24 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
                 p = q;
                 break;
             }
-            if (patient && now - q->used_ns < PIN_KEEP_NS) {
-                if (!kept || q->used_ns + PIN_KEEP_NS < kept)
-                    kept = q->used_ns + PIN_KEEP_NS;
+            int64_t until = store_pin_kept_until(q->used_ns, q->build_ns, since);
+            if (now < until) {
+                if (!kept || until < kept)
+                    kept = until;
                 continue;
             }
             if (!p || q->used_ns < p->used_ns)
                 p = q;
         }
         if (!p) {                   /* every pin is busy or kept: wait */
-            if (kept && since + PIN_WAIT_NS < kept)
-                kept = since + PIN_WAIT_NS;
             pins_wait(st, kept);
             continue;
         }
+        if (p->in_txn && now - p->used_ns < PIN_KEEP_NS)
+            log_debug("cache: model %d took the pin of model %d read %.2f ms ago, after"
+                      " waiting %.2f ms (its offsets took %.2f ms)", model, p->model,
+                      (double)(now - p->used_ns) / 1e6, (double)(now - since) / 1e6,
+                      (double)p->build_ns / 1e6);
         pin_reset(p);
         if (pin_prepare(st, p) < 0 || pin_begin(p, model) < 0)
             return NULL;
@@ -2687,6 +2705,7 @@ static uint64_t pin_size(struct pin *p, unsigned which)
 static int pin_offsets(struct pin *p, unsigned which)
 {
     if (!p->have_offsets) {
+        int64_t t0 = clock_now_ns();
         size_t cap = p->n + 1;
         free(p->rowid);
         free(p->joff);
@@ -2721,11 +2740,14 @@ static int pin_offsets(struct pin *p, unsigned which)
             return -1;
         }
         p->have_offsets = 1;
-        log_debug("cache: model %d, version %llu: export offsets of %zu rows built", p->model,
-                  (unsigned long long)p->ver, n);
+        int64_t t1 = clock_now_ns();
+        p->build_ns += t1 - t0;
+        log_debug("cache: model %d, version %llu: export offsets of %zu rows built (%.1f ms)",
+                  p->model, (unsigned long long)p->ver, n, (double)(t1 - t0) / 1e6);
     }
     if (which != INO_EXPORT_CSV || p->have_coff)
         return 0;
+    int64_t t0 = clock_now_ns();
     if (pin_cols(p) < 0)
         return -1;
     uint64_t c = p->header.len;
@@ -2740,6 +2762,7 @@ static int pin_offsets(struct pin *p, unsigned which)
         return -1;
     }
     p->have_coff = 1;
+    p->build_ns += clock_now_ns() - t0;
     return 0;
 }
 
