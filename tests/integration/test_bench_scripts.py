@@ -100,6 +100,10 @@ def test_warm_floor_compares_kombofs_the_floor_and_tmpfs():
             assert re.search(rf"^\('{name}', '{side}'\) median \S+ all", out, re.M), out
         assert re.search(rf"^{name}: kombofs \d+\.\d+x tmpfs, \d+\.\d+x the floor", out, re.M), out
     no_leftovers("kombofs-wf.")
+    out = run(os.path.join(BENCH, "warm_floor.py"), "200", "1", conftest.KOMBOFS, floor, "grep")
+    assert re.search(r"^grep -r: kombofs \d+\.\d+x tmpfs", out, re.M), out
+    assert not re.search(r"^cat:", out, re.M), out
+    no_leftovers("kombofs-wf.")
 
 
 def test_delta_scaling_compares_two_mirror_sizes():
