@@ -60,7 +60,11 @@ def floor_requests():
 
 def requests(side):
     if side == "kombofs":
-        return {k: v for k, v in status()["requests"].items() if isinstance(v, int)}
+        st = status()
+        counts = {k: v for k, v in st["requests"].items() if isinstance(v, int)}
+        for k, v in (st.get("read_ahead") or {}).items():   # files pushed ahead (SPEC §12)
+            counts["pushed " + k] = v
+        return counts
     return floor_requests() if side == "floor" else {}
 
 
