@@ -336,7 +336,9 @@ def test_more_readers_than_pins_take_turns(sandbox, kombofs):
     assert built, "no pin whose offsets were built was taken from its reader: they waited"
     for ago, waited, b in taken:
         assert ago < 200 and waited >= min(500.0, 10 * b) - 0.1, (ago, waited, b)
-    cheap = sorted(waited for _, waited, b in built if b < 1)
+    # Builds of 1,500 rows take well under a millisecond (a few under a sanitizer): the
+    # waits for them stay far below the 500 ms a flat wait takes.
+    cheap = sorted(waited for _, waited, b in built if b < 5)
     assert cheap and cheap[len(cheap) // 2] < 100, cheap
 
 
