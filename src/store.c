@@ -2356,10 +2356,14 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
  * parallel. Before, one mutex serialised every export read of the store.
  * With more versions read at once than PINS, readers take turns: a pin read
  * within PIN_KEEP_NS stays its reader's until another has waited what taking
- * it would cost, PIN_HOLD_X times its offsets' build time, at most PIN_WAIT_NS
- * (store_pin_kept_until). Taking it at once rebuilt some reader's offsets at
- * nearly every READ; always waiting PIN_WAIT_NS made small exports, whose
- * offsets are built in a millisecond, wait for nothing.
+ * it would cost (store_pin_kept_until). For a pin of the current version
+ * that is a rebuild of its offsets: PIN_HOLD_X times their build time, at
+ * most PIN_WAIT_NS. For a pin that may hold an older version (a write was
+ * made visible since its transaction began) it is its reader's whole read,
+ * which fails with ESTALE once no pin holds the version: PIN_WAIT_NS. Taking
+ * it at once rebuilt some reader's offsets at nearly every READ; always
+ * waiting PIN_WAIT_NS made small exports, whose offsets are built in a
+ * millisecond, wait for nothing.
  * pins_lock guards the slots (busy, in_txn, model, ver, used_ns), and is held
  * while a slot's transaction begins or ends; a busy pin's other fields belong
  * to the thread that marked it busy.
@@ -2400,6 +2404,7 @@ struct pin {
     int busy;                   /* a thread is reading from it (under pins_lock) */
     int have_offsets, have_coff;
     int64_t build_ns;           /* spent building its offsets and CSV columns */
+    uint64_t commits;           /* store_commits() before its transaction began */
     size_t nrows;
     uint64_t *rowid, *joff, *coff;  /* nrows + 1 starts each (the last = the size) */
     int have_last;              /* the last record rendered */
@@ -2522,9 +2527,10 @@ static void pins_wait(struct store *st, int64_t deadline_ns)
     pthread_cond_timedwait(&st->pins_free, &st->pins_lock, &ts);
 }
 
-int64_t store_pin_kept_until(int64_t used_ns, int64_t build_ns, int64_t since_ns)
+int64_t store_pin_kept_until(int64_t used_ns, int64_t build_ns, int current, int64_t since_ns)
 {
-    int64_t hold = build_ns > PIN_WAIT_NS / PIN_HOLD_X ? PIN_WAIT_NS : PIN_HOLD_X * build_ns;
+    int64_t hold = !current || build_ns > PIN_WAIT_NS / PIN_HOLD_X ? PIN_WAIT_NS
+                                                                  : PIN_HOLD_X * build_ns;
     if (hold < 0)
         hold = 0;
     int64_t keep = used_ns + PIN_KEEP_NS, wait = since_ns + hold;
@@ -2578,7 +2584,8 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
                 p = q;
                 break;
             }
-            int64_t until = store_pin_kept_until(q->used_ns, q->build_ns, since);
+            int64_t until = store_pin_kept_until(q->used_ns, q->build_ns,
+                                                 q->commits == store_commits(st), since);
             if (now < until) {
                 if (!kept || until < kept)
                     kept = until;
@@ -2597,6 +2604,7 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
                       (double)(now - p->used_ns) / 1e6, (double)(now - since) / 1e6,
                       (double)p->build_ns / 1e6);
         pin_reset(p);
+        p->commits = store_commits(st);
         if (pin_prepare(st, p) < 0 || pin_begin(p, model) < 0)
             return NULL;
         if (ver && p->ver != ver) {

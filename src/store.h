@@ -272,8 +272,10 @@ uint64_t store_commits(struct store *st);
 /* The export pins' turns (store.c, "exports"): until when a pin its reader
  * last read at used_ns, whose offsets took build_ns to build, stays that
  * reader's against a reader of another version waiting since since_ns
- * (clock_now_ns() times). A pure function, for tests. */
-int64_t store_pin_kept_until(int64_t used_ns, int64_t build_ns, int64_t since_ns);
+ * (clock_now_ns() times); current: no write was made visible since the
+ * pin's transaction began (else its version may be one that only it holds).
+ * A pure function, for tests. */
+int64_t store_pin_kept_until(int64_t used_ns, int64_t build_ns, int current, int64_t since_ns);
 /* How many read connections of st are open (threads that read it and are
  * still alive; for tests). */
 int store_reader_count(struct store *st);

@@ -889,22 +889,27 @@ static void test_compact_rows(void)
 static void test_pin_turns(void)
 {
     const int64_t MS = 1000000, t = 1000000 * MS;  /* used at t, asked since t + 1 ms */
-    ok(store_pin_kept_until(t, 0, t + MS) == t + MS,
+    ok(store_pin_kept_until(t, 0, 1, t + MS) == t + MS,
        "offsets never built: the pin is taken as soon as it is asked for");
-    ok(store_pin_kept_until(t, MS / 2, t + MS) == t + 6 * MS,
+    ok(store_pin_kept_until(t, MS / 2, 1, t + MS) == t + 6 * MS,
        "built in 0.5 ms: kept 5 ms for its reader, not half a second");
-    ok(store_pin_kept_until(t, 3 * MS, t + MS) == t + 31 * MS, "built in 3 ms: kept 30 ms");
-    ok(store_pin_kept_until(t, 30 * MS, t + MS) == t + 200 * MS,
+    ok(store_pin_kept_until(t, 3 * MS, 1, t + MS) == t + 31 * MS, "built in 3 ms: kept 30 ms");
+    ok(store_pin_kept_until(t, 30 * MS, 1, t + MS) == t + 200 * MS,
        "built in 30 ms: kept until 200 ms after its last read");
-    ok(store_pin_kept_until(t, 30 * MS, t - 50 * MS) == t + 200 * MS,
+    ok(store_pin_kept_until(t, 30 * MS, 1, t - 50 * MS) == t + 200 * MS,
        "built in 30 ms, asked for since 50 ms before its last read: kept 200 ms after it");
-    ok(store_pin_kept_until(t, 30 * MS, t - 250 * MS) == t + 50 * MS,
+    ok(store_pin_kept_until(t, 30 * MS, 1, t - 250 * MS) == t + 50 * MS,
        "built in 30 ms, asked for since 250 ms before its last read: taken 300 ms after asking");
-    ok(store_pin_kept_until(t, 10000 * MS, t - 600 * MS) == t - 100 * MS,
+    ok(store_pin_kept_until(t, 10000 * MS, 1, t - 600 * MS) == t - 100 * MS,
        "built in 10 s: the wait is at most 500 ms");
-    ok(store_pin_kept_until(t, INT64_MAX / 2, t) == t + 200 * MS,
+    ok(store_pin_kept_until(t, INT64_MAX / 2, 1, t) == t + 200 * MS,
        "a huge build time does not overflow");
-    ok(store_pin_kept_until(t, -5 * MS, t + MS) == t + MS, "a clock step back waits nothing");
+    ok(store_pin_kept_until(t, -5 * MS, 1, t + MS) == t + MS, "a clock step back waits nothing");
+    /* A pin that may hold an older version: taking it fails its reader. */
+    ok(store_pin_kept_until(t, MS / 2, 0, t + MS) == t + 200 * MS,
+       "an older version built in 0.5 ms: kept until 200 ms after its last read");
+    ok(store_pin_kept_until(t, 0, 0, t - 450 * MS) == t + 50 * MS,
+       "an older version never built: taken only after a 500 ms wait");
 }
 
 int main(void)
