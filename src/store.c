@@ -2364,7 +2364,8 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
  * it at once rebuilt some reader's offsets at nearly every READ; always
  * waiting PIN_WAIT_NS made small exports, whose offsets are built in a
  * millisecond, wait for nothing.
- * pins_lock guards the slots (busy, in_txn, model, ver, used_ns), and is held
+ * pins_lock guards the slots (busy, in_txn, model, ver, used_ns, commits, and
+ * build_ns while not busy), and is held
  * while a slot's transaction begins or ends; a busy pin's other fields belong
  * to the thread that marked it busy.
  */
