@@ -2365,9 +2365,8 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
  * waiting PIN_WAIT_NS made small exports, whose offsets are built in a
  * millisecond, wait for nothing.
  * pins_lock guards the slots (busy, in_txn, model, ver, used_ns, commits, and
- * build_ns while not busy), and is held
- * while a slot's transaction begins or ends; a busy pin's other fields belong
- * to the thread that marked it busy.
+ * build_ns while not busy), and is held while a slot's transaction begins or
+ * ends; a busy pin's other fields belong to the thread that marked it busy.
  */
 #define PINS 4
 #define PIN_IDLE_NS (30 * 1000000000LL)
@@ -2577,6 +2576,7 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
          * has left (or any, once the caller has waited long enough). */
         struct pin *p = NULL;
         int64_t kept = 0;           /* the earliest a kept pin may be taken */
+        uint64_t commits = store_commits(st);
         for (int i = 0; i < PINS; i++) {
             struct pin *q = &st->pins[i];
             if (q->busy)
@@ -2585,8 +2585,8 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
                 p = q;
                 break;
             }
-            int64_t until = store_pin_kept_until(q->used_ns, q->build_ns,
-                                                 q->commits == store_commits(st), since);
+            int64_t until = store_pin_kept_until(q->used_ns, q->build_ns, q->commits == commits,
+                                                 since);
             if (now < until) {
                 if (!kept || until < kept)
                     kept = until;

@@ -1,7 +1,7 @@
 """The figure scripts that docs/performance.md cites (tests/bench/full_fetch.py,
 webhook_trace.py, read_ahead.py, cold_scan.py, export_read.py, export_parallel.py,
-warm_floor.py, delta_scaling.py), run as it says, from the source tree, at the smallest sizes: each must
-finish, clean up after itself and print its figures. Their figures are not checked (benchmarks, not timed tests)."""
+warm_floor.py, delta_scaling.py), run as it says, from the source tree, at the smallest
+sizes: each must finish, clean up after itself and print its figures. Their figures are not checked (benchmarks, not timed tests)."""
 import glob
 import os
 import re

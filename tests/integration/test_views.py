@@ -308,7 +308,7 @@ def test_more_readers_than_pins_take_turns(sandbox, kombofs):
     what taking it costs, ten times its offsets' build time (at most 0.5 s), so that slow
     builds are not redone at every READ (as they were: each READ of the fifth reader took a
     pin from one of the four, whose next READ took another), and cheap ones are not waited
-    for (a flat 0.5 s made six readers of 2,000 employees 2.7 times slower). Every pass gets
+    for (a flat 0.5 s made six readers of 2,000 employees three times slower). Every pass gets
     the export's exact bytes. The `-v` log says each time a pin was taken from its reader."""
     fs = kombofs(sandbox, "-v")
     names = sorted((os.path.getsize(fs.path("exports", d + ".jsonl")), d + ".jsonl")
