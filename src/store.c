@@ -2363,7 +2363,10 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
  * which fails with ESTALE once no pin holds the version: PIN_WAIT_NS. Taking
  * it at once rebuilt some reader's offsets at nearly every READ; always
  * waiting PIN_WAIT_NS made small exports, whose offsets are built in a
- * millisecond, wait for nothing.
+ * millisecond, wait for nothing. A stat of the current version (ver 0: a
+ * LOOKUP or GETATTR) takes the pin whose transaction began after the last
+ * write made visible, if one exists, instead of beginning on a slot of its
+ * own and finding that version there (which took a slot from another reader).
  * pins_lock guards the slots (busy, in_txn, model, ver, used_ns, commits, and
  * build_ns while not busy), and is held while a slot's transaction begins or
  * ends; a busy pin's other fields belong to the thread that marked it busy.
@@ -2554,10 +2557,14 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
     int64_t since = clock_now_ns();
     for (;;) {
         int64_t now = clock_now_ns();
+        /* Version 0 is the current one: a pin whose transaction began after
+         * the last write made visible holds it. */
+        uint64_t commits = store_commits(st);
         int held = 0;               /* the version asked for is busy */
         for (int i = 0; i < PINS; i++) {
             struct pin *p = &st->pins[i];
-            int match = ver && p->in_txn && p->model == model && p->ver == ver;
+            int match = p->in_txn && p->model == model &&
+                        (ver ? p->ver == ver : p->commits == commits);
             if (p->busy) {
                 held |= match;
             } else if (p->in_txn && now - p->used_ns > PIN_IDLE_NS) {
@@ -2576,7 +2583,6 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
          * has left (or any, once the caller has waited long enough). */
         struct pin *p = NULL;
         int64_t kept = 0;           /* the earliest a kept pin may be taken */
-        uint64_t commits = store_commits(st);
         for (int i = 0; i < PINS; i++) {
             struct pin *q = &st->pins[i];
             if (q->busy)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -487,6 +488,50 @@ static void test_views(void)
     store_close(st);
 }
 
+/* A stat of the current version (ver 0, a LOOKUP or GETATTR) whose pin
+ * exists takes that pin and no slot of its own: with the four pins in use,
+ * it must not end the transaction of a reader of an older version. */
+static void test_current_pin_is_found(void)
+{
+    struct store *st = store_open(path, err, sizeof err);
+    struct buf keys = BUF_INIT;
+    struct emp a = { "a", NULL, NULL, "{\"id\": \"a\", \"n\": 1}\n" };
+    store_begin(st);
+    put(st, &a, &keys);
+    store_commit(st);
+    uint64_t v0 = 0, ver, size;
+    int64_t mt;
+    long len;
+    store_export_stat(st, 0, &v0, &size, &mt);
+    char *got = export_all(st, 0, v0, 4096, &len);
+    ok(strcmp(got, "{\"id\":\"a\",\"n\":1}\n") == 0, "employees read at version %llu",
+       (unsigned long long)v0);
+    /* A change: the pin read just now holds an older version. */
+    store_begin(st);
+    struct emp b = { "b", NULL, NULL, "{\"id\": \"b\"}\n" };
+    put(st, &b, &keys);
+    store_commit(st);
+    for (unsigned m = 1; m <= 3; m++) {     /* the other three pins: current versions */
+        ver = 0;
+        store_export_stat(st, m, &ver, &size, &mt);
+        export_all(st, m, ver, 4096, &len);
+    }
+    /* The older version's reader has left its pin for longer than it is
+     * kept: a slot that is asked for would be its slot. */
+    nanosleep(&(struct timespec){ 0, 300 * 1000000L }, NULL);
+    ver = 0;
+    ok(store_export_stat(st, 1, &ver, &size, &mt) == 0 && size == 0, "a stat of a current version");
+    got = export_all(st, 0, v0, 4096, &len);
+    ok(len > 0 && strcmp(got, "{\"id\":\"a\",\"n\":1}\n") == 0,
+       "the older version still reads (%ld): the stat took no other pin", len);
+    ver = 0;
+    int rc = store_export_stat(st, 0, &ver, &size, &mt);
+    ok(rc == 0 && ver > v0 && size == 28, "the current employees (%llu bytes)",
+       (unsigned long long)size);
+    buf_free(&keys);
+    store_close(st);
+}
+
 static void *read_once(void *arg)
 {
     struct store_attr a;
@@ -924,6 +969,8 @@ int main(void)
     test_refusals();
     remove_db();
     test_views();
+    remove_db();
+    test_current_pin_is_found();
     remove_db();
     test_backfill();
     remove_db();
