@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Warm `cat` of every file and warm `grep -r` of the whole tree (all nine endpoints and
 changes/), kombofs against the FUSE floor (tests/bench/floor.c) serving a tmpfs copy
-against that tmpfs copy, R repetitions, medians, and the FUSE requests each timed pass
-sent. Before a FUSE side's timed pass the clean page cache is dropped and two untimed
-passes read the files in again, as tests/bench/run.sh does. Root; run from the source
-tree.
+against that tmpfs copy, R repetitions, medians, the FUSE requests each timed pass sent,
+and what this kernel's DAMON paged out during it. Before a FUSE side's timed pass the
+clean page cache is dropped and two untimed passes read the files in again, as
+tests/bench/run.sh does. Root; run from the source tree.
 
     /usr/bin/python3 tests/bench/warm_floor.py N R KOMBOFS FLOOR [cat|grep]
 
@@ -58,6 +58,29 @@ def floor_requests():
     raise SystemExit("the floor wrote no counts")
 
 
+DAMON = "/sys/kernel/mm/damon/admin/kdamonds/0"
+
+
+def damon_paged_out():
+    """Bytes this kernel's DAMON schemes have paged out so far (the stats are brought up to
+    date first), or None without DAMON. Its scheme here pages out unmapped file pages it saw
+    no access to for a minute, which a FUSE mount's page cache is and a tmpfs is not."""
+    try:
+        with open(DAMON + "/state", "w") as f:
+            f.write("update_schemes_stats\n")
+        total, ctxs = 0, DAMON + "/contexts"
+        for c in os.listdir(ctxs):
+            schemes = os.path.join(ctxs, c, "schemes")
+            if os.path.isdir(schemes):
+                for sc in os.listdir(schemes):
+                    path = os.path.join(schemes, sc, "stats", "sz_applied")
+                    if os.path.exists(path):
+                        total += int(open(path).read())
+        return total
+    except OSError:
+        return None
+
+
 def requests(side):
     if side == "kombofs":
         st = status()
@@ -102,11 +125,14 @@ try:
                     subprocess.run("sync; echo 1 > /proc/sys/vm/drop_caches", shell=True)
                     timed(cmd, dirs[side]); timed(cmd, dirs[side])
                 r0 = requests(side)
+                d0 = damon_paged_out()
                 dt = timed(cmd, dirs[side])
+                d1 = damon_paged_out()
                 r1 = requests(side)
                 sent = {k: r1[k] - r0.get(k, 0) for k in r1 if k != "dump" and r1[k] != r0.get(k, 0)}
                 res.setdefault((name, side), []).append(dt)
-                print(rep, name, side, "%.3f s" % dt, "requests", sent, flush=True)
+                print(rep, name, side, "%.3f s" % dt, "requests", sent,
+                      "" if d0 is None else "DAMON paged out %.0f MB" % ((d1 - d0) / 1e6), flush=True)
     for k, v in sorted(res.items()):
         print(k, "median %.4g" % statistics.median(v), "all", ["%.4g" % x for x in v])
     for name in cmds:

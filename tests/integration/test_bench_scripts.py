@@ -1,6 +1,6 @@
 """The figure scripts that docs/performance.md cites (tests/bench/full_fetch.py,
 webhook_trace.py, read_ahead.py, cold_scan.py, export_read.py, export_parallel.py,
-warm_floor.py, delta_scaling.py), run as it says, from the source tree, at the smallest
+warm_floor.py, warm_scattered.py, delta_scaling.py), run as it says, from the source tree, at the smallest
 sizes: each must finish, clean up after itself and print its figures. Their figures are not checked (benchmarks, not timed tests)."""
 import glob
 import os
@@ -104,6 +104,16 @@ def test_warm_floor_compares_kombofs_the_floor_and_tmpfs():
     assert re.search(r"^grep -r: kombofs \d+\.\d+x tmpfs", out, re.M), out
     assert not re.search(r"^cat:", out, re.M), out
     no_leftovers("kombofs-wf.")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="warm_scattered.py drops pages as root")
+def test_warm_scattered_compares_read_ahead_on_and_off():
+    out = run(os.path.join(BENCH, "warm_scattered.py"), "200", "2", "10", conftest.KOMBOFS)
+    assert len(re.findall(r"^[01] (on|off) \d+\.\d+ s dropped [1-9]\d* requests", out, re.M)) == 4, out
+    for side in ("on", "off"):
+        assert re.search(rf"^{side}: median \d+\.\d+ s, all \S+ \S+$", out, re.M), out
+    assert re.search(r"^on / off: \d+\.\d+$", out, re.M), out
+    no_leftovers("kombofs-ws.")
 
 
 def test_delta_scaling_compares_two_mirror_sizes():
