@@ -21,6 +21,7 @@
 #define NSCANS 16               /* walks followed at once (LRU) */
 #define NQUEUE 16               /* batches waiting for the pusher */
 #define FIRST_WINDOW 16
+#define NEAR 8                  /* files a READ may skip and still continue a walk */
 #define MAX_FILE (1024 * 1024)  /* larger records are left to the reader's READs */
 #define NAME_LEN 256
 
@@ -60,6 +61,11 @@ struct job {
     uint64_t after_rowid;
     char after_name[NAME_LEN];
     int count;
+    /* A READ beyond the window: where the walk was before it (the window's
+     * end or the last READ, whichever is further), to count what it skipped. */
+    int probe;
+    uint64_t front_rowid;
+    char front_name[NAME_LEN];
 };
 
 struct ahead {
@@ -74,7 +80,7 @@ struct ahead {
     size_t max_bytes;
     pthread_t thread;
     int started, stop;
-    atomic_long n_scans, n_batches, n_files, n_bytes, n_not_held;
+    atomic_long n_scans, n_batches, n_files, n_bytes, n_not_held, n_far;
 };
 
 struct ahead *ahead_new(int max_files, size_t max_bytes)
@@ -187,11 +193,38 @@ static int push_one(void *ctx, const char *name, const struct store_attr *attr, 
     return 0;
 }
 
-static void push_batch(struct ahead *a, const struct job *j)
+/* Files the READ of a probing job skipped since the walk's front, up to
+ * NEAR + 1 (a change-log entry's place is its dense sequence number), or -1. */
+static int skipped(struct store_reader *r, const struct job *j)
+{
+    if (j->model == AHEAD_CHANGES) {
+        int64_t to = j->order == BY_NAME ? entry_seq(j->after_name) : (int64_t)j->after_rowid;
+        int64_t from = j->order == BY_NAME ? entry_seq(j->front_name) : (int64_t)j->front_rowid;
+        if (to < 0 || from < 0)
+            return -1;
+        return to - from - 1 > NEAR ? NEAR + 1 : to - from - 1 < 0 ? 0 : (int)(to - from - 1);
+    }
+    return store_read_ahead_gap(r, j->model, j->order == BY_NAME, j->front_rowid, j->front_name,
+                                j->after_rowid, j->after_name, NEAR + 1);
+}
+
+static void push_batch(struct ahead *a, struct job *j)
 {
     struct store_reader *r = store_reader(j->st);
     if (!r)
         return;
+    /* A READ far beyond the walk's front, with the files between it cached:
+     * a file the kernel dropped from a warm tree, not a reader outrunning the
+     * pushes. Push a first window after it, not a widened one. */
+    if (j->probe && skipped(r, j) > NEAR) {
+        atomic_fetch_add(&a->n_far, 1);
+        if (j->count > FIRST_WINDOW)
+            j->count = FIRST_WINDOW;
+        pthread_mutex_lock(&a->lock);
+        if (current(a, j))
+            a->scans[j->scan].window = FIRST_WINDOW;
+        pthread_mutex_unlock(&a->lock);
+    }
     pthread_mutex_lock(&a->lock);
     struct pushing p = { a, j, a->se, 0, j->count >= 8 ? j->count / 2 : -1, 0, 0 };
     pthread_mutex_unlock(&a->lock);
@@ -251,9 +284,10 @@ static struct scan *find_scan(struct ahead *a, struct store *st, int model)
     return lru;
 }
 
-/* Queue a batch after the read just seen, or after the window's end. With
- * a->lock held. */
-static void enqueue(struct ahead *a, struct scan *sc, int from_end)
+/* Queue a batch after the read just seen, or after the window's end. A
+ * batch after a READ beyond the window first counts what that READ skipped
+ * since `front` (NULL: nothing to count). With a->lock held. */
+static void enqueue(struct ahead *a, struct scan *sc, int from_end, const struct pos *front)
 {
     if (a->qlen == NQUEUE)
         return;     /* the pusher is behind: the reader's READs serve it */
@@ -273,6 +307,11 @@ static void enqueue(struct ahead *a, struct scan *sc, int from_end)
     j->after_rowid = from_end ? sc->end_rowid : sc->last_rowid;
     snprintf(j->after_name, sizeof j->after_name, "%s", from_end ? sc->end_name : sc->last_name);
     j->count = sc->window;
+    if (front) {
+        j->probe = 1;
+        j->front_rowid = front->rowid;
+        snprintf(j->front_name, sizeof j->front_name, "%s", front->name);
+    }
     /* Until the pusher lists the batch, its end is where it starts. */
     sc->end_rowid = j->after_rowid;
     snprintf(sc->end_name, sizeof sc->end_name, "%s", j->after_name);
@@ -302,6 +341,12 @@ void ahead_read(struct ahead *a, struct store *st, uint64_t node, int model, con
     int beyond = was == BY_ROWID ? rowid > sc->end_rowid : strcmp(name, sc->end_name) > 0;
     int tripped = sc->trip && (was == BY_ROWID ? rowid >= sc->trip_rowid
                                               : strcmp(name, sc->trip_name) >= 0);
+    /* The walk's front before this READ: the window's end or the last READ. */
+    char front_name[NAME_LEN];
+    struct pos front = { sc->end_rowid > sc->last_rowid ? sc->end_rowid : sc->last_rowid,
+                         front_name };
+    snprintf(front_name, sizeof front_name, "%s",
+             strcmp(sc->end_name, sc->last_name) > 0 ? sc->end_name : sc->last_name);
     sc->last_rowid = rowid;
     snprintf(sc->last_name, sizeof sc->last_name, "%s", name);
     if (was != NONE && (was == BY_ROWID ? by_rowid : by_name)) {
@@ -311,7 +356,7 @@ void ahead_read(struct ahead *a, struct store *st, uint64_t node, int model, con
         if ((beyond || tripped) && !sc->pending) {
             if (sc->window < a->max_files)
                 sc->window = sc->window * 2 > a->max_files ? a->max_files : sc->window * 2;
-            enqueue(a, sc, !beyond);
+            enqueue(a, sc, !beyond, beyond ? &front : NULL);
         }
     } else {
         /* A jump, or a walk not seen yet: two reads in one order make one. */
@@ -324,7 +369,7 @@ void ahead_read(struct ahead *a, struct store *st, uint64_t node, int model, con
                       sc->order == BY_ROWID ? "listing" : "name", name);
             sc->window = FIRST_WINDOW;
             atomic_fetch_add(&a->n_scans, 1);
-            enqueue(a, sc, 0);
+            enqueue(a, sc, 0, NULL);
         }
     }
     pthread_mutex_unlock(&a->lock);
@@ -358,9 +403,10 @@ void *ahead_stats(struct ahead *a)
 {
     if (!a)
         return json_null();
-    return json_pack("{sI sI sI sI sI}", "scans", (json_int_t)atomic_load(&a->n_scans),
+    return json_pack("{sI sI sI sI sI sI}", "scans", (json_int_t)atomic_load(&a->n_scans),
                      "batches", (json_int_t)atomic_load(&a->n_batches), "files",
                      (json_int_t)atomic_load(&a->n_files), "bytes",
                      (json_int_t)atomic_load(&a->n_bytes), "not_held",
-                     (json_int_t)atomic_load(&a->n_not_held));
+                     (json_int_t)atomic_load(&a->n_not_held), "far",
+                     (json_int_t)atomic_load(&a->n_far));
 }

@@ -58,7 +58,9 @@ void ahead_read(struct ahead *a, struct store *st, uint64_t node, int model, con
 /* Stop the pusher (before the session and the stores go). NULL is fine. */
 void ahead_stop(struct ahead *a);
 void ahead_free(struct ahead *a);
-/* {"scans", "batches", "files", "bytes", "not_held"}: what was pushed. */
+/* {"scans", "batches", "files", "bytes", "not_held", "far"}: what was pushed;
+ * "far" counts READs beyond a walk's window that skipped more than a few
+ * files (a warm tree's dropped file), after which the window starts again. */
 void *ahead_stats(struct ahead *a);
 
 #endif

@@ -122,6 +122,7 @@ static const char *const wsql[W_COUNT] = {
 enum rstmt {
     R_LOOKUP, R_ATTR, R_OLD_ATTR, R_LIST, R_AHEAD, R_AHEAD_NAME, R_KEY, R_BODY, R_OLD_BODY, R_META,
     R_CH_ATTR, R_CH_LIST, R_CH_BODY, R_CH_AHEAD, R_CH_RANGE, R_COUNT, R_WATERMARK, R_DICT,
+    R_GAP, R_GAP_NAME,
     /* one of each per view, email then remote id: R_LNK_x + view */
     R_LNK_FIRST, R_LNK_FIRST_RID, R_LNK_NAMED, R_LNK_NAMED_RID, R_LNK_ROW, R_LNK_ROW_RID,
     R_LNK_LIST, R_LNK_LIST_RID,
@@ -156,6 +157,10 @@ static const char *const rsql[R_NSTMT] = {
     [R_COUNT] = "SELECT count(*) FROM records WHERE model = ?1",
     [R_WATERMARK] = "SELECT watermark FROM endpoints WHERE model = ?1",
     [R_DICT] = "SELECT bytes FROM dicts WHERE id = ?1",
+    [R_GAP] = "SELECT count(*) FROM (SELECT 1 FROM records WHERE model = ?1 AND ino > ?2"
+              " AND ino < ?3 LIMIT ?4)",
+    [R_GAP_NAME] = "SELECT count(*) FROM (SELECT 1 FROM records WHERE model = ?1 AND name > ?2"
+                   " AND name < ?3 LIMIT ?4)",
 #define LNK_MIN(col, model, value) \
     "(SELECT min(x.id) FROM records x WHERE x.model = " model " AND x." col " = " value \
     " AND x." col " IS NOT NULL)"
@@ -1896,6 +1901,24 @@ int store_read_ahead(struct store_reader *r, int model, int by_name, uint64_t af
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         n = row_result(r, rc);
+    sqlite3_reset(s);
+    return n;
+}
+
+int store_read_ahead_gap(struct store_reader *r, int model, int by_name, uint64_t from_rowid,
+                         const char *from_name, uint64_t to_rowid, const char *to_name, int limit)
+{
+    sqlite3_stmt *s = rs(r, by_name ? R_GAP_NAME : R_GAP);
+    sqlite3_bind_int(s, 1, model);
+    if (by_name) {
+        sqlite3_bind_text(s, 2, from_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, to_name, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)from_rowid);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)to_rowid);
+    }
+    sqlite3_bind_int(s, 4, limit);
+    int rc = sqlite3_step(s), n = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
     sqlite3_reset(s);
     return n;
 }

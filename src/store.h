@@ -302,6 +302,11 @@ typedef int (*store_body_fn)(void *ctx, const char *name, const struct store_att
                              const void *body, size_t len);
 int store_read_ahead(struct store_reader *r, int model, int by_name, uint64_t after_rowid,
                      const char *after_name, int max, store_body_fn fn, void *ctx);
+/* How many records of a model lie strictly between two places of its listing
+ * (rowids, or names when by_name; the strings are the caller's), counted up to
+ * limit. Returns the count, or -1. */
+int store_read_ahead_gap(struct store_reader *r, int model, int by_name, uint64_t from_rowid,
+                         const char *from_name, uint64_t to_rowid, const char *to_name, int limit);
 /* The model and file name of a record's current version `node`: 1 found
  * (name truncated to namelen), 0 not current or absent, -1 error. */
 int store_read_record_key(struct store_reader *r, uint64_t node, int *model, char *name,

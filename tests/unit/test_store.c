@@ -532,6 +532,31 @@ static void test_current_pin_is_found(void)
     store_close(st);
 }
 
+/* What a READ skipped since the read-ahead's front: the records between two
+ * places of a listing, by rowid and by name, up to a limit. */
+static void test_ahead_gap(void)
+{
+    struct store *st = store_open(path, err, sizeof err);
+    struct store_reader *r = store_reader(st);
+    struct buf keys = BUF_INIT;
+    const char *ids[] = { "e", "b", "d", "a", "c" };    /* rowid order, not name order */
+    uint64_t ino[5];
+    store_begin(st);
+    for (int i = 0; i < 5; i++) {
+        struct emp e = { ids[i], NULL, NULL, "{}\n" };
+        ino[i] = ino_rowid(put(st, &e, &keys));
+    }
+    store_commit(st);
+    ok(store_read_ahead_gap(r, 0, 0, ino[0], NULL, ino[4], NULL, 9) == 3, "by rowid: 3 between");
+    ok(store_read_ahead_gap(r, 0, 0, ino[0], NULL, ino[4], NULL, 2) == 2, "counted up to the limit");
+    ok(store_read_ahead_gap(r, 0, 0, ino[1], NULL, ino[2], NULL, 9) == 0, "neighbours: none");
+    ok(store_read_ahead_gap(r, 1, 0, ino[0], NULL, ino[4], NULL, 9) == 0, "another model: none");
+    ok(store_read_ahead_gap(r, 0, 1, 0, "a.json", 0, "e.json", 9) == 3, "by name: 3 between");
+    ok(store_read_ahead_gap(r, 0, 1, 0, "b.json", 0, "c.json", 9) == 0, "by name, neighbours");
+    buf_free(&keys);
+    store_close(st);
+}
+
 static void *read_once(void *arg)
 {
     struct store_attr a;
@@ -971,6 +996,8 @@ int main(void)
     test_views();
     remove_db();
     test_current_pin_is_found();
+    remove_db();
+    test_ahead_gap();
     remove_db();
     test_backfill();
     remove_db();
