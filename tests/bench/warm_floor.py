@@ -15,7 +15,7 @@ A figure script, not a test: it shows whether a warm row's "÷ floor" is kombofs
 page cache's (evicted pages and readdir caches make requests on either side)."""
 import sys, os, subprocess, time, statistics, tempfile, shutil, signal
 sys.path.insert(0, "tests/integration")
-from conftest import API_KEY, is_mounted
+from conftest import API_KEY, damon_paged_out, is_mounted
 sys.path.insert(1, "tests/sandbox")
 from kombo_sandbox import Sandbox
 import figlib
@@ -56,29 +56,6 @@ def floor_requests():
         if now != before:
             return dict((k, int(v)) for k, v in (line.split() for line in now.splitlines() if line.strip()))
     raise SystemExit("the floor wrote no counts")
-
-
-DAMON = "/sys/kernel/mm/damon/admin/kdamonds/0"
-
-
-def damon_paged_out():
-    """Bytes this kernel's DAMON schemes have paged out so far (the stats are brought up to
-    date first), or None without DAMON. Its scheme here pages out unmapped file pages it saw
-    no access to for a minute, which a FUSE mount's page cache is and a tmpfs is not."""
-    try:
-        with open(DAMON + "/state", "w") as f:
-            f.write("update_schemes_stats\n")
-        total, ctxs = 0, DAMON + "/contexts"
-        for c in os.listdir(ctxs):
-            schemes = os.path.join(ctxs, c, "schemes")
-            if os.path.isdir(schemes):
-                for sc in os.listdir(schemes):
-                    path = os.path.join(schemes, sc, "stats", "sz_applied")
-                    if os.path.exists(path):
-                        total += int(open(path).read())
-        return total
-    except OSError:
-        return None
 
 
 def requests(side):
