@@ -202,7 +202,8 @@ static int skipped(struct store_reader *r, const struct job *j)
         int64_t from = j->order == BY_NAME ? entry_seq(j->front_name) : (int64_t)j->front_rowid;
         if (to < 0 || from < 0)
             return -1;
-        return to - from - 1 > NEAR ? NEAR + 1 : to - from - 1 < 0 ? 0 : (int)(to - from - 1);
+        int64_t gap = to - from - 1;
+        return gap > NEAR ? NEAR + 1 : gap < 0 ? 0 : (int)gap;
     }
     return store_read_ahead_gap(r, j->model, j->order == BY_NAME, j->front_rowid, j->front_name,
                                 j->after_rowid, j->after_name, NEAR + 1);
@@ -216,16 +217,15 @@ static void push_batch(struct ahead *a, struct job *j)
     /* A READ far beyond the walk's front, with the files between it cached:
      * a file the kernel dropped from a warm tree, not a reader outrunning the
      * pushes. Push a first window after it, not a widened one. */
-    if (j->probe && skipped(r, j) > NEAR) {
+    int far = j->probe && skipped(r, j) > NEAR;
+    if (far) {
         atomic_fetch_add(&a->n_far, 1);
         if (j->count > FIRST_WINDOW)
             j->count = FIRST_WINDOW;
-        pthread_mutex_lock(&a->lock);
-        if (current(a, j))
-            a->scans[j->scan].window = FIRST_WINDOW;
-        pthread_mutex_unlock(&a->lock);
     }
     pthread_mutex_lock(&a->lock);
+    if (far && current(a, j))
+        a->scans[j->scan].window = FIRST_WINDOW;
     struct pushing p = { a, j, a->se, 0, j->count >= 8 ? j->count / 2 : -1, 0, 0 };
     pthread_mutex_unlock(&a->lock);
     /* One statement for the batch: the bytes come with the listing. */
@@ -341,12 +341,15 @@ void ahead_read(struct ahead *a, struct store *st, uint64_t node, int model, con
     int beyond = was == BY_ROWID ? rowid > sc->end_rowid : strcmp(name, sc->end_name) > 0;
     int tripped = sc->trip && (was == BY_ROWID ? rowid >= sc->trip_rowid
                                               : strcmp(name, sc->trip_name) >= 0);
-    /* The walk's front before this READ: the window's end or the last READ. */
+    /* The walk's front before this READ, for a READ beyond the window: the
+     * window's end or the last READ, whichever is further. */
     char front_name[NAME_LEN];
+    front_name[0] = '\0';
     struct pos front = { sc->end_rowid > sc->last_rowid ? sc->end_rowid : sc->last_rowid,
                          front_name };
-    snprintf(front_name, sizeof front_name, "%s",
-             strcmp(sc->end_name, sc->last_name) > 0 ? sc->end_name : sc->last_name);
+    if (beyond)
+        snprintf(front_name, sizeof front_name, "%s",
+                 strcmp(sc->end_name, sc->last_name) > 0 ? sc->end_name : sc->last_name);
     sc->last_rowid = rowid;
     snprintf(sc->last_name, sizeof sc->last_name, "%s", name);
     if (was != NONE && (was == BY_ROWID ? by_rowid : by_name)) {

@@ -34,6 +34,16 @@ def status(mnt):
         return json.load(f)
 
 
+def requests(mnt):
+    """The FUSE requests kombofs on MNT has served so far, by type, and the read-ahead
+    pusher's counts as "pushed <name>" (.status)."""
+    st = status(mnt)
+    counts = {k: v for k, v in st["requests"].items() if isinstance(v, int)}
+    for k, v in (st.get("read_ahead") or {}).items():   # files pushed ahead (SPEC §12)
+        counts["pushed " + k] = v
+    return counts
+
+
 def wait_full(mnt, endpoints=None):
     """Until the full fetch of ENDPOINTS (default: every mirrored one) is over."""
     while True:

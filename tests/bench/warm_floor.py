@@ -60,11 +60,7 @@ def floor_requests():
 
 def requests(side):
     if side == "kombofs":
-        st = status()
-        counts = {k: v for k, v in st["requests"].items() if isinstance(v, int)}
-        for k, v in (st.get("read_ahead") or {}).items():   # files pushed ahead (SPEC §12)
-            counts["pushed " + k] = v
-        return counts
+        return figlib.requests(T + "/mnt")
     return floor_requests() if side == "floor" else {}
 
 

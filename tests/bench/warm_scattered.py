@@ -43,14 +43,6 @@ def timed(cmd):
     return time.monotonic() - t
 
 
-def counts():
-    st = figlib.status(MNT)
-    c = {k: v for k, v in st["requests"].items() if isinstance(v, int)}
-    for k, v in (st.get("read_ahead") or {}).items():
-        c["pushed " + k] = v
-    return c
-
-
 def drop_every_kth():
     """Drops the pages of every K-th file in listing order; returns how many."""
     n = 0
@@ -82,9 +74,9 @@ try:
             timed(GREP)
             timed(GREP)
             n = drop_every_kth()
-            c0 = counts()
+            c0 = figlib.requests(MNT)
             dt = timed(GREP)
-            c1 = counts()
+            c1 = figlib.requests(MNT)
             sent = {k: c1[k] - c0.get(k, 0) for k in c1 if c1[k] != c0.get(k, 0)}
             res.setdefault(side, []).append(dt)
             print(rep, side, "%.3f s" % dt, "dropped", n, "requests", sent, flush=True)
