@@ -2383,7 +2383,10 @@ int store_read_link_list(struct store_reader *r, enum store_view view, int model
  * that is a rebuild of its offsets: PIN_HOLD_X times their build time, at
  * most PIN_WAIT_NS. For a pin that may hold an older version (a write was
  * made visible since its transaction began) it is its reader's whole read,
- * which fails with ESTALE once no pin holds the version: PIN_WAIT_NS. Taking
+ * which fails with ESTALE once no pin holds the version: PIN_WAIT_NS, and
+ * it is taken only when no pin of the current version is busy or kept (one of
+ * those becomes free to take soon), or once the taker has waited PIN_WAIT_NS,
+ * so a reader of an older version may pause longer than PIN_KEEP_NS. Taking
  * it at once rebuilt some reader's offsets at nearly every READ; always
  * waiting PIN_WAIT_NS made small exports, whose offsets are built in a
  * millisecond, wait for nothing. A stat of the current version (ver 0: a
@@ -2603,28 +2606,38 @@ static struct pin *pin_get(struct store *st, int model, uint64_t ver, int *err)
             continue;
         }
         /* A free slot, else the least recently used idle one that its reader
-         * has left (or any, once the caller has waited long enough). */
-        struct pin *p = NULL;
+         * has left (or any, once the caller has waited long enough); one that
+         * may hold an older version only as the comment above says. */
+        struct pin *p = NULL, *old = NULL;
         int64_t kept = 0;           /* the earliest a kept pin may be taken */
+        int others = 0;             /* pins of the current version busy or kept */
         for (int i = 0; i < PINS; i++) {
             struct pin *q = &st->pins[i];
-            if (q->busy)
+            int current = q->commits == commits;
+            if (q->busy) {
+                others += current;
                 continue;
+            }
             if (!q->in_txn) {
                 p = q;
                 break;
             }
-            int64_t until = store_pin_kept_until(q->used_ns, q->build_ns, q->commits == commits,
-                                                 since);
+            int64_t until = store_pin_kept_until(q->used_ns, q->build_ns, current, since);
             if (now < until) {
                 if (!kept || until < kept)
                     kept = until;
+                others += current;
                 continue;
             }
-            if (!p || q->used_ns < p->used_ns)
-                p = q;
+            struct pin **best = current ? &p : &old;
+            if (!*best || q->used_ns < (*best)->used_ns)
+                *best = q;
         }
+        if (!p && old && (!others || now - since >= PIN_WAIT_NS))
+            p = old;
         if (!p) {                   /* every pin is busy or kept: wait */
+            if (old && (!kept || since + PIN_WAIT_NS < kept))
+                kept = since + PIN_WAIT_NS;
             pins_wait(st, kept);
             continue;
         }

@@ -347,9 +347,10 @@ def test_more_readers_than_pins_take_turns(sandbox, kombofs):
 def test_a_slow_reader_of_an_older_version_keeps_its_pin(sandbox, kombofs):
     """A reader of an export's older version, pausing between READs while four readers of
     other exports contend for the four pins: its pin is the least recently used, but taking
-    it would fail its read (no pin would hold that version), so it is kept for the half
-    second a waiter may wait, not for ten times a small build's time (CI saw ESTALE when it
-    was)."""
+    it would fail its read (no pin would hold that version), so a waiter takes a pin of the
+    current version, which costs only a rebuild, while one is busy or kept. CI saw ESTALE
+    when the pin was kept for ten times a small build's time; and when it was kept for
+    200 ms after its last READ, a pause of 300 ms failed every run."""
     fs = kombofs(sandbox)
     path = fs.path("exports", "employees.jsonl")
     want = read_dropping_pages(path, 65536)[0]
@@ -374,9 +375,12 @@ def test_a_slow_reader_of_an_older_version_keeps_its_pin(sandbox, kombofs):
         for t in others:
             t.start()
         try:
-            off = len(got[0])
+            off, reads = len(got[0]), 0
             while off < len(want):
-                time.sleep(0.01)
+                reads += 1
+                # 10 ms between READs, and now and then 300 ms: more than the 200 ms a
+                # pin stays its reader's, less than the 500 ms a waiter may wait
+                time.sleep(0.3 if reads % 25 == 0 else 0.01)
                 b = os.pread(fd, 4096, off)
                 if not b:
                     break
