@@ -3,8 +3,9 @@
 builds or option sets against a tmpfs copy of the file, R repetitions alternating,
 medians. Each LABEL mirrors the sandbox into a cache of its own, then serves it
 --offline; cold = a fresh mount (the kernel holds nothing of the file), warm = the
-second read of that mount. The READs of the cold read come from .status. Root; run from
-the source tree.
+second read of that mount. The READs of the cold read come from .status, the daemon's
+CPU seconds during it ("cold cpu": user and system, to a clock tick) from /proc. Root; run
+from the source tree.
 
     /usr/bin/python3 tests/bench/export_read.py [--floor FLOOR] N R LABEL=BINARY[,OPTION...] [...]
 
@@ -49,6 +50,13 @@ def status():
     return figlib.status(T + "/mnt")
 
 
+def cpu(p):
+    """The daemon's CPU seconds so far, user and system, its exited threads included."""
+    with open("/proc/%d/stat" % p.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(path):
     t = time.monotonic()
     out = subprocess.run(["wc", "-l", path], capture_output=True, text=True, check=True).stdout
@@ -84,9 +92,9 @@ try:
         for label, _, opts in order:
             p = mount(label, ["--offline"] + opts)
             time.sleep(1)
-            s0 = status()
+            s0, c0 = status(), cpu(p)
             dt, lines = timed(T + "/mnt/" + FILE)
-            s1 = status()
+            s1, c1 = status(), cpu(p)
             wt, _ = timed(T + "/mnt/" + FILE)
             umount(p)
             tt, tlines = timed(T + "/tmpfs/e.jsonl")
@@ -96,6 +104,7 @@ try:
             res.setdefault((label, "warm"), []).append(wt)
             res.setdefault((label, "tmpfs"), []).append(tt)
             res.setdefault((label, "cold read"), []).append(s1["requests"]["read"] - s0["requests"]["read"])
+            res.setdefault((label, "cold cpu"), []).append(c1 - c0)
             if floor:
                 subprocess.run(["fusermount3", "-u", T + "/floor"], check=True)
                 while not is_mounted(T + "/floor"):

@@ -76,7 +76,7 @@ def test_export_read_compares_option_sets():
               f"a={conftest.KOMBOFS}", f"b={conftest.KOMBOFS},--no-read-ahead")
     assert re.search(r"^exports/employees.jsonl: \d+ bytes$", out, re.M), out
     for label in ("a", "b"):
-        for what in ("cold", "warm", "tmpfs", "cold read"):
+        for what in ("cold", "warm", "tmpfs", "cold read", "cold cpu"):
             assert re.search(rf"^\('{label}', '{what}'\) median \S+ all", out, re.M), out
     no_leftovers("kombofs-ex.")
 
