@@ -34,6 +34,7 @@ struct kombo {
     struct buf wire;
     enum { ENC_IDENTITY, ENC_GZIP, ENC_OTHER } encoding;
     struct libdeflate_decompressor *inflater;
+    struct pipe *pipe;      /* the listing's helper and its queue, while it runs */
 };
 
 const char *kombo_inflate_version(void)
@@ -674,8 +675,10 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
         pthread_cond_init(&p->cv, NULL);
         atomic_init(&p->stop, 0);
         k->stop = &p->stop;
+        k->pipe = p;
         if (pthread_create(&helper, NULL, download, p) != 0) {
             k->stop = NULL;
+            k->pipe = NULL;
             pthread_cond_destroy(&p->cv);
             pthread_mutex_destroy(&p->mu);
             free(p->cursor);
@@ -724,6 +727,7 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
         rc = drain(p, fn, release, ctx);
     pthread_join(helper, NULL);
     k->stop = NULL;
+    k->pipe = NULL;
     while (p->count) {
         buf_free(&p->q[p->head].body);
         jtext_page_free(&p->q[p->head].page);
@@ -749,6 +753,28 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
         return KOMBO_ABORTED;
     }
     return res;
+}
+
+int kombo_pages_waiting(struct kombo *k, long wait_ms)
+{
+    struct pipe *p = k->pipe;
+    if (!p)
+        return 0;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (wait_ms > 0 && p->count == 0 && !p->done &&
+           pthread_cond_timedwait(&p->cv, &p->mu, &until) == 0)
+        ;
+    int n = p->count;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 /* kombo_list: one page at a time, on the caller's thread. Its caller (the

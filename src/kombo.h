@@ -82,6 +82,12 @@ enum kombo_result kombo_list_prepared(struct kombo *k, const char *path, const c
                                       kombo_release_fn release, void *ctx,
                                       struct kombo_error *err);
 
+/* From kombo_list_prepared's callback: how many pages the helper has
+ * downloaded that the callback has not seen yet, after waiting up to
+ * wait_ms for one when there is none (0 also when there is no helper: a
+ * one-page listing, or kombo_list; and when the listing has ended). */
+int kombo_pages_waiting(struct kombo *k, long wait_ms);
+
 /* GET /check-api-key: KOMBO_OK if the key is accepted. */
 /* GET /integrations/{id} (kombo-api.md, errata): the integration's
  * end_user.origin_id into *origin_id (malloc'd; NULL when it has none). */

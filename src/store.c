@@ -901,6 +901,11 @@ int store_build_done(struct store *st)
     return 0;
 }
 
+int store_building(const struct store *st)
+{
+    return st->building;
+}
+
 struct store *store_open_again(const char *path, char *err, size_t errlen)
 {
     return open_store(path, 0, 0, err, errlen);

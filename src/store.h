@@ -66,6 +66,8 @@ int store_build_interrupted(const char *path);
 /* The first fetch is complete: sync the file, switch it to WAL, remove the
  * marker. 0 (also when st was not being built) or -1. */
 int store_build_done(struct store *st);
+/* 1 while st is being built (store_open_build until store_build_done), else 0. */
+int store_building(const struct store *st);
 /* A further connection to a cache the process already opened (no check). */
 struct store *store_open_again(const char *path, char *err, size_t errlen);
 /* The daemon holds the cache: store_claim() at start, store_release() at a

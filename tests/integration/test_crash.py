@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import INTEGRATION, read_dir
+from conftest import INTEGRATION, is_mounted, read_dir
 from kombo_sandbox import Sandbox
 from sandbox_webhooks import sign
 from test_webhook import free_port, post, data_changed
@@ -20,7 +20,11 @@ SECRET = "crash-test-secret"
 
 
 def mirror_equals(fs, sb):
-    for d in DIRS:
+    return mirror_equals_dirs(fs, sb, DIRS)
+
+
+def mirror_equals_dirs(fs, sb, dirs):
+    for d in dirs:
         want = {r["id"]: r for r in sb.visible(d)}
         got = read_dir(fs, d)
         if got != want:
@@ -106,6 +110,20 @@ def test_kill_9_at_21_moments(kombofs, tmp_path):
         sb.stop()
 
 
+def webhook_sandbox(tmp_path, employees):
+    """A started sandbox that posts its webhooks to a free port, that port, and the
+    daemon's options for its receiver there."""
+    port = free_port()
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
+    sb = Sandbox(employees=employees, integration_id=INTEGRATION,
+                 webhook_url=f"http://127.0.0.1:{port}/webhook", webhook_secret=SECRET,
+                 webhook_delay=0.01)
+    sb.start()
+    return sb, port, (f"--webhook-listen=127.0.0.1:{port}",
+                      f"--webhook-secret-file={secret_file}", "--poll-interval=0")
+
+
 def journal_mode(cache):
     db = sqlite3.connect(cache)
     try:
@@ -122,17 +140,10 @@ def test_a_first_fetch_killed_or_failed_is_started_again(kombofs, tmp_path):
     kill -9 during the build, or a first fetch that fails, leaves the marker; the next
     start removes the torn cache and fetches everything again. Webhooks that arrive
     during the build are recorded on the receiver's own connection meanwhile."""
-    port = free_port()
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(SECRET)
-    sb = Sandbox(employees=1500, integration_id=INTEGRATION,
-                 webhook_url=f"http://127.0.0.1:{port}/webhook", webhook_secret=SECRET,
-                 webhook_delay=0.01)
-    sb.start()
+    sb, port, hook_args = webhook_sandbox(tmp_path, 1500)
     cache = str(tmp_path / "build.db")
     marker = cache + "-building"
-    args = ("--models=" + ",".join(DIRS), f"--webhook-listen=127.0.0.1:{port}",
-            f"--webhook-secret-file={secret_file}", "--poll-interval=0")
+    args = ("--models=" + ",".join(DIRS), *hook_args)
     try:
         # 1. killed in the middle of the build, with webhooks arriving
         sb.set_faults(slow=0.2)
@@ -188,5 +199,68 @@ def test_a_first_fetch_killed_or_failed_is_started_again(kombofs, tmp_path):
         fs = kombofs(sb, *args, cache=other, mnt=str(tmp_path / "m5"))
         assert "starting it again" in fs.log_text()
         assert mirror_equals(fs, sb) is None and not os.path.exists(other + "-building")
+    finally:
+        sb.stop()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.allow_log_errors
+def test_a_first_fetch_killed_in_a_batch_of_pages_is_started_again(kombofs, tmp_path):
+    """While a new cache is built, the pages of a fast listing share a transaction (up to
+    16 pages or 250 ms, and only while the next page is already downloaded): a commit per
+    page rewrote every index page the page's names touched. A kill -9 in the middle of
+    such a batch leaves the marker, and the next start builds the cache again, whole;
+    webhooks that arrive meanwhile are answered, their event ids recorded between two
+    batches."""
+    sb, port, hook_args = webhook_sandbox(tmp_path, 12000)
+    cache = str(tmp_path / "batch.db")
+    marker = cache + "-building"
+    args = ("--models=employees", *hook_args, "-v")
+    try:
+        # 1. a whole first fetch: its pages went in batches, webhooks answered. Each
+        # page 10 ms late, so that the build lasts long enough to be hit (48 pages), and
+        # is still ahead of the storing thread within the 20 ms it waits for one.
+        sb.set_faults(slow=0.01)
+        fs = kombofs(sb, *args, cache=cache, wait=False)
+        answered = []
+        deadline = time.monotonic() + 120
+        while not (os.path.exists(cache) and os.path.getsize(cache) > 1_000_000):
+            assert time.monotonic() < deadline and fs.proc.poll() is None, fs.log_text()
+            time.sleep(0.002)
+        for _ in range(5):
+            body = data_changed(["hris_employees"])
+            answered.append(post(port, body, sign(SECRET, body))[0])
+        while not is_mounted(fs.mnt):
+            assert time.monotonic() < deadline and fs.proc.poll() is None, fs.log_text()
+            time.sleep(0.02)
+        assert answered == [200] * 5
+        assert "pages committed in one transaction" in fs.log_text(), fs.log_text()[-2000:]
+        assert mirror_equals_dirs(fs, sb, ["employees"]) is None
+        fs.stop()
+        os.unlink(cache)
+
+        # 2. killed while a batch is open (the file has its first batch, not its last)
+        fs = kombofs(sb, *args, cache=cache, mnt=str(tmp_path / "m2"), wait=False)
+        deadline = time.monotonic() + 120
+        while not (os.path.exists(cache) and os.path.getsize(cache) > 1_000_000):
+            assert time.monotonic() < deadline and fs.proc.poll() is None, fs.log_text()
+            time.sleep(0.002)
+        fs.proc.kill()
+        fs.proc.wait()
+        log = fs.log_text()
+        fs.stop()
+        assert "mounted" not in log, "killed after the build ended: the test proves nothing"
+        assert os.path.exists(marker)
+
+        # 3. built again, whole
+        sb.set_faults()
+        fs = kombofs(sb, *args, cache=cache, mnt=str(tmp_path / "m3"))
+        assert "first fetch was interrupted; starting it again" in fs.log_text()
+        assert not os.path.exists(marker)
+        assert mirror_equals_dirs(fs, sb, ["employees"]) is None
+        fs.stop()
+        db = sqlite3.connect(cache)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
     finally:
         sb.stop()
