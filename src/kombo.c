@@ -500,8 +500,13 @@ static enum kombo_result get_page(struct kombo *k, const char *url, const char *
  * (HTTP, gzip, the envelope scan) and follows data.next, up to PIPE_DEPTH
  * pages ahead, while the caller's thread runs the callback on the previous
  * page. The callback still sees every page in order, on the caller's thread.
+ * Six pages ahead, not two: while a first fetch commits a batch of 16 pages
+ * (about 10 ms of writes) the helper goes on, where two filled in 5 ms and
+ * waited; full fetch of 100k employees 0.927x the time (10 rounds
+ * alternating), for about 4 MB more at the peak (one body and its prepared
+ * records per page).
  */
-#define PIPE_DEPTH 2
+#define PIPE_DEPTH 6
 
 struct listed {
     struct buf body;
