@@ -2853,6 +2853,26 @@ static int pin_render(struct pin *p, unsigned which, size_t idx, const char *bod
     return 0;
 }
 
+/* A whole JSONL line of a compact row that fits in the reply goes straight
+ * into it, without the copy in p->last (a cold read of 100k employees copied
+ * its 353 MB once more that way): the line's length, 0 where pin_render
+ * must (a CSV row, a packed or indented body, a line cut by the reply's
+ * end), -1 if the line is not the length counted. */
+static long pin_line_direct(struct pin *p, unsigned which, size_t idx, const char *body,
+                            size_t len, int compact, uint64_t off, char *dst, size_t room)
+{
+    if (which == INO_EXPORT_CSV || !compact || off != p->joff[idx] || len + 1 > room)
+        return 0;
+    if (len + 1 != p->joff[idx + 1] - p->joff[idx]) {
+        log_warnx("cache: model %d: an export row has %zu bytes, %llu were counted", p->model,
+                  len + 1, (unsigned long long)(p->joff[idx + 1] - p->joff[idx]));
+        return -1;
+    }
+    memcpy(dst, body, len);
+    dst[len] = '\n';
+    return (long)(len + 1);
+}
+
 static long pin_read(struct pin *p, unsigned which, char *dst, size_t off, size_t n)
 {
     uint64_t size = pin_size(p, which);
@@ -2893,8 +2913,22 @@ static long pin_read(struct pin *p, unsigned which, char *dst, size_t off, size_
             int compact;
             if (sqlite3_step(s) != SQLITE_ROW ||
                 (uint64_t)sqlite3_column_int64(s, 0) != p->rowid[i] ||
-                body_bytes(&p->dc, p->st[P_DICT], s, 1, 2, AS_JSON, &body, &len, &compact) < 0 ||
-                pin_render(p, which, i, body, len, compact) < 0) {
+                body_bytes(&p->dc, p->st[P_DICT], s, 1, 2, AS_JSON, &body, &len, &compact) < 0) {
+                rc = -EIO;
+                break;
+            }
+            long direct = pin_line_direct(p, which, i, body, len, compact, off, dst + got,
+                                          n - got);
+            if (direct < 0) {
+                rc = -EIO;
+                break;
+            }
+            if (direct > 0) {
+                got += (size_t)direct;
+                off += (size_t)direct;
+                continue;
+            }
+            if (pin_render(p, which, i, body, len, compact) < 0) {
                 rc = -EIO;
                 break;
             }
