@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "ahead.h"
+#include "bdi.h"
 #include "buf.h"
 #include "control.h"
 #include "entry.h"
@@ -187,7 +188,43 @@ struct fsset {
     struct ahead *ahead;            /* reading ahead across files; NULL: --no-read-ahead */
     _Atomic(struct fs *) *trees;    /* [INO_SLOT_MAX + 1] */
     pthread_mutex_t lock;           /* guards the trees' origin names */
+    char *mountpoint;               /* resolved before the mount (fsset_mounting) */
+    char dev[BDI_DEV_SIZE];         /* the mount's device, once found */
+    atomic_int raise_ahead;         /* 1: the first request raises its read-ahead */
 };
+
+void fsset_mounting(struct fsset *set, const char *mountpoint)
+{
+    free(set->mountpoint);
+    set->mountpoint = strncmp(mountpoint, "/dev/fd/", 8) == 0 ? NULL : realpath(mountpoint, NULL);
+}
+
+void fsset_mounted(struct fsset *set)
+{
+    if (!set->mountpoint)
+        return;
+    if (bdi_of_mount(set->mountpoint, set->dev, sizeof set->dev) < 0) {
+        log_debug("read-ahead: %s is not in /proc/self/mountinfo", set->mountpoint);
+        return;
+    }
+    atomic_store(&set->raise_ahead, 1);
+}
+
+/* The first request after INIT (which may lower the read-ahead, not raise it). */
+static void started(fuse_req_t req)
+{
+    struct fsset *set = fuse_req_userdata(req);
+    if (!atomic_load_explicit(&set->raise_ahead, memory_order_relaxed) ||
+        !atomic_exchange(&set->raise_ahead, 0))
+        return;
+    int rc = bdi_set_read_ahead(set->dev, BDI_READ_AHEAD_KB);
+    if (rc < 0)
+        log_debug("read-ahead of %s (bdi %s) left as it is: %s", set->mountpoint, set->dev,
+                  strerror(-rc));
+    else
+        log_debug("read-ahead of %s (bdi %s): %u KiB", set->mountpoint, set->dev,
+                  BDI_READ_AHEAD_KB);
+}
 
 /* The tree a node belongs to, or NULL. */
 static struct fs *tree(fuse_req_t req, uint64_t node)
@@ -248,6 +285,7 @@ void fsset_free(struct fsset *set)
     for (unsigned i = 0; i <= INO_SLOT_MAX; i++)
         fs_free(atomic_load(&set->trees[i]));
     free(set->trees);
+    free(set->mountpoint);
     pthread_mutex_destroy(&set->lock);
     free(set);
 }
@@ -706,6 +744,7 @@ static void lookup_dot(fuse_req_t req, struct fs *fs, uint64_t node, int dotdot)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     metrics_fuse_request(ino_slot(parent), METRICS_FUSE_LOOKUP);
+    started(req);
     struct fs *fs = tree(req, parent);
     if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) {
         lookup_dot(req, counted(fs, C_LOOKUP), parent, name[1] == '.');
@@ -729,6 +768,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     metrics_fuse_request(ino_slot(ino), METRICS_FUSE_GETATTR);
+    started(req);
     struct stat st;
     (void)fi;
     struct fs *fs = counted(tree(req, ino), C_GETATTR);
@@ -1118,6 +1158,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     metrics_fuse_request(ino_slot(ino), METRICS_FUSE_READDIR);
+    started(req);
     do_readdir(req, ino, size, off, 0, fi);
 }
 
@@ -1125,12 +1166,14 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
                            struct fuse_file_info *fi)
 {
     metrics_fuse_request(ino_slot(ino), METRICS_FUSE_READDIRPLUS);
+    started(req);
     do_readdir(req, ino, size, off, 1, fi);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     metrics_fuse_request(ino_slot(ino), METRICS_FUSE_OPENDIR);
+    started(req);
     struct stat st;
     struct fs *fs = tree(req, ino);
     int rc = fs ? stat_node(fs, ino, &st) : -ENOENT;
@@ -1278,6 +1321,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     metrics_fuse_request(ino_slot(ino), METRICS_FUSE_READ);
+    started(req);
     struct fs *fs = tree(req, ino);
     (void)fi;
     enum ino_kind kind = ino_kind(ino);
@@ -1520,6 +1564,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     metrics_fuse_request(ino_slot(ino), METRICS_FUSE_STATFS);
+    started(req);
     struct statvfs sv;
     (void)ino;
     memset(&sv, 0, sizeof sv);

@@ -57,6 +57,13 @@ void fsset_stop(struct fsset *set);
 void fsset_put(struct fsset *set, struct fs *fs);
 void fsset_free(struct fsset *set);
 
+/* Resolve the mount point before the mount (bdi.h); after it, fsset_mounted()
+ * finds the mount's device, and the first request after INIT raises its
+ * read-ahead to BDI_READ_AHEAD_KB (root only; a debug line says what came
+ * of it). A mount point given as /dev/fd/N is left as it is. */
+void fsset_mounting(struct fsset *set, const char *mountpoint);
+void fsset_mounted(struct fsset *set);
+
 /* Create the FUSE session (parses the FUSE options; nothing is mounted).
  * Returns NULL on bad options (libfuse has printed why). */
 struct fuse_session *fs_session(struct fsset *set);

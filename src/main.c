@@ -400,9 +400,11 @@ static int run_multi(struct daemon *d)
     }
     if (start_metrics(d) < 0)
         return 1;
+    fsset_mounting(d->fsset, d->o.mountpoint);
     if (fuse_session_mount(d->se, d->o.mountpoint) < 0)
         return 1;
     d->mounted = 1;
+    fsset_mounted(d->fsset);
     log_info("mounted %s integrations on %s", d->o.source ? d->o.source : "kombo",
              d->o.mountpoint);
     if (notify_start(d->nt, d->se) < 0 || mset_start(d->mset) < 0)
@@ -480,9 +482,11 @@ static int run(struct daemon *d)
         log_errx("cache %s: cannot finish its first build; nothing was mounted", d->o.cache);
         return 1;
     }
+    fsset_mounting(d->fsset, d->o.mountpoint);
     if (fuse_session_mount(d->se, d->o.mountpoint) < 0)
         return 1;
     d->mounted = 1;
+    fsset_mounted(d->fsset);
     log_info("mounted %s on %s", d->o.integration, d->o.mountpoint);
 
     if (notify_start(d->nt, d->se) < 0)

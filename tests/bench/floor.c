@@ -22,6 +22,8 @@
  *     mtime and ctime all equal to the source's mtime;
  *   - getxattr: ENOTSUP outside user.* (so `ls -l` stops asking), ENODATA
  *     inside; listxattr: an empty list; anything that writes: EROFS;
+ *   - the mount's read-ahead raised to BDI_READ_AHEAD_KB (1 MiB) by the first
+ *     request after INIT, root only (src/bdi.h);
  *   - mount options default_permissions,fsname=...,subtype=...; the
  *     multi-threaded loop with clone_fd 0, 10 threads, 10 idle (kombofs's
  *     defaults); -s: the single-threaded loop (kombofs -s).
@@ -52,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -63,6 +66,8 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bdi.h"
 
 #define FS_TIMEOUT 86400.0      /* src/fs.c */
 #define CHUNK (64u << 20)       /* arena chunk for file contents and names */
@@ -293,9 +298,17 @@ static const char *const op_names[C_COUNT] = {
 static _Atomic long counts[C_COUNT];     /* since the start */
 static long counts_unmount[C_COUNT];     /* at the previous unmount */
 
+/* The mount's read-ahead, raised as kombofs raises it (src/bdi.h): by the
+ * first request after INIT, root only. */
+static char mnt_real[PATH_MAX];
+static char bdi_dev[BDI_DEV_SIZE];
+static atomic_int raise_ahead;
+
 static void count(int c)
 {
     atomic_fetch_add_explicit(&counts[c], 1, memory_order_relaxed);
+    if (atomic_load_explicit(&raise_ahead, memory_order_relaxed) && atomic_exchange(&raise_ahead, 0))
+        bdi_set_read_ahead(bdi_dev, BDI_READ_AHEAD_KB);
 }
 
 /* Node id = index + 1, so the root is FUSE_ROOT_ID. */
@@ -695,8 +708,12 @@ static int serve(const char *mnt, int foreground, int single, int debug, int *da
     int rc = -1;
     if (fuse_set_signal_handlers(se) < 0)
         goto out;
+    if (!mnt_real[0] && !realpath(mnt, mnt_real))
+        mnt_real[0] = '\0';
     if (fuse_session_mount(se, mnt) < 0)
         goto out_signals;
+    if (mnt_real[0] && bdi_of_mount(mnt_real, bdi_dev, sizeof bdi_dev) == 0)
+        atomic_store(&raise_ahead, 1);
     if (!*daemonised) {
         if (fuse_daemonize(foreground) < 0)
             goto out_unmount;

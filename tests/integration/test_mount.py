@@ -63,6 +63,30 @@ def test_mount_type_and_modes(sandbox, kombofs):
     assert st.st_uid == os.getuid()
 
 
+def mount_device(path):
+    """The major:minor of the last mount on path (/proc/self/mountinfo)."""
+    dev = None
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == os.path.realpath(path):
+                dev = fields[2]
+    return dev
+
+
+def test_the_mount_reads_ahead_a_mebibyte(sandbox, kombofs):
+    """bdi.h: a FUSE mount starts at 128 KiB of read-ahead; the first request after INIT
+    raises it to 1024 KiB, so a large file (an export) is read in READs of 1 MiB."""
+    fs = kombofs(sandbox)
+    os.stat(fs.mnt)                     # a request: the raise is done before its reply
+    dev = mount_device(fs.mnt)
+    with open(f"/sys/class/bdi/{dev}/read_ahead_kb", encoding="ascii") as f:
+        assert f.read().strip() == "1024"
+    size = os.path.getsize(fs.path("exports", "employees.jsonl"))
+    with open(fs.path("exports", "employees.jsonl"), "rb") as f:
+        assert len(f.read()) == size
+
+
 def test_everything_is_read_only(sandbox, kombofs):
     fs = kombofs(sandbox)
     name = os.listdir(fs.path("employees"))[0]
