@@ -2856,8 +2856,9 @@ static int pin_render(struct pin *p, unsigned which, size_t idx, const char *bod
 /* A whole JSONL line of a compact row that fits in the reply goes straight
  * into it, without the copy in p->last (a cold read of 100k employees copied
  * its 353 MB once more that way): the line's length, 0 where pin_render
- * must (a CSV row, a packed or indented body, a line cut by the reply's
- * end), -1 if the line is not the length counted. */
+ * must (a CSV row, a body kept indented by an older cache, a line cut by the
+ * reply's end), -1 if the line is not the length counted. A packed body is
+ * compact once decoded. */
 static long pin_line_direct(struct pin *p, unsigned which, size_t idx, const char *body,
                             size_t len, int compact, uint64_t off, char *dst, size_t room)
 {
