@@ -10,9 +10,11 @@ import time
 
 import pytest
 
+import conftest
 from conftest import INTEGRATION, is_mounted, read_dir
 from kombo_sandbox import Sandbox
 from sandbox_webhooks import sign
+from test_soak import sanitized
 from test_webhook import free_port, post, data_changed
 
 DIRS = ["employees", "employments", "time-off-balances"]
@@ -234,7 +236,12 @@ def test_a_first_fetch_killed_in_a_batch_of_pages_is_started_again(kombofs, tmp_
             assert time.monotonic() < deadline and fs.proc.poll() is None, fs.log_text()
             time.sleep(0.02)
         assert answered == [200] * 5
-        assert "pages committed in one transaction" in fs.log_text(), fs.log_text()[-2000:]
+        # A batch goes on only while the next page is already downloaded or comes within
+        # 20 ms. Under AddressSanitizer the download thread takes 22-30 ms a page (its
+        # scan and derivations are instrumented) and the writer less, so each page is
+        # rightly committed alone there: the batches are a property of the plain build.
+        if not sanitized(conftest.KOMBOFS):
+            assert "pages committed in one transaction" in fs.log_text(), fs.log_text()[-2000:]
         assert mirror_equals_dirs(fs, sb, ["employees"]) is None
         fs.stop()
         os.unlink(cache)
