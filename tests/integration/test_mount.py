@@ -85,6 +85,14 @@ def test_the_mount_reads_ahead_a_mebibyte(sandbox, kombofs):
     size = os.path.getsize(fs.path("exports", "employees.jsonl"))
     with open(fs.path("exports", "employees.jsonl"), "rb") as f:
         assert len(f.read()) == size
+    # raised once, at the first request: a value an operator writes afterwards is kept
+    with open(f"/sys/class/bdi/{dev}/read_ahead_kb", "w", encoding="ascii") as f:
+        f.write("256")
+    read_dir(fs, "employees")
+    with open(fs.path("exports", "employees.jsonl"), "rb") as f:
+        assert len(f.read()) == size
+    with open(f"/sys/class/bdi/{dev}/read_ahead_kb", encoding="ascii") as f:
+        assert f.read().strip() == "256"
 
 
 def test_everything_is_read_only(sandbox, kombofs):
