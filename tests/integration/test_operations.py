@@ -491,12 +491,13 @@ def test_template_unit_verifies(tmp_path):
 def test_the_template_credentials_mount_and_a_slave_namespace_hides_the_mount(sandbox, tmp_path):
     """What the template gives kombofs, reproduced with setpriv: a user that is not root
     (nobody), CAP_SYS_ADMIN as its only (ambient) capability, no_new_privs (so a setuid
-    fusermount3 could not help). It mounts and serves. It runs in a mount namespace that is
+    fusermount3 could not help). It mounts and serves, and keeps the kernel's read-ahead,
+    which the unit's ExecStartPost= lines then raise. It runs in a mount namespace that is
     a slave of ours, as systemd's ProtectSystem=/PrivateTmp= make one: the mount is not seen
     here, which is why the template uses none of them. /dev/fuse is 0666 on a normal host
     (the kernel's default); this container has it 0600, so the namespace gets a 0666 node."""
-    if not shutil.which("setpriv") or not shutil.which("unshare"):
-        pytest.skip("setpriv/unshare (util-linux) not installed")
+    if not all(shutil.which(t) for t in ("setpriv", "unshare", "findmnt")):
+        pytest.skip("setpriv, unshare or findmnt (util-linux) not installed")
     import pwd
     nobody = pwd.getpwnam("nobody")
     _, unit = configured_template(tmp_path)
