@@ -43,6 +43,13 @@ def log_errors(text, context=60):
     return "\n".join(out)
 
 
+def sanitized(binary):
+    """Whether binary is built with AddressSanitizer, which keeps freed memory in
+    quarantine (RSS says nothing there) and slows some threads more than others."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    return "libasan" in out
+
+
 def is_mounted(path):
     path = os.path.realpath(path)
     with open("/proc/self/mounts", encoding="utf-8") as f:

@@ -11,10 +11,9 @@ import time
 import pytest
 
 import conftest
-from conftest import INTEGRATION, is_mounted, read_dir
+from conftest import INTEGRATION, is_mounted, read_dir, sanitized
 from kombo_sandbox import Sandbox
 from sandbox_webhooks import sign
-from test_soak import sanitized
 from test_webhook import free_port, post, data_changed
 
 DIRS = ["employees", "employments", "time-off-balances"]

@@ -683,7 +683,8 @@ exit 3
     status_copy = tmp_path / "status.json"
     drop = b["Least privilege without systemd: `mount.fuse3 -o drop_privileges`"][0]
     assert drop.count("umount /srv/hr") == 1
-    drop = drop.replace("umount /srv/hr", f"""ls /srv/hr/employees | wc -l
+    drop = drop.replace("umount /srv/hr", f"""grep -qx 1024 "/sys/class/bdi/$(findmnt -nrf -d backward -o MAJ:MIN --mountpoint /srv/hr)/read_ahead_kb"
+ls /srv/hr/employees | wc -l
 stat -c "gid=%g" /srv/hr/employees | grep -q "=$(getent group hr | cut -d: -f3)$"; echo gid-ok
 echo monitor:
 {monitor}cat /srv/hr/.status > {status_copy}

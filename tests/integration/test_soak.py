@@ -7,13 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import KOMBOFS, ROOT
-
-
-def sanitized(binary):
-    """AddressSanitizer keeps freed memory in quarantine: RSS says nothing there."""
-    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
-    return "libasan" in out
+from conftest import KOMBOFS, ROOT, sanitized
 
 
 @pytest.mark.timeout(240)

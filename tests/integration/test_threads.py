@@ -9,7 +9,7 @@ import time
 import pytest
 
 import conftest
-from test_soak import sanitized
+from conftest import sanitized
 
 
 def cache_fds(pid, cache):
