@@ -532,7 +532,7 @@ static void prepare_record(const char *body, const struct jtext_page *page, size
 {
     size_t off = page->results[i].off, len = page->results[i].len;
     const struct jtext_result *info = &page->info[i];
-    const struct jtext_member *mem = page->members + info->first;
+    const struct jtext_member *mem = jtext_page_members(page, i);
     const char *text = body + off;
     fields_init(r->fl);
     jtext_member_fields(text, mem, info->nmembers, r->fl, F_COUNT);

@@ -112,6 +112,15 @@ int jtext_page_parse(const char *body, size_t len, struct jtext_page *page,
                      const char **msg);
 void jtext_page_free(struct jtext_page *page);
 
+/* The members of element i (borrowed from page), or NULL when it has none: a
+ * page whose elements hold no members at all has page->members NULL, and
+ * NULL + 0 is undefined in C (found by fuzz_page; regressions/page). */
+static inline const struct jtext_member *jtext_page_members(const struct jtext_page *page,
+                                                            size_t i)
+{
+    return page->info[i].nmembers ? page->members + page->info[i].first : NULL;
+}
+
 /* The fields of an object from its members (text: the object's first byte,
  * m[0..n) as jtext_page_parse located them), as jtext_fields reads them: the
  * first member of each name, a string decoded. Free the strings with

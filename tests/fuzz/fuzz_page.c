@@ -293,7 +293,7 @@ static void check_members(const char *body, const struct jtext_page *page, size_
     const char *t = body + page->results[i].off;
     size_t n = page->results[i].len;
     const struct jtext_result *in = &page->info[i];
-    const struct jtext_member *m = page->members + in->first;
+    const struct jtext_member *m = jtext_page_members(page, i);
     struct jtext_sizes sz;
     FUZZ_CHECK(jtext_pretty_fields(t, n, NULL, NULL, 0, &sz) == 0, "result %zu refused", i);
     FUZZ_CHECK(sz.pretty == in->sizes.pretty && sz.compact == in->sizes.compact &&

@@ -196,7 +196,7 @@ static void test_pretty_fields(void)
         const char *msg;
         if (same && jtext_page_parse(body.data, body.len, &pg, &msg) == 0 && pg.nresults == 2) {
             const struct jtext_result *r = &pg.info[1];
-            const struct jtext_member *m = pg.members + r->first;
+            const struct jtext_member *m = jtext_page_members(&pg, 1);
             const char *el = body.data + pg.results[1].off;
             size_t lead = pg.results[1].off - at_in;     /* white space before it */
             struct jtext_field d[4] = { { .key = "id" }, { .key = "changed_at" },
