@@ -24,6 +24,11 @@
 #define NEAR 8                  /* files a READ may skip and still continue a walk */
 #define MAX_FILE (1024 * 1024)  /* larger records are left to the reader's READs */
 #define NAME_LEN 256
+#define NSTAGED 64              /* files rendered and waiting, per storer */
+#define NSTORERS 2              /* threads storing the pages */
+#define RUN 16                  /* files in a row for one storer */
+#define STAGED_BYTES (2u << 20) /* bytes staged per storer, beyond one file */
+#define STAGED_KEEP (64 * 1024) /* a slot keeps its buffer for the next file up to this */
 
 enum order { NONE, BY_ROWID, BY_NAME };
 
@@ -68,6 +73,30 @@ struct job {
     char front_name[NAME_LEN];
 };
 
+/* A file the pusher laid out, for a storer to push. Each storer's ring has a
+ * single producer (the pusher) and a single consumer (that storer): slots
+ * [shead, shead + slen) are the storer's, the others the pusher's; the
+ * indices and bytes change under a->lock. */
+struct staged {
+    uint64_t ino;               /* the node with its slot */
+    int scan;
+    uint64_t gen;
+    struct store *st;
+    uint64_t rowid;             /* its place (struct pos) */
+    char name[NAME_LEN];
+    size_t len, cap;
+    char *data;
+};
+
+struct storer {
+    struct ahead *a;
+    struct staged ring[NSTAGED];
+    int shead, slen, room_wanted;
+    size_t bytes;               /* of the slen files staged */
+    pthread_cond_t ready, room; /* something to store; room for the pusher */
+    pthread_t thread;
+};
+
 struct ahead {
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -78,9 +107,11 @@ struct ahead {
     uint64_t clock;
     int max_files;
     size_t max_bytes;
+    struct storer storers[NSTORERS];
     pthread_t thread;
-    int started, stop;
-    atomic_long n_scans, n_batches, n_files, n_bytes, n_not_held, n_far;
+    int started, stop;          /* started: the pusher runs */
+    int nstorers;               /* storers running */
+    atomic_long n_scans, n_batches, n_files, n_bytes, n_not_held, n_far, n_overtaken, n_late;
 };
 
 struct ahead *ahead_new(int max_files, size_t max_bytes)
@@ -90,6 +121,11 @@ struct ahead *ahead_new(int max_files, size_t max_bytes)
         abort();
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->wake, NULL);
+    for (int i = 0; i < NSTORERS; i++) {
+        a->storers[i].a = a;
+        pthread_cond_init(&a->storers[i].ready, NULL);
+        pthread_cond_init(&a->storers[i].room, NULL);
+    }
     a->max_files = max_files < FIRST_WINDOW ? FIRST_WINDOW : max_files;
     a->max_bytes = max_bytes;
     return a;
@@ -137,6 +173,7 @@ struct pushing {
     const struct job *j;
     struct fuse_session *se;
     int i, trip, leap;
+    unsigned next;              /* the storer of the next file */
     size_t bytes;
 };
 
@@ -174,6 +211,7 @@ static int push_one(void *ctx, const char *name, const struct store_attr *attr, 
         /* Overtaken (a fast reader, a busy machine): leave the next few to the
          * reader's own READs and push from beyond them. */
         p->leap = LEAP;
+        atomic_fetch_add(&a->n_overtaken, 1);
         return 0;
     }
     if (p->leap > 0) {
@@ -182,15 +220,95 @@ static int push_one(void *ctx, const char *name, const struct store_attr *attr, 
     }
     if (i == p->trip || len == 0 || len > MAX_FILE || len != attr->size)
         return 0;
-    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
-    bv.buf[0].mem = (void *)body;
-    if (fuse_lowlevel_notify_store(p->se, ino_with_slot(attr->node, j->slot), 0, &bv, 0) == 0) {
-        atomic_fetch_add(&a->n_files, 1);
-        atomic_fetch_add(&a->n_bytes, (long)len);
-    } else {
-        atomic_fetch_add(&a->n_not_held, 1);   /* -ENOENT: the kernel holds no such inode */
+    /* Hand the bytes to a storer, whose writes to /dev/fuse (the kernel
+     * storing the pages) then overlap the next files' listing and layout. */
+    struct storer *w = &a->storers[p->next++ / RUN % NSTORERS];
+    pthread_mutex_lock(&a->lock);
+    if (w->slen == NSTAGED || (w->slen > 0 && w->bytes + len > STAGED_BYTES)) {
+        /* Full: wait until the storer has drained half, not a slot (a wake-up
+         * per file would cost both threads more than it saves). */
+        w->room_wanted = 1;
+        while ((w->slen > NSTAGED / 2 || w->bytes > STAGED_BYTES / 2) && current(a, j))
+            pthread_cond_wait(&w->room, &a->lock);
+        w->room_wanted = 0;
     }
+    cur = current(a, j);
+    int t = (w->shead + w->slen) % NSTAGED;
+    pthread_mutex_unlock(&a->lock);
+    if (!cur)
+        return 1;
+    struct staged *f = &w->ring[t];
+    if (f->cap < len) {
+        free(f->data);
+        if (!(f->data = malloc(len)))
+            abort();
+        f->cap = len;
+    }
+    memcpy(f->data, body, len);
+    f->len = len;
+    f->ino = ino_with_slot(attr->node, j->slot);
+    f->rowid = e.rowid;
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->scan = j->scan;
+    f->gen = j->gen;
+    f->st = j->st;
+    pthread_mutex_lock(&a->lock);
+    w->bytes += len;
+    if (w->slen++ == 0)
+        pthread_cond_signal(&w->ready);
+    pthread_mutex_unlock(&a->lock);
     return 0;
+}
+
+/* A storer: pushes what the pusher staged for it, in its order. A file of a
+ * walk that started again, one the reader already got to (it READ it), or
+ * one of a stopped daemon is dropped, not pushed. */
+static void *storer(void *arg)
+{
+    struct storer *w = arg;
+    struct ahead *a = w->a;
+    pthread_mutex_lock(&a->lock);
+    for (;;) {
+        while (!a->stop && w->slen == 0)
+            pthread_cond_wait(&w->ready, &a->lock);
+        if (a->stop)
+            break;
+        struct staged *f = &w->ring[w->shead];
+        const struct scan *sc = &a->scans[f->scan];
+        struct fuse_session *se = a->se;
+        struct pos e = { f->rowid, f->name };
+        int walk = se && sc->st == f->st && sc->gen == f->gen, late = walk && passed(sc, &e);
+        pthread_mutex_unlock(&a->lock);
+        if (late)
+            atomic_fetch_add(&a->n_late, 1);
+        /* After the request loop ends nothing answers a READ still queued in
+         * the kernel, and a push onto its locked page would wait for ever. */
+        if (walk && !late && !fuse_session_exited(se)) {
+            struct fuse_bufvec bv = FUSE_BUFVEC_INIT(f->len);
+            bv.buf[0].mem = f->data;
+            if (fuse_lowlevel_notify_store(se, f->ino, 0, &bv, 0) == 0) {
+                atomic_fetch_add(&a->n_files, 1);
+                atomic_fetch_add(&a->n_bytes, (long)f->len);
+            } else {
+                atomic_fetch_add(&a->n_not_held, 1);  /* -ENOENT: no such inode held */
+            }
+        }
+        if (f->cap > STAGED_KEEP) {
+            free(f->data);
+            f->data = NULL;
+            f->cap = 0;
+        }
+        pthread_mutex_lock(&a->lock);
+        w->shead = (w->shead + 1) % NSTAGED;
+        w->slen--;
+        w->bytes -= f->len;
+        if (w->room_wanted && w->slen <= NSTAGED / 2 && w->bytes <= STAGED_BYTES / 2)
+            pthread_cond_signal(&w->room);
+    }
+    w->slen = 0;
+    w->bytes = 0;
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
 }
 
 /* Files the READ of a probing job skipped since the walk's front, up to
@@ -226,7 +344,7 @@ static void push_batch(struct ahead *a, struct job *j)
     pthread_mutex_lock(&a->lock);
     if (far && current(a, j))
         a->scans[j->scan].window = FIRST_WINDOW;
-    struct pushing p = { a, j, a->se, 0, j->count >= 8 ? j->count / 2 : -1, 0, 0 };
+    struct pushing p = { a, j, a->se, 0, j->count >= 8 ? j->count / 2 : -1, 0, 0, 0 };
     pthread_mutex_unlock(&a->lock);
     /* One statement for the batch: the bytes come with the listing. */
     if (j->model == AHEAD_CHANGES) {
@@ -292,7 +410,13 @@ static void enqueue(struct ahead *a, struct scan *sc, int from_end, const struct
     if (a->qlen == NQUEUE)
         return;     /* the pusher is behind: the reader's READs serve it */
     if (!a->started) {
-        if (pthread_create(&a->thread, NULL, pusher, a) != 0)
+        /* The storers first: a pusher never runs without them. A thread that
+         * cannot be made leaves this scan to the reader's READs; the next
+         * batch tries again. */
+        while (a->nstorers < NSTORERS && pthread_create(&a->storers[a->nstorers].thread, NULL,
+                                                        storer, &a->storers[a->nstorers]) == 0)
+            a->nstorers++;
+        if (a->nstorers < NSTORERS || pthread_create(&a->thread, NULL, pusher, a) != 0)
             return;
         a->started = 1;
     }
@@ -384,12 +508,19 @@ void ahead_stop(struct ahead *a)
         return;
     pthread_mutex_lock(&a->lock);
     a->stop = 1;
-    int started = a->started;
+    int started = a->started, nstorers = a->nstorers;
     a->started = 0;
+    a->nstorers = 0;
     pthread_cond_broadcast(&a->wake);
+    for (int i = 0; i < NSTORERS; i++) {
+        pthread_cond_broadcast(&a->storers[i].ready);
+        pthread_cond_broadcast(&a->storers[i].room);
+    }
     pthread_mutex_unlock(&a->lock);
     if (started)
         pthread_join(a->thread, NULL);
+    for (int i = 0; i < nstorers; i++)
+        pthread_join(a->storers[i].thread, NULL);
 }
 
 void ahead_free(struct ahead *a)
@@ -397,6 +528,12 @@ void ahead_free(struct ahead *a)
     if (!a)
         return;
     ahead_stop(a);
+    for (int i = 0; i < NSTORERS; i++) {
+        for (int k = 0; k < NSTAGED; k++)
+            free(a->storers[i].ring[k].data);
+        pthread_cond_destroy(&a->storers[i].ready);
+        pthread_cond_destroy(&a->storers[i].room);
+    }
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->wake);
     free(a);
@@ -406,10 +543,12 @@ void *ahead_stats(struct ahead *a)
 {
     if (!a)
         return json_null();
-    return json_pack("{sI sI sI sI sI sI}", "scans", (json_int_t)atomic_load(&a->n_scans),
+    return json_pack("{sI sI sI sI sI sI sI sI}", "scans", (json_int_t)atomic_load(&a->n_scans),
                      "batches", (json_int_t)atomic_load(&a->n_batches), "files",
                      (json_int_t)atomic_load(&a->n_files), "bytes",
                      (json_int_t)atomic_load(&a->n_bytes), "not_held",
                      (json_int_t)atomic_load(&a->n_not_held), "far",
-                     (json_int_t)atomic_load(&a->n_far));
+                     (json_int_t)atomic_load(&a->n_far), "overtaken",
+                     (json_int_t)atomic_load(&a->n_overtaken), "late",
+                     (json_int_t)atomic_load(&a->n_late));
 }

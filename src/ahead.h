@@ -25,10 +25,14 @@
  * version's node; a record that changes gets a new node, and the notifier's
  * entry invalidation makes the next reader look the new one up.
  *
- * Threads: ahead_read() on FUSE workers (it never blocks on the pusher, and
- * the pusher never runs in a request handler, so a push never waits for a
- * page that the pushing thread's own reply would unlock). One mutex guards
- * the scans and the queue.
+ * Threads: ahead_read() on FUSE workers (it never blocks on the pusher). The
+ * pusher lists a batch and lays each file out; two storers take the files
+ * from it (16 in a row each, through a ring of 64 files or 2 MiB apiece) and
+ * push them, so the kernel's storing of one file's pages overlaps the next
+ * files' layout. A storer drops a file the reader has already READ. None of
+ * them runs in a request handler, so a push never waits for a page that the
+ * pushing thread's own reply would unlock. One mutex guards the scans, the
+ * queue and the rings; ahead_stop() wakes and joins all three threads.
  *
  * Ownership: the stores and the session given are borrowed; they must outlive
  * ahead_stop(). ahead_stats() returns a NEW jansson reference (json_t *).
@@ -58,9 +62,12 @@ void ahead_read(struct ahead *a, struct store *st, uint64_t node, int model, con
 /* Stop the pusher (before the session and the stores go). NULL is fine. */
 void ahead_stop(struct ahead *a);
 void ahead_free(struct ahead *a);
-/* {"scans", "batches", "files", "bytes", "not_held", "far"}: what was pushed;
- * "far" counts READs beyond a walk's window that skipped more than a few
- * files (a warm tree's dropped file), after which the window starts again. */
+/* {"scans", "batches", "files", "bytes", "not_held", "far", "overtaken",
+ * "late"}: what was pushed; "far" counts READs beyond a walk's window that
+ * skipped more than a few files (a warm tree's dropped file), after which the
+ * window starts again; "overtaken" the times the pusher found the reader
+ * ahead of it (it then leaves the next 8 files to the reader), "late" the
+ * files a storer dropped because the reader had READ them meanwhile. */
 void *ahead_stats(struct ahead *a);
 
 #endif
