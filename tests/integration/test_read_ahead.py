@@ -214,7 +214,7 @@ def test_a_scan_of_the_change_log_is_read_ahead_too(sandbox, kombofs, tmp_path):
 
 @pytest.mark.sandbox(employees=600)
 def test_large_files_in_a_scan_are_pushed_whole(sandbox, kombofs, tmp_path):
-    # A file of the scan goes from the lister to a storer through a buffer of its own;
+    # A file of the scan goes from the pusher to a storer through a buffer of its own;
     # one over 64 KiB gets a buffer for itself, freed once stored. Every 7th file here is
     # 100-300 KB (a long job title), the rest 3-4 KB: both kinds in one window.
     cache = str(tmp_path / "cache.db")
