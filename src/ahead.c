@@ -79,7 +79,7 @@ struct job {
  * indices and bytes change under a->lock. */
 struct staged {
     uint64_t ino;               /* the node with its slot */
-    int scan;
+    int scan, model;            /* its walk (same_walk) */
     uint64_t gen;
     struct store *st;
     uint64_t rowid;             /* its place (struct pos) */
@@ -162,10 +162,18 @@ static int passed(const struct scan *sc, const struct pos *e)
                                 : e->rowid <= sc->last_rowid;
 }
 
+/* Whether walk (scan, st, model, gen) is still the one scan slot `scan`
+ * follows. With a->lock held. */
+static int same_walk(const struct ahead *a, int scan, const struct store *st, int model,
+                     uint64_t gen)
+{
+    const struct scan *sc = &a->scans[scan];
+    return sc->st == st && sc->model == model && sc->gen == gen;
+}
+
 static int current(const struct ahead *a, const struct job *j)
 {
-    const struct scan *sc = &a->scans[j->scan];
-    return !a->stop && sc->st == j->st && sc->model == j->model && sc->gen == j->gen;
+    return !a->stop && same_walk(a, j->scan, j->st, j->model, j->gen);
 }
 
 struct pushing {
@@ -250,6 +258,7 @@ static int push_one(void *ctx, const char *name, const struct store_attr *attr, 
     f->rowid = e.rowid;
     snprintf(f->name, sizeof f->name, "%s", name);
     f->scan = j->scan;
+    f->model = j->model;
     f->gen = j->gen;
     f->st = j->st;
     pthread_mutex_lock(&a->lock);
@@ -277,7 +286,8 @@ static void *storer(void *arg)
         const struct scan *sc = &a->scans[f->scan];
         struct fuse_session *se = a->se;
         struct pos e = { f->rowid, f->name };
-        int walk = se && sc->st == f->st && sc->gen == f->gen, late = walk && passed(sc, &e);
+        int walk = se && same_walk(a, f->scan, f->st, f->model, f->gen),
+            late = walk && passed(sc, &e);
         pthread_mutex_unlock(&a->lock);
         if (late)
             atomic_fetch_add(&a->n_late, 1);
